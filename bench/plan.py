@@ -1,0 +1,121 @@
+"""Suite → plan: the variants to build and measure, and those skipped with the reason.
+
+Invalid combinations (TensorRT on CPU, static INT8 in PyTorch, ...) are suite errors (exit 2).
+Valid combinations this machine or this release cannot run are skipped, with the reason printed by
+`bench plan` and `bench run`, and never reported as measured.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from dataclasses import asdict, dataclass
+from functools import cache
+
+from bench.errors import BenchError
+from bench.suite import Suite
+
+# Which precisions make sense for each format.
+VALID_PRECISIONS = {
+    "pytorch": {"fp32", "fp16", "bf16", "int8-dynamic"},
+    "onnx": {"fp32", "fp16", "int8-dynamic", "int8-static"},
+    "tensorrt": {"fp32", "fp16", "int8"},
+}
+# What this release builds and measures; everything else valid is planned as skipped.
+IMPLEMENTED = {("pytorch", "fp32"), ("onnx", "fp32")}
+
+
+@dataclass(frozen=True, order=True)
+class Variant:
+    model: str  # teacher | student
+    format: str  # pytorch | onnx | tensorrt
+    precision: str
+    device: str  # cpu | cuda
+    threads: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}-{self.format}-{self.precision}-{self.device}-t{self.threads}"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    variant: Variant
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    variants: list[Variant]
+    skipped: list[Skipped]
+
+
+@cache
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@cache
+def ort_providers() -> tuple[str, ...]:
+    if importlib.util.find_spec("onnxruntime") is None:
+        return ()
+    import onnxruntime
+
+    return tuple(onnxruntime.get_available_providers())
+
+
+def _skip_reason(v: Variant) -> str | None:
+    if v.device == "cpu" and v.precision in ("fp16", "bf16"):
+        return f"{v.precision} on cpu: planned for cuda devices only"
+    if (v.format, v.precision) not in IMPLEMENTED:
+        return f"{v.format} {v.precision}: not implemented in this release (see the compression issue)"
+    if v.format == "onnx" and not ort_providers():
+        return "onnx: onnxruntime is not installed (pip install 'bench[onnx]')"
+    if v.device == "cuda":
+        if not cuda_available():
+            return "cuda: no GPU (torch.cuda.is_available() is False)"
+        if v.format == "onnx" and "CUDAExecutionProvider" not in ort_providers():
+            return "cuda: onnxruntime has no CUDAExecutionProvider (pip install 'bench[gpu]')"
+    return None
+
+
+def _check_valid(index: int, fmt: str, precision: str, device: str, file: str) -> None:
+    where = f"{file}: variants[{index}]"
+    if precision not in VALID_PRECISIONS[fmt]:
+        allowed = ", ".join(sorted(VALID_PRECISIONS[fmt]))
+        raise BenchError(f"{where}.precision: {fmt} does not support {precision} (allowed: {allowed})")
+    if fmt == "tensorrt" and device != "cuda":
+        raise BenchError(f"{where}.device: tensorrt runs on cuda only, got {device!r}")
+
+
+def make_plan(suite: Suite, file: str = "suite") -> Plan:
+    """Expand every variants line into the product of its lists, one variant per thread count."""
+    seen: dict[Variant, None] = {}
+    for i, spec in enumerate(suite.variants):
+        for model, fmt, precision, device in itertools.product(
+            spec.model, spec.format, spec.precision, spec.device
+        ):
+            _check_valid(i, fmt, precision, device, file)
+            # Threads only matter on CPU; a GPU variant is measured once.
+            threads = suite.measure.threads if device == "cpu" else [suite.measure.threads[0]]
+            for t in threads:
+                seen.setdefault(Variant(model, fmt, precision, device, t))
+    runnable, skipped = [], []
+    for v in seen:
+        reason = _skip_reason(v)
+        (skipped.append(Skipped(v, reason)) if reason else runnable.append(v))
+    return Plan(variants=runnable, skipped=skipped)
+
+
+def format_plan(plan: Plan, suite: Suite) -> str:
+    lines = [f"suite {suite.name}: {len(plan.variants)} variant(s) to measure, {len(plan.skipped)} skipped"]
+    for v in plan.variants:
+        lines.append(f"  run   {v.id}")
+    for s in plan.skipped:
+        lines.append(f"  skip  {s.variant.id}: {s.reason}")
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""`bench run`: suite → plan → artifacts → one measured row per variant → results.jsonl + run.json.
+
+A run directory is results/<suite>/<run-id>/. Passing an existing --run-id resumes that run: the
+variants that already have a complete row are not measured again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from bench import __version__
+from bench.artifacts import ArtifactStore, write_json_atomic
+from bench.build import Built, build_all
+from bench.data import load_task_data
+from bench.envinfo import environment
+from bench.errors import BenchError
+from bench.measure.isolate import run_isolated
+from bench.models import parse_source
+from bench.plan import Plan, Variant, make_plan
+from bench.results import RUN_FILE, SCHEMA_VERSION, append_row, read_rows
+from bench.suite import Suite, load_suite, suite_to_dict
+
+log = logging.getLogger(__name__)
+
+
+def confined(root: Path, *parts: str) -> Path:
+    """root/parts, refusing anything that resolves outside root (e.g. a run id of '../../etc')."""
+    root = root.resolve()
+    path = root.joinpath(*parts).resolve()
+    if path != root and root not in path.parents:
+        raise BenchError(f"output path {path} is outside {root}")
+    return path
+
+
+def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: dict) -> dict:
+    artifact = built.artifacts[variant.model, variant.format]
+    training = built.artifacts[variant.model, "pytorch"].info
+    size_bytes = sum(f.stat().st_size for f in artifact.path.iterdir()
+                     if f.suffix in (".onnx", ".safetensors", ".onnx_data", ".engine"))
+    return {
+        "run_id": run_id,
+        "suite": suite.name,
+        "task": suite.task,
+        "variant_id": variant.id,
+        **variant.as_dict(),
+        "seed": suite.seed,
+        "status": result.get("status", "failed"),
+        "error": result.get("error"),
+        "artifact": artifact.path.name,
+        "artifact_build_time_s": artifact.build_time_s,
+        "size_mb": round(size_bytes / 2**20, 3),
+        "train_dev_accuracy": training.get("dev_accuracy"),
+        "parity_max_abs_diff": artifact.info.get("parity_max_abs_diff"),
+        "parity_label_agreement": artifact.info.get("parity_label_agreement"),
+        **{k: v for k, v in result.items() if k not in ("status", "error")},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _measure_spec(suite: Suite, variant: Variant, built: Built, data) -> dict:
+    return {
+        "variant": variant.as_dict(),
+        "artifact_dir": str(built.artifacts[variant.model, variant.format].path),
+        "sentences": data.sentences("validation"),
+        "labels": data.labels("validation"),
+        "max_length": suite.data.max_length,
+        "measure": suite.measure.model_dump(),
+    }
+
+
+def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: str | None = None) -> Path:
+    suite = load_suite(suite_path)
+    plan: Plan = make_plan(suite, str(suite_path))
+    parse_source(suite.teacher.source)  # a bad source fails now, before anything is written
+    run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
+    run_dir = confined(results_root, suite.name, run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = ArtifactStore(confined(results_root, "artifacts"))
+    started = time.perf_counter()
+    run_info = {
+        "schema_version": SCHEMA_VERSION, "bench_version": __version__, "run_id": run_id, "suite": suite.name,
+        "suite_file": str(suite_path), "suite_resolved": suite_to_dict(suite), "seeds": [suite.seed],
+        "environment": environment(), "status": "running", "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "planned": [v.id for v in plan.variants],
+        "skipped": [{"variant": s.variant.id, "reason": s.reason} for s in plan.skipped],
+    }
+    write_json_atomic(run_dir / RUN_FILE, run_info)
+    for s in plan.skipped:
+        log.info("skip %s: %s", s.variant.id, s.reason)
+
+    data = load_task_data(suite.data, suite.task, suite.seed)
+    run_info["data"] = {"origin": data.origin, "fingerprint": data.fingerprint,
+                        "train_rows": len(data.splits["train"]), "eval_rows": len(data.splits["validation"])}
+    built = build_all(suite, plan, data, store)
+    run_info["stages"] = built.stages
+    write_json_atomic(run_dir / RUN_FILE, run_info)
+
+    done = {r["variant_id"] for r in read_rows(run_dir) if r.get("status") == "ok"}
+    measure_wall = {}
+    for variant in plan.variants:
+        if variant.id in done:
+            log.info("measured already in this run: %s", variant.id)
+            continue
+        log.info("measure %s", variant.id)
+        t0 = time.perf_counter()
+        result = run_isolated(_measure_spec(suite, variant, built, data), run_dir / "logs", variant.id,
+                              suite.measure.timeout_s)
+        wall = time.perf_counter() - t0
+        measure_wall[variant.id] = round(wall, 2)
+        row = _row_for(suite, variant, built, run_id, result) | {"measure_wall_s": round(wall, 2)}
+        append_row(run_dir, row)
+        if row["status"] == "ok":
+            log.info("  accuracy %.4f  p50 %.2f ms  p90 %.2f ms  (%.1f s)", row["accuracy"],
+                     row["latency_p50_ms"], row["latency_p90_ms"], wall)
+        else:
+            log.error("  %s: %s", row["status"], row["error"])
+    rows = read_rows(run_dir)
+    run_info["stages"]["measure"] = {"wall_s": round(sum(measure_wall.values()), 2), "per_variant_s": measure_wall}
+    run_info["status"] = "finished" if all(r.get("status") == "ok" for r in rows) else "finished-with-failures"
+    run_info["wall_s"] = round(time.perf_counter() - started, 2)
+    write_json_atomic(run_dir / RUN_FILE, run_info)
+    log.info("results: %s (%d rows, %s)", run_dir / "results.jsonl", len(rows), run_info["status"])
+    return run_dir

@@ -1,0 +1,37 @@
+"""ONNX Runtime inference: all graph optimisations on, sequential execution, fixed intra-op threads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+
+class OrtRuntime:
+    name = "onnxruntime"
+
+    def __init__(self, model_path: Path, device: str, threads: int):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(model_path), options, providers=providers)
+        self.providers = self.session.get_providers()
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        graph = onnx.load(str(model_path), load_external_data=False).graph
+        # Weights only: float initialisers (shape constants are int64).
+        self.params = int(sum(np.prod(t.dims) for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT))
+
+    def prepare(self, encoding: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: np.ascontiguousarray(encoding[k], dtype=np.int64) for k in self.input_names}
+
+    def run(self, native: dict[str, np.ndarray]) -> np.ndarray:
+        # session.run returns host arrays, so it has finished (and synchronised) when it returns.
+        return self.session.run(None, native)[0]
+
+    def logits(self, output: np.ndarray) -> np.ndarray:
+        return output.astype(np.float32, copy=False)
