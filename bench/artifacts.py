@@ -46,7 +46,7 @@ def file_sha256(path: Path) -> str:
 def write_json_atomic(path: Path, obj) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True, default=str)
+        json.dump(obj, fh, indent=2, default=str)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

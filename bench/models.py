@@ -49,7 +49,7 @@ def hub_offline() -> bool:
 
 def _parse_tiny(spec: str, field: str) -> dict:
     params = dict(TINY_DEFAULTS)
-    body = spec.removeprefix("tiny:")
+    body = spec.partition(":")[2]
     for item in filter(None, body.split(",")):
         key, sep, value = item.partition("=")
         if key not in TINY_DEFAULTS or not sep:

@@ -37,7 +37,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    return table.to_markdown(index=False, floatfmt=".3g")
+    return table.to_markdown(index=False, floatfmt=".3g", missingval="—")
 
 
 def write_report(run_dir: Path, out_root: Path = Path("reports")) -> Path:

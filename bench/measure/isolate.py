@@ -30,13 +30,17 @@ def _last_line(log_path: Path) -> str:
     return lines[-1][:500] if lines else "no output"
 
 
+def worker_command(spec_path: Path, result_path: Path) -> list[str]:
+    return [sys.executable, "-m", "bench.measure.worker", str(spec_path), str(result_path)]
+
+
 def run_isolated(spec: dict, work_dir: Path, name: str, timeout_s: float) -> dict:
     """Measure one variant in a child; returns its result dict or {'status': 'failed'|'timeout', ...}."""
     work_dir.mkdir(parents=True, exist_ok=True)
     spec_path, result_path, log_path = (work_dir / f"{name}.{ext}" for ext in ("spec.json", "result.json", "log"))
     result_path.unlink(missing_ok=True)
     write_json_atomic(spec_path, spec)
-    cmd = [sys.executable, "-m", "bench.measure.worker", str(spec_path), str(result_path)]
+    cmd = worker_command(spec_path, result_path)
     with open(log_path, "w") as log:
         try:
             proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

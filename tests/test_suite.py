@@ -1,0 +1,107 @@
+import pytest
+
+from bench.cli import main
+from bench.errors import BenchError
+from bench.suite import load_suite
+
+GOOD = """
+name: ok
+data: {source: glue-tsv, path: "DATA"}
+teacher: {source: "tiny:layers=1", finetune: {lr: 5e-5}}
+student: {layers: [0]}
+variants:
+  - {model: [teacher, student], format: pytorch}
+"""
+
+
+@pytest.fixture
+def good(tmp_path):
+    (tmp_path / "d").mkdir()
+    return GOOD.replace("DATA", str(tmp_path / "d"))
+
+
+def error_of(write_suite, text: str) -> str:
+    path = write_suite(text)
+    with pytest.raises(BenchError) as info:
+        load_suite(path)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(str(path))
+    return msg
+
+
+def test_valid_suite_loads_with_defaults(write_suite, good):
+    suite = load_suite(write_suite(good))
+    assert suite.teacher.finetune.lr == 5e-5  # YAML reads 5e-5 as a string; it is accepted as a number
+    assert suite.variants[0].precision == ["fp32"] and suite.variants[0].device == ["cpu"]
+    assert suite.student.distill.temperature == 2.0
+    assert suite.measure.threads == [2]
+
+
+def test_wrong_type_names_field_and_value(write_suite, good):
+    msg = error_of(write_suite, good.replace("lr: 5e-5", "lr: fast"))
+    assert msg.endswith("teacher.finetune.lr: expected a number, got 'fast'")
+
+
+def test_unknown_key_is_an_error(write_suite, good):
+    msg = error_of(write_suite, good.replace("student: {layers: [0]}", "student: {layers: [0], layres: [1]}"))
+    assert msg.endswith("student.layres: unknown key")
+
+
+def test_bad_enum_lists_the_choices(write_suite, good):
+    msg = error_of(write_suite, good.replace("format: pytorch", "format: tflite"))
+    assert "variants[0].format[0]" in msg and "'tflite'" in msg and "'onnx'" in msg
+
+
+def test_missing_required_field(write_suite, good):
+    msg = error_of(write_suite, good.replace('teacher: {source: "tiny:layers=1", finetune: {lr: 5e-5}}\n', ""))
+    assert msg.endswith("teacher: required field is missing")
+
+
+def test_missing_data_path(write_suite, good, tmp_path):
+    msg = error_of(write_suite, good.replace(str(tmp_path / "d"), str(tmp_path / "nope")))
+    assert "data.path: no such directory" in msg and "nope" in msg
+
+
+def test_env_expansion_with_default_and_undefined(write_suite, good, tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_DATA", str(tmp_path))
+    suite = load_suite(write_suite(good.replace(str(tmp_path / "d"), "${MY_DATA}/d")))
+    assert suite.data.path == (tmp_path / "d").resolve()
+    suite = load_suite(write_suite(good.replace(str(tmp_path / "d"), "${UNSET_XYZ:-" + str(tmp_path) + "}/d")))
+    assert suite.data.path == (tmp_path / "d").resolve()
+    monkeypatch.delenv("UNSET_XYZ", raising=False)
+    msg = error_of(write_suite, good.replace(str(tmp_path / "d"), "${UNSET_XYZ}/d"))
+    assert msg.endswith("data.path: environment variable UNSET_XYZ is not set")
+
+
+def test_student_variant_needs_student_section(write_suite, good):
+    msg = error_of(write_suite, good.replace("student: {layers: [0]}\n", ""))
+    assert "variants[0] measures the student" in msg
+
+
+@pytest.mark.parametrize(
+    "old,new,expect",
+    [
+        ("layers: [0]", "layers: []", "student.layers: needs at least one"),
+        ("layers: [0]", "layers: [2, 1]", "strictly increasing"),
+        ("layers: [0]", "layers: [0], distill: {alpha_soft: -1}", "student.distill.alpha_soft"),
+        ("name: ok", "name: ../../etc", "name:"),
+        ("name: ok", "name: [1, 2]", "name: expected a string"),
+    ],
+)
+def test_bad_values(write_suite, good, old, new, expect):
+    assert expect in error_of(write_suite, good.replace(old, new))
+
+
+def test_invalid_yaml_and_non_mapping(write_suite):
+    assert "invalid YAML" in error_of(write_suite, "name: [unclosed\n")
+    assert "expected a mapping" in error_of(write_suite, "- a\n- b\n")
+
+
+def test_cli_exit_code_2_and_one_line(write_suite, good, capsys):
+    path = write_suite(good.replace("lr: 5e-5", "lr: fast"))
+    assert main(["plan", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"bench: error: {path}: teacher.finetune.lr: expected a number, got 'fast'"
+    assert main(["run", str(path)]) == 2
+    assert main(["plan", "no/such/suite.yaml"]) == 2
