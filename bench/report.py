@@ -32,7 +32,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     ok["retained_pct"] = ok["accuracy"] / teacher_acc * 100
     ok["speedup"] = [base_p50.get((d, t), float("nan")) / p for d, t, p in
                      zip(ok["device"], ok["threads"], ok["latency_p50_ms"], strict=True)]
-    ok = ok.sort_values(["device", "threads", "model", "format", "precision"], ascending=[True, True, False, False, True])
+    order = ["device", "threads", "model", "format", "precision"]
+    ok = ok.sort_values(order, ascending=[True, True, False, False, True])  # teacher first, pytorch first
     return ok[list(COLUMNS)].rename(columns=COLUMNS)
 
 

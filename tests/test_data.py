@@ -1,9 +1,9 @@
 import pytest
+from conftest import FIXTURE_DATA
 
 from bench.data import load_task_data, read_glue_tsv, tokenize
 from bench.errors import BenchError
 from bench.suite import DataConfig
-from conftest import FIXTURE_DATA
 
 
 def test_fixture_loads_with_both_labels():

@@ -91,7 +91,9 @@ class DistillationTrainer(Trainer):
 
 
 @torch.inference_mode()
-def compute_teacher_logits(teacher, tokenizer, sentences: list[str], max_length: int, batch_size: int = 128) -> np.ndarray:
+def compute_teacher_logits(
+    teacher, tokenizer, sentences: list[str], max_length: int, batch_size: int = 128
+) -> np.ndarray:
     """Teacher logits for every sentence, in input order; batches sorted by length to avoid padding."""
     teacher.eval()
     device = next(teacher.parameters()).device
