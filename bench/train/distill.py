@@ -23,7 +23,7 @@ from transformers import DataCollatorWithPadding, Trainer
 from bench.data import TaskData, tokenize
 from bench.errors import BenchError
 from bench.suite import DistillConfig
-from bench.train.finetune import accuracy_metric, save_log_history, training_arguments
+from bench.train.finetune import accuracy_metric, run_summary, save_trained, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -128,17 +128,7 @@ def distill(student, tokenizer, data: TaskData, teacher_logits: np.ndarray, cfg:
             alpha_hard=cfg.alpha_hard,
         )
         result = trainer.train()
-        metrics = trainer.evaluate()
-    trainer.save_model(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
-    save_log_history(trainer, out_dir)
-    info = {
-        "train_rows": len(train),
-        "train_runtime_s": round(result.metrics["train_runtime"], 2),
-        "train_steps": result.global_step,
-        "train_loss": round(result.training_loss, 4),
-        "dev_accuracy": round(metrics["eval_accuracy"], 4),
-        "epochs": cfg.epochs,
-    }
+        info = run_summary(trainer, result, cfg, len(train))
+    save_trained(trainer, tokenizer, out_dir)
     log.info("distilled: %s", info)
     return info

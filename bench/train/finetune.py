@@ -63,8 +63,25 @@ def training_arguments(cfg: FinetuneConfig, work_dir: Path, log_dir: Path, seed:
     return TrainingArguments(**args)
 
 
-def save_log_history(trainer: Trainer, out_dir: Path) -> None:
+def save_trained(trainer: Trainer, tokenizer, out_dir: Path) -> None:
+    """Weights as safetensors, tokenizer, training arguments and log history as JSON.
+    (Trainer.save_model would also write training_args.bin, a pickle: nothing we ship is one.)"""
+    trainer.model.save_pretrained(str(out_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(out_dir))
+    (out_dir / "training_args.json").write_text(trainer.args.to_json_string())
     (out_dir / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+
+
+def run_summary(trainer: Trainer, result, cfg: FinetuneConfig, n_rows: int) -> dict:
+    metrics = trainer.evaluate()
+    return {
+        "train_rows": n_rows,
+        "train_runtime_s": round(result.metrics["train_runtime"], 2),
+        "train_steps": result.global_step,
+        "train_loss": round(result.training_loss, 4),
+        "dev_accuracy": round(metrics["eval_accuracy"], 4),
+        "epochs": cfg.epochs,
+    }
 
 
 def finetune(model, tokenizer, data: TaskData, cfg: FinetuneConfig, max_length: int, seed: int, out_dir: Path) -> dict:
@@ -83,17 +100,7 @@ def finetune(model, tokenizer, data: TaskData, cfg: FinetuneConfig, max_length: 
             callbacks=callbacks,
         )
         result = trainer.train()
-        metrics = trainer.evaluate()
-    trainer.save_model(str(out_dir))  # safetensors weights + config
-    tokenizer.save_pretrained(str(out_dir))
-    save_log_history(trainer, out_dir)
-    info = {
-        "train_rows": len(train),
-        "train_runtime_s": round(result.metrics["train_runtime"], 2),
-        "train_steps": result.global_step,
-        "train_loss": round(result.training_loss, 4),
-        "dev_accuracy": round(metrics["eval_accuracy"], 4),
-        "epochs": cfg.epochs,
-    }
+        info = run_summary(trainer, result, cfg, len(train))
+    save_trained(trainer, tokenizer, out_dir)
     log.info("fine-tuned: %s", info)
     return info
