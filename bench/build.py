@@ -1,4 +1,5 @@
-"""Plan → artifacts: fine-tuned teacher, cached teacher logits, distilled student, ONNX exports.
+"""Plan → artifacts: fine-tuned teacher, cached teacher logits, distilled student, then the
+deployable artifact of every variant (bench.compress).
 
 Each artifact goes through the content-hash cache (bench.artifacts): a rerun of the same suite
 builds nothing, and changing one field rebuilds only what depends on it. Only what the plan
@@ -25,9 +26,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Built:
-    """Artifacts by (model role, format), and the wall time of each stage in this run."""
+    """Trained models by role, the artifact each variant measures (by Variant.artifact_key), and the
+    wall time of each stage in this run."""
 
-    artifacts: dict[tuple[str, str], Artifact] = field(default_factory=dict)
+    models: dict[str, Artifact] = field(default_factory=dict)
+    artifacts: dict[tuple, Artifact] = field(default_factory=dict)
     stages: dict[str, dict] = field(default_factory=dict)
 
     def record(self, stage: str, artifact: Artifact, wall_s: float) -> Artifact:
@@ -99,35 +102,26 @@ def build_student(suite: Suite, data: TaskData, store: ArtifactStore, teacher: A
     return store.get_or_build("student", spec, [teacher, logits], build)
 
 
-def build_onnx(suite: Suite, data: TaskData, store: ArtifactStore, source: Artifact) -> Artifact:
-    m = suite.measure
-    spec = {"opset": None, "parity_samples": m.parity_samples, "parity_atol": m.parity_atol, "data": data.fingerprint}
-
-    def build(out: Path) -> dict:
-        from bench.export.onnx import export_with_parity
-
-        sentences = data.sentences("validation")[: m.parity_samples]
-        return export_with_parity(source.path, out, sentences, suite.data.max_length, m.parity_atol)
-
-    return store.get_or_build(f"onnx-{source.kind}", spec, [source], build)
-
-
 def build_all(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore) -> Built:
+    from bench.compress import Compressor
+
     built = Built()
     roles = {v.model for v in plan.variants}
-    formats = {(v.model, v.format) for v in plan.variants}
     if not roles:
         return built
     teacher = _timed(built, "teacher_finetune", lambda: build_teacher(suite, data, store))
-    built.artifacts["teacher", "pytorch"] = teacher
+    built.models["teacher"] = teacher
     if "student" in roles:
         logits = _timed(built, "teacher_logits", lambda: build_teacher_logits(suite, data, store, teacher))
-        student = _timed(built, "student_distill", lambda: build_student(suite, data, store, teacher, logits))
-        built.artifacts["student", "pytorch"] = student
-    for role in sorted(roles):
-        if (role, "onnx") in formats:
-            source = built.artifacts[role, "pytorch"]
-            built.artifacts[role, "onnx"] = _timed(
-                built, f"{role}_onnx_export", lambda source=source: build_onnx(suite, data, store, source)
+        built.models["student"] = _timed(
+            built, "student_distill", lambda: build_student(suite, data, store, teacher, logits)
+        )
+    compressor = Compressor(suite, data, store)
+    for variant in plan.variants:
+        key = variant.artifact_key
+        if key not in built.artifacts:
+            stage = "-".join(x for x in (variant.model, *key[1:]) if x and x != "plain")
+            built.artifacts[key] = _timed(
+                built, stage, lambda v=variant: compressor.artifact_for(v, built.models[v.model])
             )
     return built

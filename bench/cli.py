@@ -1,4 +1,4 @@
-"""The `bench` command: run | plan | report."""
+"""The `bench` command: plan | run | report | compare | check."""
 
 from __future__ import annotations
 
@@ -40,6 +40,29 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_compare(args) -> int:
+    from bench.compare import compare_runs, format_markdown, parse_tolerances
+
+    comparison = compare_runs(Path(args.baseline), Path(args.current), parse_tolerances(args.tolerance))
+    text = format_markdown(comparison)
+    print(text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:  # GitHub Actions shows this file on the job page
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    if args.fail_on_missing and (comparison.failed or comparison.table.empty):
+        return 1
+    return comparison.exit_code
+
+
+def _cmd_check(args) -> int:
+    from bench.check import check_run, format_markdown, load_profile
+
+    result = check_run(Path(args.run_dir), load_profile(args.profile), args.variant or None)
+    print(format_markdown(result))
+    return result.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--version", action="version", version=f"bench {__version__}")
@@ -61,13 +84,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--out", default="reports", help="reports root (default: reports)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("compare", help="regression gate: baseline vs current run (exit 1 on regression)")
+    p.add_argument("baseline")
+    p.add_argument("current")
+    p.add_argument("--tolerance", action="append", default=[], metavar="METRIC=N%|Npt",
+                   help="e.g. latency_p50=10%% accuracy=0.5pt (repeatable; these are the defaults)")
+    p.add_argument("--fail-on-missing", action="store_true",
+                   help="also exit 1 when a current variant failed or nothing could be compared")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("check", help="edge-readiness budgets for a run (exit 1 if a variant fails)")
+    p.add_argument("run_dir")
+    p.add_argument("--profile", required=True,
+                   help="a shipped profile (edge-cpu-1t, server-cpu, gpu-t4-like) or a YAML file")
+    p.add_argument("--variant", action="append",
+                   help="variant_id to judge (repeatable); default: every row the profile selects")
+    p.set_defaults(func=_cmd_check)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    # Our own progress at INFO; libraries (the ORT quantizer logs every tensor at INFO) at WARNING.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("bench").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.func(args)
     except BenchError as exc:

@@ -21,8 +21,6 @@ VALID_PRECISIONS = {
     "onnx": {"fp32", "fp16", "int8-dynamic", "int8-static"},
     "tensorrt": {"fp32", "fp16", "int8"},
 }
-# What this release builds and measures; everything else valid is planned as skipped.
-IMPLEMENTED = {("pytorch", "fp32"), ("onnx", "fp32")}
 
 
 @dataclass(frozen=True, order=True)
@@ -32,10 +30,19 @@ class Variant:
     precision: str
     device: str  # cpu | cuda
     threads: int
+    graph: str = "plain"  # onnx: plain | optimized (ORT transformer optimizer)
+    calibration: str = ""  # int8-static: minmax | entropy | percentile
 
     @property
     def id(self) -> str:
-        return f"{self.model}-{self.format}-{self.precision}-{self.device}-t{self.threads}"
+        precision = f"{self.precision}-{self.calibration}" if self.calibration else self.precision
+        graph = "-opt" if self.graph == "optimized" else ""
+        return f"{self.model}-{self.format}-{precision}{graph}-{self.device}-t{self.threads}"
+
+    @property
+    def artifact_key(self) -> tuple:
+        """What the artifact depends on: not the device or thread count it is measured with."""
+        return (self.model, self.format, self.precision, self.graph, self.calibration)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -69,18 +76,34 @@ def ort_providers() -> tuple[str, ...]:
     return tuple(onnxruntime.get_available_providers())
 
 
+@cache
+def tensorrt_importable() -> bool:
+    return importlib.util.find_spec("tensorrt") is not None
+
+
 def _skip_reason(v: Variant) -> str | None:
-    if v.device == "cpu" and v.precision in ("fp16", "bf16"):
-        return f"{v.precision} on cpu: planned for cuda devices only"
-    if (v.format, v.precision) not in IMPLEMENTED:
-        return f"{v.format} {v.precision}: not implemented in this release (see the compression issue)"
     if v.format == "onnx" and not ort_providers():
         return "onnx: onnxruntime is not installed (pip install 'bench[onnx]')"
-    if v.device == "cuda":
-        if not cuda_available():
-            return "cuda: no GPU (torch.cuda.is_available() is False)"
-        if v.format == "onnx" and "CUDAExecutionProvider" not in ort_providers():
+    if v.precision == "int8-static" and v.graph == "optimized":
+        return ("onnx int8-static on the optimized graph: ORT's static quantizer leaves the fused Attention in "
+                "float and its histogram calibrators fail on it; static QDQ uses the plain graph")
+    if v.device == "cpu":
+        if v.precision in ("fp16", "bf16"):
+            return f"{v.precision} on cpu: planned for cuda devices only"
+        return None
+    # cuda
+    if not cuda_available():
+        return "cuda: no GPU (torch.cuda.is_available() is False)"
+    if v.format == "pytorch" and v.precision == "int8-dynamic":
+        return "pytorch int8-dynamic on cuda: torch.ao dynamic quantization has CPU kernels only"
+    if v.format == "onnx":
+        if "CUDAExecutionProvider" not in ort_providers():
             return "cuda: onnxruntime has no CUDAExecutionProvider (pip install 'bench[gpu]')"
+        if v.precision.startswith("int8"):
+            return ("onnx int8 on the CUDA provider: ORT has no CUDA kernels for these INT8 ops and silently "
+                    "falls back to CPU; use format tensorrt, precision int8")
+    if v.format == "tensorrt" and not tensorrt_importable():
+        return "tensorrt: the Python package is not importable (pip install 'bench[gpu]' on an NVIDIA machine)"
     return None
 
 
@@ -97,14 +120,19 @@ def make_plan(suite: Suite, file: str = "suite") -> Plan:
     """Expand every variants line into the product of its lists, one variant per thread count."""
     seen: dict[Variant, None] = {}
     for i, spec in enumerate(suite.variants):
-        for model, fmt, precision, device in itertools.product(
-            spec.model, spec.format, spec.precision, spec.device
+        for model, fmt, precision, device, graph in itertools.product(
+            spec.model, spec.format, spec.precision, spec.device, spec.graph
         ):
             _check_valid(i, fmt, precision, device, file)
+            graph = graph if fmt == "onnx" else "plain"
+            calibrations = suite.quantize.calibrators if precision == "int8-static" else [""]
+            if fmt == "tensorrt" and precision == "int8":
+                calibrations = [suite.quantize.calibrators[0]]  # TensorRT INT8 builds from a QDQ graph
             # Threads only matter on CPU; a GPU variant is measured once.
-            threads = suite.measure.threads if device == "cpu" else [suite.measure.threads[0]]
-            for t in threads:
-                seen.setdefault(Variant(model, fmt, precision, device, t))
+            threads = spec.threads or suite.measure.threads
+            threads = threads if device == "cpu" else threads[:1]
+            for t, calibration in itertools.product(threads, calibrations):
+                seen.setdefault(Variant(model, fmt, precision, device, t, graph, calibration))
     runnable, skipped = [], []
     for v in seen:
         reason = _skip_reason(v)

@@ -12,16 +12,22 @@ from bench.errors import BenchError
 from bench.results import RESULTS_FILE, RUN_FILE, load_results
 
 COLUMNS = {
-    "model": "model", "format": "format", "precision": "precision", "device": "device", "threads": "threads",
+    "model": "model", "format": "format", "precision": "precision", "graph": "graph", "device": "device",
+    "threads": "threads",
     "params_m": "params (M)", "size_mb": "size MB", "accuracy_pct": "accuracy %", "delta_pts": "Δ vs teacher (pts)",
     "retained_pct": "% of teacher", "latency_p50_ms": "p50 ms", "latency_p90_ms": "p90 ms",
     "speedup": "speedup vs teacher pytorch fp32", "parity_max_abs_diff": "parity max |Δlogit|",
+    "parity_label_agreement": "label agreement",
 }
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """One line per measured variant, with accuracy and speed relative to the teacher PyTorch FP32."""
     ok = df[df["status"] == "ok"].copy()
+    for col in ("parity_max_abs_diff", "parity_label_agreement"):
+        ok[col] = ok[col] if col in ok else float("nan")
+    # "int8-static" alone is ambiguous: name the calibrator.
+    ok["precision"] = [f"{p}-{c}" if c else p for p, c in zip(ok["precision"], ok["calibration"], strict=True)]
     base = ok[(ok["model"] == "teacher") & (ok["format"] == "pytorch") & (ok["precision"] == "fp32")]
     teacher_acc = base["accuracy"].iloc[0] if len(base) else float("nan")
     # Speed is compared at the same device and thread count, measured in the same run.
@@ -33,7 +39,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     ok["speedup"] = [base_p50.get((d, t), float("nan")) / p for d, t, p in
                      zip(ok["device"], ok["threads"], ok["latency_p50_ms"], strict=True)]
     order = ["device", "threads", "model", "format", "precision"]
-    ok = ok.sort_values(order, ascending=[True, True, False, False, True])  # teacher first, pytorch first
+    ok = ok.sort_values(order, ascending=[True, True, False, False, True], kind="stable")  # teacher, pytorch first
     return ok[list(COLUMNS)].rename(columns=COLUMNS)
 
 

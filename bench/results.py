@@ -18,7 +18,9 @@ RESULTS_FILE = "results.jsonl"
 RUN_FILE = "run.json"
 
 # Identity of a row: the variant plus the suite seed. compare/report join on these, not on position.
-IDENTITY = ["model", "format", "precision", "device", "threads", "seed"]
+IDENTITY = ["model", "format", "precision", "calibration", "graph", "device", "threads", "seed"]
+# Identity fields added after the first rows were written, with the value those rows meant.
+IDENTITY_DEFAULTS = {"graph": "plain", "calibration": ""}
 
 
 def append_row(run_dir: Path, row: dict) -> None:
@@ -48,4 +50,6 @@ def load_results(run_dir: Path, raw: bool = False) -> pd.DataFrame:
     rows = read_rows(run_dir)
     if not raw:
         rows = [{k: v for k, v in r.items() if k != "latency_raw_ms"} for r in rows]
+    rows = [IDENTITY_DEFAULTS | {k: v for k, v in r.items() if v is not None or k not in IDENTITY_DEFAULTS}
+            for r in rows]
     return pd.DataFrame(rows)

@@ -16,6 +16,7 @@ from bench.build import Built, build_all
 from bench.data import load_task_data
 from bench.envinfo import environment
 from bench.errors import BenchError
+from bench.export.onnx import WEIGHT_SUFFIXES
 from bench.measure.isolate import run_isolated
 from bench.models import parse_source
 from bench.plan import Plan, Variant, make_plan
@@ -35,10 +36,12 @@ def confined(root: Path, *parts: str) -> Path:
 
 
 def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: dict) -> dict:
-    artifact = built.artifacts[variant.model, variant.format]
-    training = built.artifacts[variant.model, "pytorch"].info
-    size_bytes = sum(f.stat().st_size for f in artifact.path.iterdir()
-                     if f.suffix in (".onnx", ".safetensors", ".onnx_data", ".engine"))
+    artifact = built.artifacts[variant.artifact_key]
+    model = built.models[variant.model]
+    weights = Path(artifact.info.get("weights_dir", artifact.path))
+    size_bytes = result.pop("size_bytes", None) or sum(
+        f.stat().st_size for f in weights.iterdir() if f.suffix in WEIGHT_SUFFIXES)
+    info = artifact.info
     return {
         "run_id": run_id,
         "suite": suite.name,
@@ -51,9 +54,16 @@ def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: 
         "artifact": artifact.path.name,
         "artifact_build_time_s": artifact.build_time_s,
         "size_mb": round(size_bytes / 2**20, 3),
-        "train_dev_accuracy": training.get("dev_accuracy"),
-        "parity_max_abs_diff": artifact.info.get("parity_max_abs_diff"),
-        "parity_label_agreement": artifact.info.get("parity_label_agreement"),
+        "train_dev_accuracy": model.info.get("dev_accuracy"),
+        "parity_max_abs_diff": info.get("parity_max_abs_diff"),
+        "parity_label_agreement": info.get("parity_label_agreement"),
+        "graph_fused_ops": info.get("fused_ops"),
+        "graph_fully_fused": info.get("fully_fused"),
+        "int8_matmul_coverage_pct": info.get("int8_matmul_coverage_pct"),
+        "quant_reduce_range": info.get("reduce_range"),
+        "quant_per_channel": info.get("per_channel"),
+        "calibration_hash": info.get("calibration_hash"),
+        "calibration_samples": info.get("calibration_samples"),
         **{k: v for k, v in result.items() if k not in ("status", "error")},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -62,7 +72,8 @@ def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: 
 def _measure_spec(suite: Suite, variant: Variant, built: Built, data) -> dict:
     return {
         "variant": variant.as_dict(),
-        "artifact_dir": str(built.artifacts[variant.model, variant.format].path),
+        "artifact_dir": str(built.artifacts[variant.artifact_key].info.get("weights_dir")
+                            or built.artifacts[variant.artifact_key].path),
         "sentences": data.sentences("validation"),
         "labels": data.labels("validation"),
         "max_length": suite.data.max_length,

@@ -20,6 +20,8 @@ Role = Literal["teacher", "student"]
 Format = Literal["pytorch", "onnx", "tensorrt"]
 Precision = Literal["fp32", "fp16", "bf16", "int8-dynamic", "int8-static", "int8"]
 Device = Literal["cpu", "cuda"]
+Graph = Literal["plain", "optimized"]
+Calibrator = Literal["minmax", "entropy", "percentile"]
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -90,7 +92,7 @@ class StudentConfig(_Strict):
 
 
 def _as_list(value: Any) -> Any:
-    return value if isinstance(value, list) else [value]
+    return value if isinstance(value, list) or value is None else [value]
 
 
 class VariantSpec(_Strict):
@@ -100,10 +102,26 @@ class VariantSpec(_Strict):
     format: list[Format]
     precision: list[Precision] = ["fp32"]
     device: list[Device] = ["cpu"]
+    # ONNX only: "optimized" runs the ONNX Runtime transformer optimizer (fused attention,
+    # skip-layernorm, gelu) before quantization/conversion. Other formats ignore it.
+    graph: list[Graph] = ["plain"]
+    threads: list[PositiveInt] | None = None  # overrides measure.threads for this line
 
-    _lists = field_validator("model", "format", "precision", "device", mode="before")(
+    _lists = field_validator("model", "format", "precision", "device", "graph", "threads", mode="before")(
         classmethod(lambda cls, v: _as_list(v))
     )
+
+
+class QuantizeConfig(_Strict):
+    per_channel: bool = False  # per-channel weight scales (ORT int8)
+    # reduce_range: 7-bit weights, avoiding the u8s8 VPMADDUBSW saturation that ORT documents for
+    # CPUs without VNNI. "auto" turns it on exactly when the CPU lacks VNNI; the choice is recorded.
+    reduce_range: Literal["auto"] | bool = "auto"
+    calibration_samples: PositiveInt = 300  # train sentences (never dev) for static INT8
+    calibrators: Annotated[list[Calibrator], Field(min_length=1)] = ["minmax"]  # one int8-static variant each
+    percentile: Annotated[float, Field(gt=90, le=100)] = 99.999
+
+    _lists = field_validator("calibrators", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 
 
 class MeasureConfig(_Strict):
@@ -114,7 +132,7 @@ class MeasureConfig(_Strict):
     min_seconds: NonNegativeFloat = 2.0
     eval_batch_size: PositiveInt = 32
     timeout_s: PositiveFloat = 1800
-    parity_samples: PositiveInt = 128  # dev sentences for the export parity check
+    parity_samples: PositiveInt | None = None  # dev sentences for parity checks; None = all
     parity_atol: PositiveFloat = 1e-3  # max |Δlogit| allowed between ONNX fp32 and PyTorch fp32
 
     _lists = field_validator("threads", mode="before")(classmethod(lambda cls, v: _as_list(v)))
@@ -129,6 +147,7 @@ class Suite(_Strict):
     teacher: TeacherConfig
     student: StudentConfig | None = None
     variants: Annotated[list[VariantSpec], Field(min_length=1)]
+    quantize: QuantizeConfig = QuantizeConfig()
     measure: MeasureConfig = MeasureConfig()
 
     @model_validator(mode="after")

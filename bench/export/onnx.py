@@ -1,30 +1,41 @@
-"""ONNX FP32 export with optimum-onnx (dynamic batch and sequence axes) and a parity check against
-the PyTorch source on real dev sentences. A failed parity check fails the build loudly."""
+"""ONNX FP32 export with optimum-onnx (dynamic batch and sequence axes), and the parity check every
+artifact goes through: logits against its FP32 PyTorch source on real dev sentences."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from bench.errors import ParityError
-from bench.runtimes import load_runtime, predict
+from bench.runtimes import Runtime, load_runtime, predict
 
 log = logging.getLogger(__name__)
+
+WEIGHT_SUFFIXES = (".onnx", ".onnx_data", ".safetensors", ".engine", ".plan")
 
 
 def export_onnx(model_dir: Path, out_dir: Path, opset: int | None = None) -> None:
     from optimum.exporters.onnx import main_export
 
-    # optimum's own validation uses random inputs; ours below uses real sentences and is recorded.
+    # optimum's own validation uses random inputs; ours (below) uses real sentences and is recorded.
     main_export(
         model_name_or_path=str(model_dir), output=out_dir, task="text-classification",
         opset=opset, device="cpu", do_validation=False, library_name="transformers",
     )
 
 
-def parity(reference, candidate, tokenizer, sentences: list[str], max_length: int, batch_size: int = 16) -> dict:
+def copy_sidecars(src_dir: Path, out_dir: Path) -> None:
+    """Config and tokenizer files, so every artifact folder is self-contained."""
+    for f in src_dir.iterdir():
+        if f.is_file() and f.suffix in (".json", ".txt") and f.name != "manifest.json":
+            shutil.copy2(f, out_dir / f.name)
+
+
+def parity(reference: Runtime, candidate: Runtime, tokenizer, sentences: list[str], max_length: int,
+           batch_size: int = 16) -> dict:
     """Max |Δlogit| and argmax agreement of two runtimes on the same padded batches."""
     max_diff, agree = 0.0, 0
     for start in range(0, len(sentences), batch_size):
@@ -37,21 +48,24 @@ def parity(reference, candidate, tokenizer, sentences: list[str], max_length: in
             "parity_samples": len(sentences)}
 
 
-def export_with_parity(model_dir: Path, out_dir: Path, sentences: list[str], max_length: int, atol: float) -> dict:
+def check_parity(source_dir: Path, candidate: Runtime, name: str, sentences: list[str], max_length: int,
+                 atol: float | None, device: str = "cpu") -> dict:
+    """Parity of `candidate` against the FP32 PyTorch model in source_dir; fails loudly above atol."""
     from transformers import AutoTokenizer
 
-    export_onnx(model_dir, out_dir)
-    tokenizer = AutoTokenizer.from_pretrained(out_dir)
-    result = parity(
-        load_runtime("pytorch", model_dir, "cpu", threads=2),
-        load_runtime("onnx", out_dir, "cpu", threads=2),
-        tokenizer, sentences, max_length,
-    )
-    log.info("onnx parity: max |Δlogit| %.2e, label agreement %.4f", result["parity_max_abs_diff"],
+    reference = load_runtime("pytorch", source_dir, device, threads=2)
+    result = parity(reference, candidate, AutoTokenizer.from_pretrained(source_dir), sentences, max_length)
+    log.info("%s parity: max |Δlogit| %.2e, label agreement %.4f", name, result["parity_max_abs_diff"],
              result["parity_label_agreement"])
-    if result["parity_max_abs_diff"] > atol:
+    if atol is not None and result["parity_max_abs_diff"] > atol:
         raise ParityError(
-            f"{out_dir.name}: ONNX export disagrees with PyTorch: max |Δlogit| "
+            f"{name}: disagrees with its PyTorch source: max |Δlogit| "
             f"{result['parity_max_abs_diff']:.3e} > parity_atol {atol:g} on {len(sentences)} dev sentences"
         )
     return {**result, "parity_atol": atol}
+
+
+def export_with_parity(model_dir: Path, out_dir: Path, sentences: list[str], max_length: int, atol: float) -> dict:
+    export_onnx(model_dir, out_dir)
+    return check_parity(model_dir, load_runtime("onnx", out_dir, "cpu", threads=2), f"{out_dir.name} (ONNX export)",
+                        sentences, max_length, atol)

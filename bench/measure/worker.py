@@ -33,12 +33,14 @@ def measure(spec: dict) -> dict:
     path = Path(spec["artifact_dir"])
     rss_before = psutil.Process().memory_info().rss
     t0 = time.perf_counter()
-    runtime = load_runtime(variant["format"], path, variant["device"], variant["threads"])
+    runtime = load_runtime(variant["format"], path, variant["device"], variant["threads"], variant["precision"])
     load_time = time.perf_counter() - t0
     tokenizer = AutoTokenizer.from_pretrained(path)
     sentences, labels, max_length = spec["sentences"], spec["labels"], spec["max_length"]
 
-    row = {"load_time_s": round(load_time, 4), "params": int(runtime.params)}
+    row = {"load_time_s": round(load_time, 4), "params": runtime.params}
+    if getattr(runtime, "size_bytes", None):
+        row["size_bytes"] = runtime.size_bytes  # a conversion done at load (PyTorch int8)
     row |= evaluate(runtime, tokenizer, sentences, labels, max_length, m["eval_batch_size"])
 
     # Real dev stream at batch 1: each sentence tokenised (unpadded) and converted before timing.

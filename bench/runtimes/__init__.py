@@ -12,6 +12,7 @@ import numpy as np
 class Runtime(Protocol):
     name: str
     input_names: list[str]
+    params: int
 
     def prepare(self, encoding: dict[str, np.ndarray]) -> Any:
         """Tokenizer output (int64 arrays) -> native inputs; not timed."""
@@ -23,15 +24,20 @@ class Runtime(Protocol):
         """Native output -> float32 numpy logits; not timed."""
 
 
-def load_runtime(fmt: str, path: Path, device: str, threads: int) -> Runtime:
+def load_runtime(fmt: str, path: Path, device: str, threads: int, precision: str = "fp32") -> Runtime:
+    path = Path(path)
     if fmt == "pytorch":
         from bench.runtimes.torch_runtime import TorchRuntime
 
-        return TorchRuntime(path, device, threads)
+        return TorchRuntime(path, device, threads, precision)
     if fmt == "onnx":
         from bench.runtimes.ort_runtime import OrtRuntime
 
         return OrtRuntime(path / "model.onnx", device, threads)
+    if fmt == "tensorrt":
+        from bench.runtimes.tensorrt_runtime import TensorRTRuntime
+
+        return TensorRTRuntime(path / "model.engine")
     raise ValueError(f"no runtime adapter for format {fmt!r}")
 
 

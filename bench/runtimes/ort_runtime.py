@@ -23,8 +23,11 @@ class OrtRuntime:
         self.providers = self.session.get_providers()
         self.input_names = [i.name for i in self.session.get_inputs()]
         graph = onnx.load(str(model_path), load_external_data=False).graph
-        # Weights only: float initialisers (shape constants are int64).
-        self.params = int(sum(np.prod(t.dims) for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT))
+        # Weights only: float and 8-bit initialisers with more than one element (shape constants are
+        # int64; quantization scales and zero points are scalars).
+        weight_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
+        sizes = (int(np.prod(t.dims)) for t in graph.initializer if t.data_type in weight_types)
+        self.params = sum(n for n in sizes if n > 1)
 
     def prepare(self, encoding: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: np.ascontiguousarray(encoding[k], dtype=np.int64) for k in self.input_names}

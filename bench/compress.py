@@ -1,0 +1,175 @@
+"""Trained model → the deployable artifact each variant measures.
+
+    pytorch fp32            the trained model folder itself
+    pytorch int8/fp16/bf16  the trained weights, converted at load (parity recorded at build)
+    onnx fp32 plain         optimum export                           ─┐
+    onnx fp32 optimized     ORT transformer optimizer on the export   ├─ "base graph" for:
+    onnx int8-dynamic       quantize_dynamic(base graph)              │
+    onnx int8-static-<cal>  quantize_static QDQ(base graph, train calibration sentences)
+    onnx fp16               float16 conversion(base graph)           ─┘
+    tensorrt fp32|fp16|int8 engine from the plain fp32 | fp16 | QDQ int8 graph
+
+Each step is an artifact in the content-hash cache, with its parents' keys in its own key, and
+each records parity against the FP32 PyTorch source on dev sentences and its build time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.artifacts import Artifact, ArtifactStore
+from bench.data import TaskData
+from bench.plan import Variant
+from bench.suite import Suite
+
+
+class Compressor:
+    def __init__(self, suite: Suite, data: TaskData, store: ArtifactStore):
+        self.suite, self.data, self.store = suite, data, store
+        n = suite.measure.parity_samples
+        self.parity_sentences = data.sentences("validation")[:n] if n else data.sentences("validation")
+        self.max_length = suite.data.max_length
+
+    # ------------------------------------------------------------------ helpers
+    def _parity_spec(self) -> dict:
+        return {"parity_samples": len(self.parity_sentences), "data": self.data.fingerprint}
+
+    def _parity(self, model: Artifact, out: Path, fmt: str, name: str, atol: float | None,
+                device: str = "cpu", precision: str = "fp32", runtime_dir: Path | None = None) -> dict:
+        from bench.export.onnx import check_parity
+        from bench.runtimes import load_runtime
+
+        candidate = load_runtime(fmt, runtime_dir or out, device, threads=2, precision=precision)
+        return check_parity(model.path, candidate, name, self.parity_sentences, self.max_length, atol, device)
+
+    def _derived_onnx(self, kind: str, spec: dict, base: Artifact, model: Artifact, convert, atol=None) -> Artifact:
+        """An ONNX artifact made from `base` by convert(src_model, out_model) -> info, plus parity."""
+        from bench.export.onnx import copy_sidecars
+
+        def build(out: Path) -> dict:
+            copy_sidecars(base.path, out)
+            info = convert(base.path / "model.onnx", out / "model.onnx") or {}
+            return {**info, **self._parity(model, out, "onnx", f"{kind}-{model.kind}", atol)}
+
+        return self.store.get_or_build(f"{kind}-{model.kind}", {**spec, **self._parity_spec()}, [base], build)
+
+    # ------------------------------------------------------------------ ONNX
+    def onnx_export(self, model: Artifact) -> Artifact:
+        from bench.export.onnx import export_with_parity
+
+        atol = self.suite.measure.parity_atol
+
+        def build(out: Path) -> dict:
+            return export_with_parity(model.path, out, self.parity_sentences, self.max_length, atol)
+
+        spec = {"opset": None, "parity_atol": atol, **self._parity_spec()}
+        return self.store.get_or_build(f"onnx-{model.kind}", spec, [model], build)
+
+    def onnx_optimized(self, model: Artifact) -> Artifact:
+        from bench.export.optimize import optimize_graph
+
+        base = self.onnx_export(model)
+        convert = lambda src, out: optimize_graph(src.parent, out.parent)  # noqa: E731
+        return self._derived_onnx("onnx-opt", {"optimizer": "ort-transformers", "opt_level": 0}, base, model,
+                                  convert, atol=self.suite.measure.parity_atol)
+
+    def base_graph(self, model: Artifact, graph: str) -> Artifact:
+        return self.onnx_optimized(model) if graph == "optimized" else self.onnx_export(model)
+
+    def onnx_int8_dynamic(self, model: Artifact, graph: str) -> Artifact:
+        from bench.export.quantize import quantize_int8_dynamic, resolve_reduce_range
+
+        q = self.suite.quantize
+        reduce_range, why = resolve_reduce_range(q.reduce_range)
+        spec = {"per_channel": q.per_channel, "reduce_range": reduce_range}
+
+        def convert(src, out):
+            return {**quantize_int8_dynamic(src, out, q.per_channel, reduce_range), "reduce_range_reason": why}
+
+        return self._derived_onnx("onnx-int8-dynamic", spec, self.base_graph(model, graph), model, convert)
+
+    def calibration_sentences(self) -> list[str]:
+        """The first N train sentences of a fixed shuffle; never a dev sentence (checked)."""
+        import random
+
+        train = self.data.sentences("train")
+        dev = set(self.data.sentences("validation"))
+        order = list(range(len(train)))
+        random.Random(self.suite.seed).shuffle(order)
+        picked = [train[i] for i in order if train[i] not in dev][: self.suite.quantize.calibration_samples]
+        assert not dev.intersection(picked)
+        return picked
+
+    def onnx_int8_static(self, model: Artifact, graph: str, calibrator: str) -> Artifact:
+        from transformers import AutoTokenizer
+
+        from bench.export.quantize import STATIC_OP_TYPES, calibration_hash, quantize_int8_static, resolve_reduce_range
+
+        q = self.suite.quantize
+        reduce_range, why = resolve_reduce_range(q.reduce_range)
+        sentences = self.calibration_sentences()
+        spec = {"calibrator": calibrator, "calibration": calibration_hash(sentences), "per_channel": q.per_channel,
+                "op_types": STATIC_OP_TYPES,
+                "reduce_range": reduce_range, "percentile": q.percentile if calibrator == "percentile" else None}
+
+        def convert(src, out):
+            tokenizer = AutoTokenizer.from_pretrained(src.parent)
+            info = quantize_int8_static(src, out, tokenizer, sentences, self.max_length, calibrator, q.per_channel,
+                                        reduce_range, q.percentile)
+            return {**info, "reduce_range_reason": why}
+
+        return self._derived_onnx(f"onnx-int8-static-{calibrator}", spec, self.base_graph(model, graph), model, convert)
+
+    def onnx_fp16(self, model: Artifact, graph: str) -> Artifact:
+        from bench.export.quantize import convert_fp16
+
+        return self._derived_onnx("onnx-fp16", {"keep_io_types": True}, self.base_graph(model, graph), model,
+                                  convert_fp16)
+
+    # ------------------------------------------------------------------ PyTorch and TensorRT
+    def pytorch_converted(self, model: Artifact, precision: str, device: str) -> Artifact:
+        """No new weights: the runtime converts at load. The artifact records parity and points at the source."""
+
+        def build(out: Path) -> dict:
+            parity = self._parity(model, out, "pytorch", f"pytorch-{precision}-{model.kind}", None, device=device,
+                                  precision=precision, runtime_dir=model.path)
+            return {"weights_dir": str(model.path), **parity}
+
+        spec = {"precision": precision, "device": device, **self._parity_spec()}
+        return self.store.get_or_build(f"pytorch-{precision}-{model.kind}", spec, [model], build)
+
+    def tensorrt_engine(self, model: Artifact, precision: str) -> Artifact:
+        from bench.export.onnx import copy_sidecars
+        from bench.export.tensorrt import DEFAULT_PROFILE, build_engine, gpu_name, tensorrt_version
+
+        if precision == "int8":
+            graph = self.onnx_int8_static(model, "plain", self.suite.quantize.calibrators[0])
+        elif precision == "fp16":
+            graph = self.onnx_fp16(model, "plain")
+        else:
+            graph = self.onnx_export(model)
+        spec = {"tensorrt": tensorrt_version(), "gpu": gpu_name(), "profile": DEFAULT_PROFILE, **self._parity_spec()}
+
+        def build(out: Path) -> dict:
+            copy_sidecars(graph.path, out)
+            info = build_engine(graph.path / "model.onnx", out / "model.engine")
+            return {**info, **self._parity(model, out, "tensorrt", f"tensorrt-{precision}-{model.kind}", None, "cuda")}
+
+        return self.store.get_or_build(f"tensorrt-{precision}-{model.kind}", spec, [graph], build)
+
+    # ------------------------------------------------------------------ dispatch
+    def artifact_for(self, variant: Variant, model: Artifact) -> Artifact:
+        fmt, precision, graph = variant.format, variant.precision, variant.graph
+        if fmt == "pytorch":
+            return model if precision == "fp32" else self.pytorch_converted(model, precision, variant.device)
+        if fmt == "tensorrt":
+            return self.tensorrt_engine(model, precision)
+        if precision == "fp32":
+            return self.base_graph(model, graph)
+        if precision == "int8-dynamic":
+            return self.onnx_int8_dynamic(model, graph)
+        if precision == "int8-static":
+            return self.onnx_int8_static(model, graph, variant.calibration)
+        if precision == "fp16":
+            return self.onnx_fp16(model, graph)
+        raise ValueError(f"no artifact recipe for {variant.id}")

@@ -1,0 +1,122 @@
+"""ONNX precision conversions: INT8 dynamic and static (QDQ, calibrated on train sentences) with
+onnxruntime.quantization, and FP16 with onnxruntime's float16 converter."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+log = logging.getLogger(__name__)
+
+
+def cpu_has_vnni() -> bool:
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return False
+    return any(f in flags.split() for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def resolve_reduce_range(setting) -> tuple[bool, str]:
+    """ORT documents u8s8 saturation (VPMADDUBSW) on AVX2/AVX-512 CPUs without VNNI; 7-bit weights
+    (reduce_range) avoid it. With VNNI the full range is exact and slightly more accurate."""
+    if setting != "auto":
+        return bool(setting), "set in the suite"
+    vnni = cpu_has_vnni()
+    return (not vnni), ("auto: CPU has VNNI" if vnni else "auto: CPU lacks VNNI")
+
+
+INT8_MATMUL_OPS = ("MatMulInteger", "QAttention", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
+
+
+def _quant_info(path: Path) -> dict:
+    """How much of the matmul work runs in INT8: integer ops, plus (QDQ graphs) float MatMul/Attention
+    nodes fed by DequantizeLinear, which ORT fuses into integer kernels at session load."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    producer = {out: node.op_type for node in graph.node for out in node.output}
+    int8 = fp = 0
+    for node in graph.node:
+        if node.op_type in INT8_MATMUL_OPS:
+            int8 += 1
+        elif node.op_type in ("MatMul", "Gemm", "Attention"):
+            if any(producer.get(name) == "DequantizeLinear" for name in node.input):
+                int8 += 1
+            else:
+                fp += 1
+    return {"int8_matmul_ops": int8, "fp_matmul_ops": fp,
+            "int8_matmul_coverage_pct": round(100 * int8 / (int8 + fp), 1) if int8 + fp else 0.0}
+
+
+def quantize_int8_dynamic(src: Path, out: Path, per_channel: bool, reduce_range: bool) -> dict:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # DefaultTensorType: the optimizer's fused ops (Attention, SkipLayerNormalization) have outputs
+    # shape inference cannot type; without it the quantizer fails on fused graphs.
+    quantize_dynamic(src, out, weight_type=QuantType.QInt8, per_channel=per_channel, reduce_range=reduce_range,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return {"per_channel": per_channel, "reduce_range": reduce_range, **_quant_info(out)}
+
+
+# Matmul-like ops only: the attention-mask path (an Add of -3.4e38) breaks the histogram
+# calibrators, and the pooler/classifier Gemms are too small to matter (and lose their calibrated
+# input scale in fused graphs).
+STATIC_OP_TYPES = ("MatMul", "Attention")
+
+
+class SentenceReader:
+    """CalibrationDataReader over tokenised sentences, one per batch, all padded to the longest of
+    them: the histogram calibrators (entropy, percentile) need every batch to have one shape."""
+
+    def __init__(self, tokenizer, sentences: list[str], input_names: list[str], max_length: int):
+        longest = max(len(ids) for ids in tokenizer(sentences, truncation=True, max_length=max_length)["input_ids"])
+        enc = tokenizer(sentences, truncation=True, max_length=longest, padding="max_length", return_tensors="np")
+        self._items = [{k: enc[k][i : i + 1].astype(np.int64) for k in input_names} for i in range(len(sentences))]
+        self._iter = iter(self._items)
+
+    def get_next(self):
+        return next(self._iter, None)
+
+    def rewind(self):
+        self._iter = iter(self._items)
+
+
+def calibration_hash(sentences: list[str]) -> str:
+    return hashlib.sha256("\n".join(sentences).encode()).hexdigest()[:16]
+
+
+def quantize_int8_static(src: Path, out: Path, tokenizer, sentences: list[str], max_length: int, method: str,
+                         per_channel: bool, reduce_range: bool, percentile: float) -> dict:
+    import tempfile
+
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    names = [i.name for i in ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()]
+    extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
+    if method == "percentile":
+        extra["CalibPercentile"] = percentile
+    with tempfile.TemporaryDirectory(prefix="bench-calib-") as tmp:
+        # The calibrator writes an augmented copy of the model next to its cache; keep it out of `out`.
+        quantize_static(src, out, SentenceReader(tokenizer, sentences, names, max_length),
+                        op_types_to_quantize=list(STATIC_OP_TYPES),
+                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        per_channel=per_channel, reduce_range=reduce_range, calibrate_method=methods[method],
+                        extra_options=extra, calibration_cache_path=Path(tmp) / "calib.cache")
+    return {"calibrator": method, "calibration_samples": len(sentences),
+            "calibration_hash": calibration_hash(sentences), "per_channel": per_channel,
+            "reduce_range": reduce_range, **_quant_info(out)}
+
+
+def convert_fp16(src: Path, out: Path) -> dict:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    # keep_io_types: inputs and logits stay int64/float32, so callers need not change.
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(model, str(out))
+    return {"keep_io_types": True}
