@@ -42,14 +42,15 @@ class Compressor:
         candidate = load_runtime(fmt, runtime_dir or out, device, threads=2, precision=precision)
         return check_parity(model.path, candidate, name, self.parity_sentences, self.max_length, atol, device)
 
-    def _derived_onnx(self, kind: str, spec: dict, base: Artifact, model: Artifact, convert, atol=None) -> Artifact:
+    def _derived_onnx(self, kind: str, spec: dict, base: Artifact, model: Artifact, convert, atol=None,
+                      device: str = "cpu") -> Artifact:
         """An ONNX artifact made from `base` by convert(src_model, out_model) -> info, plus parity."""
         from bench.export.onnx import copy_sidecars
 
         def build(out: Path) -> dict:
             copy_sidecars(base.path, out)
             info = convert(base.path / "model.onnx", out / "model.onnx") or {}
-            return {**info, **self._parity(model, out, "onnx", f"{kind}-{model.kind}", atol)}
+            return {**info, **self._parity(model, out, "onnx", f"{kind}-{model.kind}", atol, device)}
 
         return self.store.get_or_build(f"{kind}-{model.kind}", {**spec, **self._parity_spec()}, [base], build)
 
@@ -123,8 +124,9 @@ class Compressor:
     def onnx_fp16(self, model: Artifact, graph: str) -> Artifact:
         from bench.export.quantize import convert_fp16
 
+        # FP16 graphs are for GPUs (the CPU provider lacks FP16 kernels), so parity runs on CUDA.
         return self._derived_onnx("onnx-fp16", {"keep_io_types": True}, self.base_graph(model, graph), model,
-                                  convert_fp16)
+                                  convert_fp16, device="cuda")
 
     # ------------------------------------------------------------------ PyTorch and TensorRT
     def pytorch_converted(self, model: Artifact, precision: str, device: str) -> Artifact:

@@ -1,0 +1,146 @@
+"""Every compression path on a tiny trained model: fusion, INT8 dynamic/static, PyTorch INT8,
+parity recorded against the FP32 PyTorch source, calibration never touching dev."""
+
+import importlib.util
+
+import onnx
+import pytest
+
+from bench.artifacts import ArtifactStore
+from bench.build import build_teacher
+from bench.compress import Compressor
+from bench.data import load_task_data
+from bench.plan import make_plan
+from bench.runtimes import load_runtime
+from bench.suite import load_suite
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from conftest import FIXTURE_DATA, TINY_SUITE
+
+    tmp = tmp_path_factory.mktemp("compress")
+    path = tmp / "suite.yaml"
+    path.write_text(TINY_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=160, n_eval=64)
+                    + "quantize: {calibrators: [minmax, entropy, percentile], calibration_samples: 40}\n")
+    suite = load_suite(path)
+    data = load_task_data(suite.data, suite.task, suite.seed)
+    store = ArtifactStore(tmp / "artifacts")
+    teacher = build_teacher(suite, data, store)
+    return suite, data, store, teacher, Compressor(suite, data, store)
+
+
+def _ops(artifact):
+    return [n.op_type for n in onnx.load(str(artifact.path / "model.onnx")).graph.node]
+
+
+def test_optimized_graph_is_fused_and_exact(setup):
+    *_, teacher, comp = setup
+    opt = comp.onnx_optimized(teacher)
+    assert opt.info["fully_fused"] is True
+    assert opt.info["fused_ops"]["Attention"] == 2 and opt.info["fused_ops"]["SkipLayerNormalization"] == 4
+    assert "Attention" in _ops(opt) and opt.info["parity_max_abs_diff"] < 1e-4
+    assert opt.manifest["parents"] == {"onnx-teacher": comp.onnx_export(teacher).key}
+
+
+@pytest.mark.parametrize("graph", ["plain", "optimized"])
+def test_int8_dynamic(setup, graph):
+    *_, teacher, comp = setup
+    q = comp.onnx_int8_dynamic(teacher, graph)
+    info = q.info
+    assert info["reduce_range_reason"].startswith("auto: CPU")
+    assert info["int8_matmul_ops"] > 0 and info["parity_label_agreement"] >= 0.9
+    assert 0 < info["parity_max_abs_diff"] < 0.5  # quantization moves logits, but not far
+    if graph == "optimized":
+        assert "QAttention" in _ops(q) and info["int8_matmul_coverage_pct"] == 100.0
+    else:
+        # Only the two activation x activation matmuls per layer (QK^T, attention x V) stay float.
+        assert info["fp_matmul_ops"] == 2 * 2 and "MatMulInteger" in _ops(q)
+    fp32 = comp.base_graph(teacher, graph)
+    assert (q.path / "model.onnx").stat().st_size < (fp32.path / "model.onnx").stat().st_size
+
+
+@pytest.mark.parametrize("calibrator", ["minmax", "entropy", "percentile"])
+def test_int8_static_qdq(setup, calibrator):
+    *_, teacher, comp = setup
+    q = comp.onnx_int8_static(teacher, "plain", calibrator)
+    assert q.info["calibrator"] == calibrator and q.info["calibration_samples"] == 40
+    # Every MatMul (activation x activation included) is QDQ; the pooler and classifier Gemms stay float.
+    assert q.info["fp_matmul_ops"] == 2 and q.info["int8_matmul_ops"] == 2 * 8 and "DequantizeLinear" in _ops(q)
+    assert q.info["parity_label_agreement"] >= 0.85
+    logits = load_runtime("onnx", q.path, "cpu", 1)
+    assert logits.params > 0
+
+
+def test_calibration_set_is_train_only_and_recorded(setup):
+    suite, data, *_ , comp = setup
+    picked = comp.calibration_sentences()
+    assert len(picked) == 40 and not set(picked) & set(data.sentences("validation"))
+    assert set(picked) <= set(data.sentences("train"))
+    assert picked == comp.calibration_sentences()  # deterministic: same hash, same artifact key
+    # A dev sentence that also appears in train is never used for calibration.
+    dev0 = data.sentences("validation")[0]
+    comp.data.splits["train"] = comp.data.splits["train"].add_item({"sentence": dev0, "label": 1})
+    try:
+        assert dev0 not in comp.calibration_sentences()
+    finally:
+        comp.data.splits["train"] = comp.data.splits["train"].select(range(160))
+
+
+def test_pytorch_int8_dynamic(setup):
+    *_, teacher, comp = setup
+    art = comp.pytorch_converted(teacher, "int8-dynamic", "cpu")
+    assert art.info["weights_dir"] == str(teacher.path) and art.info["parity_label_agreement"] >= 0.9
+    q = load_runtime("pytorch", teacher.path, "cpu", 1, "int8-dynamic")
+    fp = load_runtime("pytorch", teacher.path, "cpu", 1)
+    assert q.params == fp.params  # same parameters, packed as int8
+    assert 0 < q.size_bytes
+    import torch
+
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in q.model.modules())
+
+
+def test_plan_skips_with_reasons(setup, monkeypatch, tmp_path):
+    import bench.plan as plan_mod
+
+    suite = setup[0]
+    variants = [{"model": ["teacher"], "format": ["onnx"], "precision": ["int8-static", "fp16", "int8-dynamic"],
+                 "device": ["cuda"]},
+                {"model": ["teacher"], "format": ["tensorrt"], "precision": ["int8"], "device": ["cuda"]},
+                {"model": ["teacher"], "format": ["onnx"], "precision": ["int8-static"], "graph": ["optimized"]}]
+    suite = suite.model_validate(suite.model_dump() | {"variants": variants})
+    monkeypatch.setattr(plan_mod, "cuda_available", lambda: True)
+    monkeypatch.setattr(plan_mod, "ort_providers", lambda: ("CUDAExecutionProvider", "CPUExecutionProvider"))
+    monkeypatch.setattr(plan_mod, "tensorrt_importable", lambda: False)
+    reasons = {s.variant.id: s.reason for s in make_plan(suite).skipped}
+    assert "no CUDA kernels" in reasons["teacher-onnx-int8-dynamic-cuda-t1"]
+    assert "no CUDA kernels" in reasons["teacher-onnx-int8-static-minmax-cuda-t1"]
+    assert reasons["teacher-tensorrt-int8-minmax-cuda-t1"].startswith("tensorrt: the Python package is not importable")
+    assert "static QDQ uses the plain graph" in reasons["teacher-onnx-int8-static-minmax-opt-cpu-t1"]
+    assert "teacher-onnx-fp16-cuda-t1" not in reasons  # runnable on such a machine
+
+
+needs_gpu = pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="no CUDA GPU on this machine")
+needs_trt = pytest.mark.skipif(
+    importlib.util.find_spec("tensorrt") is None, reason="tensorrt not importable (pip install 'bench[gpu]')")
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_onnx_fp16_on_cuda(setup):
+    *_, teacher, comp = setup
+    art = comp.onnx_fp16(teacher, "plain")
+    assert art.info["parity_label_agreement"] >= 0.95 and art.info["parity_max_abs_diff"] < 0.05
+
+
+@pytest.mark.tensorrt
+@needs_gpu
+@needs_trt
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_tensorrt_engines(setup, precision):
+    *_, teacher, comp = setup
+    engine = comp.tensorrt_engine(teacher, precision)
+    assert (engine.path / "model.engine").stat().st_size > 0
+    assert engine.info["parity_label_agreement"] >= 0.9
+    assert comp.tensorrt_engine(teacher, precision).reused  # engine cache hit
