@@ -12,9 +12,18 @@ SMOKE = Path(__file__).resolve().parent.parent / "suites" / "smoke.yaml"
 def test_smoke_suite_runs_whole_chain(tmp_path):
     assert main(["run", str(SMOKE), "--results-dir", str(tmp_path), "--run-id", "ci"]) == 0
     rows = read_rows(tmp_path / "smoke" / "ci")
-    assert sorted(r["variant_id"] for r in rows) == [
-        "student-onnx-fp32-cpu-t2", "student-pytorch-fp32-cpu-t2",
-        "teacher-onnx-fp32-cpu-t2", "teacher-pytorch-fp32-cpu-t2",
-    ]
+    by_id = {r["variant_id"]: r for r in rows}
+    assert sorted(by_id) == sorted([
+        "teacher-pytorch-fp32-cpu-t2", "teacher-onnx-fp32-cpu-t2",
+        "student-pytorch-fp32-cpu-t2", "student-onnx-fp32-cpu-t2", "student-pytorch-int8-dynamic-cpu-t2",
+        "student-onnx-int8-dynamic-cpu-t2", "student-onnx-int8-static-minmax-cpu-t2",
+        "student-onnx-fp32-opt-cpu-t2", "student-onnx-int8-dynamic-opt-cpu-t2",
+    ])
     assert all(r["status"] == "ok" and r["latency_n"] >= 100 for r in rows)
-    assert all(r["parity_max_abs_diff"] < 1e-4 for r in rows if r["format"] == "onnx")
+    for vid in ("teacher-onnx-fp32-cpu-t2", "student-onnx-fp32-cpu-t2", "student-onnx-fp32-opt-cpu-t2"):
+        assert by_id[vid]["parity_max_abs_diff"] < 1e-4
+    assert by_id["student-onnx-fp32-opt-cpu-t2"]["graph_fully_fused"] is True
+    assert by_id["student-onnx-int8-dynamic-opt-cpu-t2"]["int8_matmul_coverage_pct"] == 100.0
+    assert by_id["student-onnx-int8-static-minmax-cpu-t2"]["calibration_samples"] == 100
+    int8, fp32 = by_id["student-onnx-int8-dynamic-cpu-t2"], by_id["student-onnx-fp32-cpu-t2"]
+    assert int8["size_mb"] < fp32["size_mb"] and int8["parity_label_agreement"] >= 0.9
