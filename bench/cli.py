@@ -35,8 +35,7 @@ def _cmd_run(args) -> int:
 def _cmd_report(args) -> int:
     from bench.report import write_report
 
-    for run_dir in args.run_dirs:
-        print(write_report(Path(run_dir), Path(args.out)))
+    print(write_report([Path(d) for d in args.run_dirs], Path(args.out), args.name))
     return 0
 
 
@@ -80,9 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-id", help="name of the run directory; an existing one is resumed")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("report", help="write reports/<run-id>/index.md for one or more run directories")
+    p = sub.add_parser("report", help="one report (index.md, index.html, PNGs, CSV) over one or more run directories")
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--out", default="reports", help="reports root (default: reports)")
+    p.add_argument("--name", help="report folder name (default: the run ids joined by '+')")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="regression gate: baseline vs current run (exit 1 on regression)")

@@ -1,90 +1,164 @@
-"""`bench report RUN_DIR`: reports/<run-id>/index.md from results files only (works on results
-produced on another machine)."""
+"""`bench report RUN_DIR [RUN_DIR ...]`: reports/<name>/ with index.md, a self-contained index.html
+(tables and plots embedded, opens from disk offline), the PNG plots and a CSV of the rows.
+
+It reads results files only, so it works on runs produced on other machines. Rows of several
+seeds of one variant are shown as mean ± std with every seed's value.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 from pathlib import Path
 
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.results import RESULTS_FILE, RUN_FILE, load_results
+from bench.results import IDENTITY, RESULTS_FILE, RUN_FILE, load_results
 
+VARIANT_KEYS = [c for c in IDENTITY if c != "seed"]
 COLUMNS = {
     "model": "model", "format": "format", "precision": "precision", "graph": "graph", "device": "device",
-    "threads": "threads",
-    "params_m": "params (M)", "size_mb": "size MB", "accuracy_pct": "accuracy %", "delta_pts": "Δ vs teacher (pts)",
-    "retained_pct": "% of teacher", "latency_p50_ms": "p50 ms", "latency_p90_ms": "p90 ms",
+    "threads": "threads", "params_m": "params (M)", "size_mb": "size MB", "accuracy_pct": "accuracy %",
+    "accuracy_std": "± std (seeds)", "seeds": "seeds", "delta_pts": "Δ vs teacher (pts)",
+    "retained_pct": "% of teacher", "latency_p50_ms": "p50 ms", "latency_p90_ms": "p90 ms", "latency_cv": "CV",
     "speedup": "speedup vs teacher pytorch fp32", "parity_max_abs_diff": "parity max |Δlogit|",
-    "parity_label_agreement": "label agreement",
+    "parity_label_agreement": "label agreement", "peak_rss_mb": "peak RSS MB",
 }
 
 
+def _label(r) -> str:
+    precision = f"{r['precision']}-{r['calibration']}" if r["calibration"] else r["precision"]
+    graph = " opt" if r["graph"] == "optimized" else ""
+    return f"{r['model']} {r['format']} {precision}{graph} t{r['threads']}"
+
+
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
-    """One line per measured variant, with accuracy and speed relative to the teacher PyTorch FP32."""
+    """One line per variant (seeds averaged), with accuracy and speed relative to the teacher PyTorch FP32."""
     ok = df[df["status"] == "ok"].copy()
-    for col in ("parity_max_abs_diff", "parity_label_agreement"):
-        ok[col] = ok[col] if col in ok else float("nan")
-    # "int8-static" alone is ambiguous: name the calibrator.
-    ok["precision"] = [f"{p}-{c}" if c else p for p, c in zip(ok["precision"], ok["calibration"], strict=True)]
-    base = ok[(ok["model"] == "teacher") & (ok["format"] == "pytorch") & (ok["precision"] == "fp32")]
+    for col in ("parity_max_abs_diff", "parity_label_agreement", "latency_cv", "peak_rss_mb", "rss_before_load_mb"):
+        if col not in ok:
+            ok[col] = float("nan")
+    ok["params"] = pd.to_numeric(ok["params"], errors="coerce")
+    numeric = ["params", "size_mb", "accuracy", "latency_p50_ms", "latency_p90_ms", "latency_cv",
+               "parity_max_abs_diff", "parity_label_agreement", "peak_rss_mb", "rss_before_load_mb"]
+    grouped = ok.groupby(VARIANT_KEYS, dropna=False, sort=False)
+    out = grouped[numeric].mean()
+    out["accuracy_std"] = grouped["accuracy"].std()  # NaN with one seed
+    out["seeds"] = grouped["seed"].apply(lambda s: ", ".join(str(x) for x in sorted(s)))
+    out["accuracy_by_seed"] = grouped["accuracy"].apply(lambda s: ", ".join(f"{100 * x:.2f}" for x in s))
+    out = out.reset_index()
+
+    base = out[(out["model"] == "teacher") & (out["format"] == "pytorch") & (out["precision"] == "fp32")]
     teacher_acc = base["accuracy"].iloc[0] if len(base) else float("nan")
     # Speed is compared at the same device and thread count, measured in the same run.
     base_p50 = base.set_index(["device", "threads"])["latency_p50_ms"]
-    ok["params_m"] = ok["params"] / 1e6
-    ok["accuracy_pct"] = ok["accuracy"] * 100
-    ok["delta_pts"] = (ok["accuracy"] - teacher_acc) * 100
-    ok["retained_pct"] = ok["accuracy"] / teacher_acc * 100
-    ok["speedup"] = [base_p50.get((d, t), float("nan")) / p for d, t, p in
-                     zip(ok["device"], ok["threads"], ok["latency_p50_ms"], strict=True)]
-    order = ["device", "threads", "model", "format", "precision"]
-    ok = ok.sort_values(order, ascending=[True, True, False, False, True], kind="stable")  # teacher, pytorch first
-    return ok[list(COLUMNS)].rename(columns=COLUMNS)
+    out["params_m"] = out["params"] / 1e6
+    out["accuracy_pct"] = out["accuracy"] * 100
+    out["accuracy_std"] = out["accuracy_std"] * 100
+    out["delta_pts"] = (out["accuracy"] - teacher_acc) * 100
+    out["retained_pct"] = out["accuracy"] / teacher_acc * 100
+    out["speedup"] = [base_p50.get((d, t), float("nan")) / p
+                      for d, t, p in zip(out["device"], out["threads"], out["latency_p50_ms"], strict=True)]
+    out["label"] = out.apply(_label, axis=1)
+    out["precision"] = [f"{p}-{c}" if c else p for p, c in zip(out["precision"], out["calibration"], strict=True)]
+    order = ["device", "threads", "model", "format", "precision", "graph"]
+    return out.sort_values(order, ascending=[True, True, False, False, True, False], kind="stable", ignore_index=True)
 
 
-def _markdown(table: pd.DataFrame) -> str:
-    return table.to_markdown(index=False, floatfmt=".3g", missingval="—")
+def _table(summary: pd.DataFrame) -> pd.DataFrame:
+    return summary[list(COLUMNS)].rename(columns=COLUMNS)
 
 
-def write_report(run_dir: Path, out_root: Path = Path("reports")) -> Path:
-    run_dir = Path(run_dir)
-    if not (run_dir / RESULTS_FILE).is_file():
-        raise BenchError(f"{run_dir}: no {RESULTS_FILE} (is this a run directory?)")
-    df = load_results(run_dir)
-    if df.empty:
-        raise BenchError(f"{run_dir / RESULTS_FILE}: no complete rows")
-    run = json.loads((run_dir / RUN_FILE).read_text()) if (run_dir / RUN_FILE).is_file() else {}
-    run_id = run.get("run_id", run_dir.name)
-    out_dir = out_root / run_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    env = run.get("environment", {})
-    lines = [f"# {run.get('suite', '?')} — run {run_id}", ""]
-    if env:
-        cpu = env.get("cpu", {})
-        lines += [f"Machine: {cpu.get('model')} ({cpu.get('logical_cores')} logical cores), "
-                  f"{env.get('memory_gb')} GB, Python {env.get('python')}; "
-                  f"torch {env['versions'].get('torch')}, transformers {env['versions'].get('transformers')}, "
-                  f"onnxruntime {env['versions'].get('onnxruntime')}; git {env.get('git_sha')}.", ""]
-    if "data" in run:
-        d = run["data"]
+def _load(run_dirs: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
+    frames, runs = [], []
+    for run_dir in run_dirs:
+        if not (run_dir / RESULTS_FILE).is_file():
+            raise BenchError(f"{run_dir}: no {RESULTS_FILE} (is this a run directory?)")
+        df = load_results(run_dir)
+        if df.empty:
+            raise BenchError(f"{run_dir / RESULTS_FILE}: no complete rows")
+        frames.append(df)
+        runs.append(json.loads((run_dir / RUN_FILE).read_text()) if (run_dir / RUN_FILE).is_file() else {})
+    return pd.concat(frames, ignore_index=True), runs
+
+
+def _machine_line(run: dict) -> str:
+    env = run.get("environment")
+    if not env:
+        return ""
+    cpu, v = env.get("cpu", {}), env.get("versions", {})
+    flags = ", ".join(f for f, on in cpu.get("flags", {}).items() if on)
+    return (f"Machine: {cpu.get('model')} ({cpu.get('logical_cores')} logical cores; {flags}), "
+            f"{env.get('memory_gb')} GB, Python {env.get('python')}; torch {v.get('torch')}, "
+            f"transformers {v.get('transformers')}, onnxruntime {v.get('onnxruntime')}; git {env.get('git_sha')}.")
+
+
+def _markdown(df: pd.DataFrame, summary: pd.DataFrame, runs: list[dict], pngs: list[Path]) -> str:
+    first = runs[0]
+    lines = [f"# {first.get('suite', '?')} — {', '.join(r.get('run_id', '?') for r in runs)}", ""]
+    lines += [x for x in (_machine_line(first), "") if x is not None]
+    if "data" in first:
+        d = first["data"]
         lines += [f"Data: {d['origin']} (train {d['train_rows']} rows, eval {d['eval_rows']} rows).", ""]
-    lines += ["## Variants", "", _markdown(summarise(df)), "",
-              "Latency: batch 1 over the real dev sentences (tokenisation not timed), after warmup. "
-              "Accuracy: the whole eval split through the variant's own runtime.", ""]
+    lines += ["## Variants", "", _table(summary).to_markdown(index=False, floatfmt=".3g", missingval="—"), "",
+              "Latency: batch 1 over the real dev sentences (tokenisation not timed), after warmup; CV is the "
+              "coefficient of variation of the per-call times. Accuracy: the whole eval split through the "
+              "variant's own runtime. Speedup: teacher PyTorch FP32 p50 / variant p50, same threads, same run.", ""]
+    multi = summary[summary["seeds"].str.contains(",")]
+    if len(multi):
+        lines += ["## Accuracy per seed", ""] + [f"- {r.label}: {r.accuracy_by_seed}" for r in multi.itertuples()]
+        lines.append("")
+    lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in pngs] + [""]
     failed = df[df["status"] != "ok"]
     if len(failed):
-        lines += ["## Failed variants", ""]
-        lines += [f"- {r.variant_id}: {r.status}: {r.error}" for r in failed.itertuples()] + [""]
-    if run.get("skipped"):
-        lines += ["## Skipped variants", ""] + [f"- {s['variant']}: {s['reason']}" for s in run["skipped"]] + [""]
-    if run.get("stages"):
-        lines += ["## Stage wall times", "", "| stage | wall s | built in s | reused |", "|---|---|---|---|"]
-        for name, s in run["stages"].items():
-            lines.append(f"| {name} | {s.get('wall_s')} | {s.get('build_time_s', '')} | {s.get('reused', '')} |")
+        lines += ["## Failed variants", ""] + [f"- {r.variant_id}: {r.status}: {r.error}" for r in failed.itertuples()]
         lines.append("")
-    path = out_dir / "index.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    skipped = [s for r in runs for s in r.get("skipped", [])]
+    if skipped:
+        lines += ["## Skipped variants", ""] + [f"- {s['variant']}: {s['reason']}" for s in skipped] + [""]
+    for run in runs:
+        if run.get("stages"):
+            lines += [f"## Stage wall times ({run.get('run_id')})", "",
+                      "| stage | wall s in this run | build time s | reused |", "|---|---|---|---|"]
+            for name, s in run["stages"].items():
+                lines.append(f"| {name} | {s.get('wall_s')} | {s.get('build_time_s', '')} | {s.get('reused', '')} |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _html(markdown_title: str, machine: str, summary: pd.DataFrame, pngs: list[Path]) -> str:
+    table = _table(summary).to_html(index=False, float_format=lambda x: f"{x:.3g}", na_rep="—", border=0)
+    images = "\n".join(
+        f'<figure><img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+        f"<figcaption>{p.stem.replace('_', ' ')}</figcaption></figure>" for p in pngs)
+    style = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
+             "font-size:12px}th,td{padding:3px 7px;border-bottom:1px solid #ddd;text-align:right}"
+             "th{background:#f3f3f3}td:nth-child(-n+6){text-align:left}img{max-width:100%}"
+             "figure{display:inline-block;margin:1em;max-width:46%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(markdown_title)}</title>"
+            f"<style>{style}</style></head><body><h1>{html.escape(markdown_title)}</h1>"
+            f"<p>{html.escape(machine)}</p>{table}<h2>Plots</h2>{images}</body></html>")
+
+
+def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), name: str | None = None) -> Path:
+    from bench.plots import all_plots
+
+    run_dirs = [Path(d) for d in (run_dirs if isinstance(run_dirs, list) else [run_dirs])]
+    df, runs = _load(run_dirs)
+    summary = summarise(df)
+    if summary.empty:
+        raise BenchError(f"{run_dirs[0]}: no variant measured successfully; nothing to report")
+    name = name or "+".join(r.get("run_id", d.name) for r, d in zip(runs, run_dirs, strict=True))
+    out_dir = out_root / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pngs = all_plots(summary, out_dir)
+    df.drop(columns=[c for c in ("latency_raw_ms",) if c in df]).to_csv(out_dir / "results.csv", index=False)
+    md = _markdown(df, summary, runs, pngs)
+    title = md.splitlines()[0].lstrip("# ")
+    for filename, text in (("index.md", md), ("index.html", _html(title, _machine_line(runs[0]), summary, pngs))):
+        tmp = out_dir / f".{filename}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out_dir / filename)
+    return out_dir / "index.md"

@@ -59,6 +59,7 @@ def measure(spec: dict) -> dict:
     row["rss_before_load_mb"] = _mb(rss_before)
     row["peak_rss_mb"] = _mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     row["providers"] = getattr(runtime, "providers", None)
+    row["onnx_opset"] = getattr(runtime, "opset", None)
     row["status"] = "ok"
     return row
 

@@ -22,7 +22,9 @@ class OrtRuntime:
         self.session = ort.InferenceSession(str(model_path), options, providers=providers)
         self.providers = self.session.get_providers()
         self.input_names = [i.name for i in self.session.get_inputs()]
-        graph = onnx.load(str(model_path), load_external_data=False).graph
+        proto = onnx.load(str(model_path), load_external_data=False)
+        graph = proto.graph
+        self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
         # Weights only: float and 8-bit initialisers with more than one element (shape constants are
         # int64; quantization scales and zero points are scalars).
         weight_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.INT8, onnx.TensorProto.UINT8}

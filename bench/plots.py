@@ -1,0 +1,104 @@
+"""Report plots (matplotlib, Agg backend: no display needed). Each takes the report's summary table
+(one line per variant, see bench.report.summarise) and writes one PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+COLORS = {"teacher": "tab:blue", "student": "tab:orange"}
+MARKERS = {"pytorch": "o", "onnx": "s", "tensorrt": "^"}
+
+
+def pareto_mask(cost: pd.Series, value: pd.Series) -> np.ndarray:
+    """True where no other point is at least as cheap and at least as good, and strictly better in one."""
+    c, v = cost.to_numpy(float), value.to_numpy(float)
+    mask = np.ones(len(c), dtype=bool)
+    for i in range(len(c)):
+        dominated = (c <= c[i]) & (v >= v[i]) & ((c < c[i]) | (v > v[i]))
+        mask[i] = not dominated.any()
+    return mask
+
+
+def _scatter(ax, df: pd.DataFrame, x: str, y: str) -> None:
+    for (model, fmt), group in df.groupby(["model", "format"]):
+        ax.scatter(group[x], group[y], c=COLORS.get(model, "gray"), marker=MARKERS.get(fmt, "x"), s=46,
+                   label=f"{model} {fmt}", edgecolors="black", linewidths=0.4, zorder=3)
+    for _, r in df.iterrows():
+        ax.annotate(r["label"], (r[x], r[y]), fontsize=6.5, xytext=(4, 3), textcoords="offset points", alpha=0.85)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def _finish(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _pareto_line(ax, df: pd.DataFrame, x: str, y: str) -> None:
+    front = df[pareto_mask(df[x], df[y])].sort_values(x)
+    ax.plot(front[x], front[y], "--", color="green", lw=1.2, label="Pareto front", drawstyle="steps-post", zorder=2)
+
+
+def size_vs_accuracy(df: pd.DataFrame, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    _pareto_line(ax, df, "size_mb", "accuracy_pct")
+    _scatter(ax, df, "size_mb", "accuracy_pct")
+    ax.set_xscale("log")
+    ax.set(xlabel="size on disk (MB, log scale)", ylabel="dev accuracy (%)", title="Size vs accuracy")
+    return _finish(fig, path)
+
+
+def latency_vs_accuracy(df: pd.DataFrame, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    _pareto_line(ax, df, "latency_p50_ms", "accuracy_pct")
+    # Whisker from p50 to p90: how much slower the slow tail of real sentences is.
+    ax.errorbar(df["latency_p50_ms"], df["accuracy_pct"],
+                xerr=[np.zeros(len(df)), (df["latency_p90_ms"] - df["latency_p50_ms"]).clip(lower=0)],
+                fmt="none", ecolor="gray", elinewidth=0.8, capsize=2, zorder=1)
+    _scatter(ax, df, "latency_p50_ms", "accuracy_pct")
+    ax.set_xscale("log")
+    ax.set(xlabel="batch-1 latency p50 (ms, log; whisker to p90)", ylabel="dev accuracy (%)",
+           title="Latency vs accuracy")
+    return _finish(fig, path)
+
+
+def speedup(df: pd.DataFrame, path: Path) -> Path:
+    d = df.dropna(subset=["speedup"]).sort_values("speedup")
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(d) + 1.2))
+    ax.barh(d["label"], d["speedup"], color=[COLORS.get(m, "gray") for m in d["model"]])
+    ax.axvline(1, color="black", lw=0.8)
+    for y, v in enumerate(d["speedup"]):
+        ax.text(v, y, f" {v:.1f}x", va="center", fontsize=7)
+    ax.set(xlabel="speedup vs teacher PyTorch FP32 (p50, same threads)", title="Speedup")
+    ax.tick_params(axis="y", labelsize=7)
+    return _finish(fig, path)
+
+
+def memory(df: pd.DataFrame, path: Path) -> Path:
+    d = df.sort_values("peak_rss_mb")
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(d) + 1.2))
+    ax.barh(d["label"], d["rss_before_load_mb"], color="lightgray", label="before model load")
+    ax.barh(d["label"], d["peak_rss_mb"] - d["rss_before_load_mb"], left=d["rss_before_load_mb"],
+            color=[COLORS.get(m, "gray") for m in d["model"]], label="added by model + inference")
+    ax.set(xlabel="peak RSS of the measuring process (MB)", title="Memory")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend(fontsize=8)
+    return _finish(fig, path)
+
+
+def all_plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    return [
+        size_vs_accuracy(df, out_dir / "size_vs_accuracy.png"),
+        latency_vs_accuracy(df, out_dir / "latency_vs_accuracy.png"),
+        speedup(df, out_dir / "speedup.png"),
+        memory(df, out_dir / "memory.png"),
+    ]

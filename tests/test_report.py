@@ -1,0 +1,61 @@
+"""Report from golden results files: Markdown, self-contained HTML, PNG plots, CSV, seeds."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from bench.cli import main
+from bench.plots import pareto_mask
+from bench.report import summarise, write_report
+from bench.results import load_results
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def test_pareto_mask():
+    cost = pd.Series([1.0, 2.0, 3.0, 2.0, 4.0])
+    value = pd.Series([80.0, 85.0, 90.0, 84.0, 89.0])
+    assert pareto_mask(cost, value).tolist() == [True, True, True, False, False]
+
+
+def test_summary_relative_to_teacher():
+    s = summarise(load_results(GOLDEN / "baseline")).set_index("label")
+    teacher = s.loc["teacher pytorch fp32 t1"]
+    assert teacher["speedup"] == 1.0 and teacher["delta_pts"] == 0 and teacher["retained_pct"] == 100
+    student = s.loc["student onnx fp32 t1"]
+    rows = {r["variant_id"]: r for r in map(json.loads, (GOLDEN / "baseline" / "results.jsonl").read_text().splitlines())}
+    t, st = rows["teacher-pytorch-fp32-cpu-t1"], rows["student-onnx-fp32-cpu-t1"]
+    assert student["speedup"] == t["latency_p50_ms"] / st["latency_p50_ms"]
+    assert abs(student["delta_pts"] - (st["accuracy"] - t["accuracy"]) * 100) < 1e-9
+
+
+def test_report_files(tmp_path, capsys):
+    assert main(["report", str(GOLDEN / "baseline"), "--out", str(tmp_path)]) == 0
+    out = tmp_path / "baseline"
+    names = {p.name for p in out.iterdir()}
+    assert {"index.md", "index.html", "results.csv", "size_vs_accuracy.png", "latency_vs_accuracy.png",
+            "speedup.png", "memory.png"} <= names
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    html = (out / "index.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "src=\"http" not in html  # self-contained
+    md = re.sub(r" +", " ", (out / "index.md").read_text())
+    assert "| teacher | pytorch | fp32 | plain | cpu | 1 |" in md and "![speedup](speedup.png)" in md
+    assert len(pd.read_csv(out / "results.csv")) == 4
+
+
+def test_seeds_show_mean_and_std(tmp_path):
+    # Two runs of the same variants with different seeds: one line per variant, mean ± std.
+    second = tmp_path / "seed2"
+    shutil.copytree(GOLDEN / "accuracy_drop", second)
+    rows = [json.loads(x) for x in (second / "results.jsonl").read_text().splitlines()]
+    (second / "results.jsonl").write_text("".join(json.dumps(r | {"seed": 43}) + "\n" for r in rows))
+    write_report([GOLDEN / "baseline", second], tmp_path / "reports", name="both")
+    md = (tmp_path / "reports" / "both" / "index.md").read_text()
+    assert "## Accuracy per seed" in md
+    s = summarise(pd.concat([load_results(GOLDEN / "baseline"), load_results(second)])).set_index("label")
+    assert s.loc["student onnx fp32 t1", "seeds"] == "42, 43"
+    assert s.loc["student onnx fp32 t1", "accuracy_std"] > 0 and pd.isna(s["accuracy_std"]).sum() == 0
