@@ -1,4 +1,4 @@
-"""The `bench` command: plan | run | report | compare | check."""
+"""The `bench` command: plan | run | report | compare | check | merge."""
 
 from __future__ import annotations
 
@@ -25,9 +25,11 @@ def _cmd_plan(args) -> int:
 
 
 def _cmd_run(args) -> int:
+    from bench.plan import parse_shard
     from bench.run import run_suite
 
-    run_dir = run_suite(Path(args.suite), Path(args.results_dir), args.run_id)
+    shard = parse_shard(args.shard) if args.shard else None
+    run_dir = run_suite(Path(args.suite), Path(args.results_dir), args.run_id, shard)
     print(run_dir)
     return 0
 
@@ -36,6 +38,13 @@ def _cmd_report(args) -> int:
     from bench.report import write_report
 
     print(write_report([Path(d) for d in args.run_dirs], Path(args.out), args.name))
+    return 0
+
+
+def _cmd_merge(args) -> int:
+    from bench.merge import merge_runs
+
+    print(merge_runs([Path(d) for d in args.run_dirs], Path(args.output)))
     return 0
 
 
@@ -77,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default=os.environ.get("BENCH_RESULTS_DIR", "results"),
                    help="results root (default: results, or $BENCH_RESULTS_DIR)")
     p.add_argument("--run-id", help="name of the run directory; an existing one is resumed")
+    p.add_argument("--shard", metavar="I/N", help="measure only shard I of N (deterministic), e.g. for a CI matrix")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("report", help="one report (index.md, index.html, PNGs, CSV) over one or more run directories")
@@ -84,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", help="reports root (default: reports)")
     p.add_argument("--name", help="report folder name (default: the run ids joined by '+')")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("merge", help="combine run directories (e.g. shards from several machines) into one")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("-o", "--output", required=True, help="the merged run directory to write")
+    p.set_defaults(func=_cmd_merge)
 
     p = sub.add_parser("compare", help="regression gate: baseline vs current run (exit 1 on regression)")
     p.add_argument("baseline")

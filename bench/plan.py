@@ -140,6 +140,20 @@ def make_plan(suite: Suite, file: str = "suite") -> Plan:
     return Plan(variants=runnable, skipped=skipped)
 
 
+def shard_plan(plan: Plan, index: int, count: int) -> Plan:
+    """Shard `index` of `count` (1-based): every count-th variant in id order, so each shard is the same
+    on every machine and the shards together are the whole plan."""
+    ordered = sorted(plan.variants, key=lambda v: v.id)
+    return Plan(variants=ordered[index - 1 :: count], skipped=plan.skipped)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    if not (sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise BenchError(f"--shard: expected I/N with 1 <= I <= N, got {text!r}")
+    return int(index), int(count)
+
+
 def format_plan(plan: Plan, suite: Suite) -> str:
     lines = [f"suite {suite.name}: {len(plan.variants)} variant(s) to measure, {len(plan.skipped)} skipped"]
     for v in plan.variants:

@@ -98,8 +98,9 @@ def _machine_line(run: dict) -> str:
 def _markdown(df: pd.DataFrame, summary: pd.DataFrame, runs: list[dict], pngs: list[Path]) -> str:
     first = runs[0]
     lines = [f"# {first.get('suite', '?')} — {', '.join(r.get('run_id', '?') for r in runs)}", ""]
-    lines += [x for x in (_machine_line(first), "") if x is not None]
-    if "data" in first:
+    if _machine_line(first):
+        lines += [_machine_line(first), ""]
+    if first.get("data"):
         d = first["data"]
         lines += [f"Data: {d['origin']} (train {d['train_rows']} rows, eval {d['eval_rows']} rows).", ""]
     lines += ["## Variants", "", _table(summary).to_markdown(index=False, floatfmt=".3g", missingval="—"), "",

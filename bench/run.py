@@ -19,7 +19,7 @@ from bench.errors import BenchError
 from bench.export.onnx import WEIGHT_SUFFIXES
 from bench.measure.isolate import run_isolated
 from bench.models import parse_source
-from bench.plan import Plan, Variant, make_plan
+from bench.plan import Plan, Variant, make_plan, shard_plan
 from bench.results import RUN_FILE, SCHEMA_VERSION, append_row, read_rows
 from bench.suite import Suite, load_suite, suite_to_dict
 
@@ -35,7 +35,7 @@ def confined(root: Path, *parts: str) -> Path:
     return path
 
 
-def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: dict) -> dict:
+def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: dict, machine: dict) -> dict:
     artifact = built.artifacts[variant.artifact_key]
     model = built.models[variant.model]
     weights = Path(artifact.info.get("weights_dir", artifact.path))
@@ -65,6 +65,7 @@ def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: 
         "calibration_hash": info.get("calibration_hash"),
         "calibration_samples": info.get("calibration_samples"),
         **{k: v for k, v in result.items() if k not in ("status", "error")},
+        **machine,  # rows merged from several machines keep where each was measured
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -81,19 +82,26 @@ def _measure_spec(suite: Suite, variant: Variant, built: Built, data) -> dict:
     }
 
 
-def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: str | None = None) -> Path:
+def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: str | None = None,
+              shard: tuple[int, int] | None = None) -> Path:
     suite = load_suite(suite_path)
     plan: Plan = make_plan(suite, str(suite_path))
+    if shard:
+        plan = shard_plan(plan, *shard)
     parse_source(suite.teacher.source)  # a bad source fails now, before anything is written
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
     run_dir = confined(results_root, suite.name, run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     store = ArtifactStore(confined(results_root, "artifacts"))
     started = time.perf_counter()
+    env = environment()
+    machine = {"host": env["hostname"], "cpu_model": env["cpu"]["model"], "gpus": env["gpus"],
+               "shard": f"{shard[0]}/{shard[1]}" if shard else None}
     run_info = {
         "schema_version": SCHEMA_VERSION, "bench_version": __version__, "run_id": run_id, "suite": suite.name,
         "suite_file": str(suite_path), "suite_resolved": suite_to_dict(suite), "seeds": [suite.seed],
-        "environment": environment(), "status": "running", "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "environment": env, "shard": machine["shard"], "status": "running",
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "planned": [v.id for v in plan.variants],
         "skipped": [{"variant": s.variant.id, "reason": s.reason} for s in plan.skipped],
     }
@@ -120,7 +128,7 @@ def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: st
                               suite.measure.timeout_s)
         wall = time.perf_counter() - t0
         measure_wall[variant.id] = round(wall, 2)
-        row = _row_for(suite, variant, built, run_id, result) | {"measure_wall_s": round(wall, 2)}
+        row = _row_for(suite, variant, built, run_id, result, machine) | {"measure_wall_s": round(wall, 2)}
         append_row(run_dir, row)
         if row["status"] == "ok":
             log.info("  accuracy %.4f  p50 %.2f ms  p90 %.2f ms  (%.1f s)", row["accuracy"],
