@@ -61,7 +61,8 @@ class Compressor:
         atol = self.suite.measure.parity_atol
 
         def build(out: Path) -> dict:
-            return export_with_parity(model.path, out, self.parity_sentences, self.max_length, atol)
+            return export_with_parity(model.path, out, self.parity_sentences, self.max_length, atol,
+                                      name=f"onnx-{model.kind}")
 
         spec = {"opset": None, "parity_atol": atol, **self._parity_spec()}
         return self.store.get_or_build(f"onnx-{model.kind}", spec, [model], build)

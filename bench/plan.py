@@ -81,7 +81,7 @@ def tensorrt_importable() -> bool:
     return importlib.util.find_spec("tensorrt") is not None
 
 
-def _skip_reason(v: Variant) -> str | None:
+def _skip_reason(v: Variant, ort_gpu_provider: str = "cuda") -> str | None:
     if v.format == "onnx" and not ort_providers():
         return "onnx: onnxruntime is not installed (pip install 'bench[onnx]')"
     if v.precision == "int8-static" and v.graph == "optimized":
@@ -99,6 +99,8 @@ def _skip_reason(v: Variant) -> str | None:
     if v.format == "onnx":
         if "CUDAExecutionProvider" not in ort_providers():
             return "cuda: onnxruntime has no CUDAExecutionProvider (pip install 'bench[gpu]')"
+        if ort_gpu_provider == "tensorrt" and "TensorrtExecutionProvider" not in ort_providers():
+            return "cuda: onnxruntime has no TensorrtExecutionProvider (measure.ort_gpu_provider: tensorrt)"
         if v.precision.startswith("int8"):
             return ("onnx int8 on the CUDA provider: ORT has no CUDA kernels for these INT8 ops and silently "
                     "falls back to CPU; use format tensorrt, precision int8")
@@ -135,7 +137,7 @@ def make_plan(suite: Suite, file: str = "suite") -> Plan:
                 seen.setdefault(Variant(model, fmt, precision, device, t, graph, calibration))
     runnable, skipped = [], []
     for v in seen:
-        reason = _skip_reason(v)
+        reason = _skip_reason(v, suite.measure.ort_gpu_provider)
         (skipped.append(Skipped(v, reason)) if reason else runnable.append(v))
     return Plan(variants=runnable, skipped=skipped)
 

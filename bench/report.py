@@ -22,7 +22,8 @@ COLUMNS = {
     "model": "model", "format": "format", "precision": "precision", "graph": "graph", "device": "device",
     "threads": "threads", "params_m": "params (M)", "size_mb": "size MB", "accuracy_pct": "accuracy %",
     "accuracy_std": "± std (seeds)", "seeds": "seeds", "delta_pts": "Δ vs teacher (pts)",
-    "retained_pct": "% of teacher", "latency_p50_ms": "p50 ms", "latency_p90_ms": "p90 ms", "latency_cv": "CV",
+    "delta_fp32_pts": "Δ vs own fp32 (pts)",
+    "retained_pct": "% of teacher", "latency_p50_ms": "p50 ms", "latency_p90_ms": "p90 ms", "latency_cv": "CV per call",
     "speedup": "speedup vs teacher pytorch fp32", "parity_max_abs_diff": "parity max |Δlogit|",
     "parity_label_agreement": "label agreement", "peak_rss_mb": "peak RSS MB",
 }
@@ -61,6 +62,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     out["retained_pct"] = out["accuracy"] / teacher_acc * 100
     out["speedup"] = [base_p50.get((d, t), float("nan")) / p
                       for d, t, p in zip(out["device"], out["threads"], out["latency_p50_ms"], strict=True)]
+    own = out[(out["format"] == "pytorch") & (out["precision"] == "fp32")].groupby("model")["accuracy"].first()
+    out["delta_fp32_pts"] = (out["accuracy"] - out["model"].map(own)) * 100
     out["label"] = out.apply(_label, axis=1)
     out["precision"] = [f"{p}-{c}" if c else p for p, c in zip(out["precision"], out["calibration"], strict=True)]
     order = ["device", "threads", "model", "format", "precision", "graph"]
@@ -68,7 +71,10 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _table(summary: pd.DataFrame) -> pd.DataFrame:
-    return summary[list(COLUMNS)].rename(columns=COLUMNS)
+    columns = list(COLUMNS)
+    if not summary["seeds"].str.contains(",").any():  # one seed: no spread to show
+        columns = [c for c in columns if c not in ("accuracy_std", "seeds")]
+    return summary[columns].rename(columns={c: COLUMNS[c] for c in columns})
 
 
 def _load(run_dirs: list[Path]) -> tuple[pd.DataFrame, list[dict]]:

@@ -134,6 +134,9 @@ class MeasureConfig(_Strict):
     timeout_s: PositiveFloat = 1800
     parity_samples: PositiveInt | None = None  # dev sentences for parity checks; None = all
     parity_atol: PositiveFloat = 1e-3  # max |Δlogit| allowed between ONNX fp32 and PyTorch fp32
+    # ONNX Runtime provider for onnx variants on cuda (needs onnxruntime-gpu): cuda, or tensorrt
+    # (ORT's TensorRT provider, engines cached next to the model).
+    ort_gpu_provider: Literal["cuda", "tensorrt"] = "cuda"
 
     _lists = field_validator("threads", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 

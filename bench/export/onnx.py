@@ -65,7 +65,7 @@ def check_parity(source_dir: Path, candidate: Runtime, name: str, sentences: lis
     return {**result, "parity_atol": atol}
 
 
-def export_with_parity(model_dir: Path, out_dir: Path, sentences: list[str], max_length: int, atol: float) -> dict:
+def export_with_parity(model_dir: Path, out_dir: Path, sentences: list[str], max_length: int, atol: float,
+                       name: str = "ONNX export") -> dict:
     export_onnx(model_dir, out_dir)
-    return check_parity(model_dir, load_runtime("onnx", out_dir, "cpu", threads=2), f"{out_dir.name} (ONNX export)",
-                        sentences, max_length, atol)
+    return check_parity(model_dir, load_runtime("onnx", out_dir, "cpu", threads=2), name, sentences, max_length, atol)

@@ -22,6 +22,18 @@ def _mb(n_bytes: float) -> float:
     return round(n_bytes / 2**20, 2)
 
 
+def peak_rss_bytes() -> int:
+    """This process's own RSS high-water mark. Linux's VmHWM belongs to the address space, which
+    execve replaces; ru_maxrss would also carry the parent's peak across fork+exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def measure(spec: dict) -> dict:
     from transformers import AutoTokenizer
 
@@ -33,7 +45,8 @@ def measure(spec: dict) -> dict:
     path = Path(spec["artifact_dir"])
     rss_before = psutil.Process().memory_info().rss
     t0 = time.perf_counter()
-    runtime = load_runtime(variant["format"], path, variant["device"], variant["threads"], variant["precision"])
+    runtime = load_runtime(variant["format"], path, variant["device"], variant["threads"], variant["precision"],
+                           m["ort_gpu_provider"])
     load_time = time.perf_counter() - t0
     tokenizer = AutoTokenizer.from_pretrained(path)
     sentences, labels, max_length = spec["sentences"], spec["labels"], spec["max_length"]
@@ -57,7 +70,7 @@ def measure(spec: dict) -> dict:
     row["tokenization_timed"] = False
     row["mean_tokens"] = round(float(np.mean([e["input_ids"].shape[1] for e in encodings])), 2)
     row["rss_before_load_mb"] = _mb(rss_before)
-    row["peak_rss_mb"] = _mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    row["peak_rss_mb"] = _mb(peak_rss_bytes())
     row["providers"] = getattr(runtime, "providers", None)
     row["onnx_opset"] = getattr(runtime, "opset", None)
     row["status"] = "ok"

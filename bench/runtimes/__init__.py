@@ -24,7 +24,8 @@ class Runtime(Protocol):
         """Native output -> float32 numpy logits; not timed."""
 
 
-def load_runtime(fmt: str, path: Path, device: str, threads: int, precision: str = "fp32") -> Runtime:
+def load_runtime(fmt: str, path: Path, device: str, threads: int, precision: str = "fp32",
+                 gpu_provider: str = "cuda") -> Runtime:
     path = Path(path)
     if fmt == "pytorch":
         from bench.runtimes.torch_runtime import TorchRuntime
@@ -33,7 +34,7 @@ def load_runtime(fmt: str, path: Path, device: str, threads: int, precision: str
     if fmt == "onnx":
         from bench.runtimes.ort_runtime import OrtRuntime
 
-        return OrtRuntime(path / "model.onnx", device, threads)
+        return OrtRuntime(path / "model.onnx", device, threads, gpu_provider)
     if fmt == "tensorrt":
         from bench.runtimes.tensorrt_runtime import TensorRTRuntime
 

@@ -9,18 +9,33 @@ import onnx
 import onnxruntime as ort
 
 
+def _providers(device: str, gpu_provider: str, cache_dir: Path) -> list:
+    if device != "cuda":
+        return ["CPUExecutionProvider"]
+    if gpu_provider == "tensorrt":
+        # ORT's TensorRT provider builds engines on first run; cache them next to the model.
+        trt = ("TensorrtExecutionProvider", {"trt_engine_cache_enable": True,
+                                             "trt_engine_cache_path": str(cache_dir / "ort-trt-cache")})
+        return [trt, "CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
 class OrtRuntime:
     name = "onnxruntime"
 
-    def __init__(self, model_path: Path, device: str, threads: int):
+    def __init__(self, model_path: Path, device: str, threads: int, gpu_provider: str = "cuda"):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        providers = _providers(device, gpu_provider, Path(model_path).parent)
         self.session = ort.InferenceSession(str(model_path), options, providers=providers)
         self.providers = self.session.get_providers()
+        wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
+        if self.providers[0] != wanted:
+            # ORT falls back to CPU silently when a provider cannot load: never time that as GPU.
+            raise RuntimeError(f"{model_path}: ONNX Runtime could not use {wanted} (got {self.providers})")
         self.input_names = [i.name for i in self.session.get_inputs()]
         proto = onnx.load(str(model_path), load_external_data=False)
         graph = proto.graph
