@@ -59,3 +59,24 @@ def test_seeds_show_mean_and_std(tmp_path):
     s = summarise(pd.concat([load_results(GOLDEN / "baseline"), load_results(second)])).set_index("label")
     assert s.loc["student onnx fp32 t1", "seeds"] == "42, 43"
     assert s.loc["student onnx fp32 t1", "accuracy_std"] > 0 and pd.isna(s["accuracy_std"]).sum() == 0
+
+
+def test_html_renders_in_headless_chromium(tmp_path):
+    import subprocess
+
+    import pytest
+
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium not installed (apt-get install chromium); scripts/screenshot_report.sh needs it")
+    write_report(GOLDEN / "baseline", tmp_path, name="r")
+    shot = tmp_path / "shot.png"
+    script = Path(__file__).resolve().parent.parent / "scripts" / "screenshot_report.sh"
+    subprocess.run(["bash", str(script), str(tmp_path / "r" / "index.html"), str(shot), "1200x1600"],
+                   check=True, timeout=120)
+    from matplotlib.image import imread
+
+    pixels = imread(shot)
+    assert pixels.shape[:2] == (1600, 1200)
+    # Not a blank page: the embedded plots put many distinct colours on screen.
+    colours = {tuple(p) for p in (pixels[::8, ::8, :3] * 255).astype(int).reshape(-1, 3)}
+    assert len(colours) > 50

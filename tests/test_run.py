@@ -50,7 +50,7 @@ def test_run_end_to_end_then_reuse_everything(tiny_suite, tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(run_dir), "--out", str(tmp_path / "reports")]) == 0
     report = re.sub(r" +", " ", (tmp_path / "reports" / "one" / "index.md").read_text())
-    assert "| teacher | pytorch | fp32 | cpu | 1 |" in report and "| student | onnx | fp32 | cpu | 1 |" in report
+    assert "| teacher | pytorch | fp32 | plain | cpu | 1 |" in report and "| student | onnx | fp32 | plain | cpu | 1 |" in report
     assert "speedup vs teacher pytorch fp32" in report
 
 
@@ -62,8 +62,8 @@ def test_changing_student_field_rebuilds_only_student(tiny_suite, tmp_path):
     assert main(["run", str(suite), "--results-dir", str(results), "--run-id", "b"]) == 0
     stages = json.loads((results / "tiny" / "b" / "run.json").read_text())["stages"]
     assert stages["teacher_finetune"]["reused"] and stages["teacher_logits"]["reused"]
-    assert stages["teacher_onnx_export"]["reused"]
-    assert not stages["student_distill"]["reused"] and not stages["student_onnx_export"]["reused"]
+    assert stages["teacher-onnx-fp32"]["reused"]
+    assert not stages["student_distill"]["reused"] and not stages["student-onnx-fp32"]["reused"]
 
 
 def test_bad_source_writes_nothing(tiny_suite, tmp_path, capsys):
