@@ -52,6 +52,22 @@ def write_json_atomic(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+@contextmanager
+def file_lock(path: Path, waiting_message: str | None = None):
+    """An exclusive advisory lock (flock) on `path`, released on exit or when the process dies."""
+    with open(path, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting_message:
+                log.info(waiting_message)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @dataclass
 class Artifact:
     kind: str
@@ -88,16 +104,6 @@ class ArtifactStore:
             {"format": ARTIFACT_FORMAT, "kind": kind, "spec": spec, "parents": [p.key for p in parents]}
         )[:16]
 
-    @contextmanager
-    def _lock(self, name: str):
-        # A second `bench run` building the same artifact waits here, then reuses the result.
-        with open(self.root / f".{name}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
     def load(self, kind: str, key: str) -> Artifact | None:
         path = self.root / f"{kind}-{key}"
         manifest_path = path / MANIFEST
@@ -116,14 +122,17 @@ class ArtifactStore:
         """Reuse the finished artifact for this key, or call build(tmp_dir) -> info and publish it."""
         key = self.key(kind, spec, parents)
         name = f"{kind}-{key}"
-        with self._lock(name):
+        # A second `bench run` building the same artifact waits here, then reuses the result.
+        with file_lock(self.root / f".{name}.lock", f"waiting for another process building {name}"):
             found = self.load(kind, key)
             if found is not None:
                 log.info("reuse %s (built in %.1f s)", name, found.build_time_s)
                 return found
             final = self.root / name
+            # Leftovers of builds killed mid-way (any pid): nobody else can be building `name` now.
+            for stale in self.root.glob(f".tmp-{name}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
             tmp = self.root / f".tmp-{name}-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             log.info("build %s", name)
             start = time.perf_counter()

@@ -46,7 +46,7 @@ def _timed(built: Built, stage: str, fn) -> Artifact:
 
 
 def build_teacher(suite: Suite, data: TaskData, store: ArtifactStore) -> Artifact:
-    source = parse_source(suite.teacher.source)
+    source = parse_source(suite.teacher.source, allow_pickle=suite.allow_pickle)
     spec = {"task": suite.task, "source": source.identity(), "finetune": suite.teacher.finetune.model_dump(),
             "data": data.fingerprint, "max_length": suite.data.max_length, "seed": suite.seed,
             "trust_remote_code": suite.trust_remote_code}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -13,13 +14,11 @@ from bench.errors import BenchError, ParityError
 
 
 def _cmd_plan(args) -> int:
-    from bench.models import parse_source
     from bench.plan import format_plan, make_plan
     from bench.suite import load_suite
 
     suite = load_suite(args.suite)
     plan = make_plan(suite, str(args.suite))
-    parse_source(suite.teacher.source)
     print(format_plan(plan, suite))
     return 0
 
@@ -31,7 +30,8 @@ def _cmd_run(args) -> int:
     shard = parse_shard(args.shard) if args.shard else None
     run_dir = run_suite(Path(args.suite), Path(args.results_dir), args.run_id, shard)
     print(run_dir)
-    return 0
+    status = json.loads((run_dir / "run.json").read_text())["status"]
+    return 0 if status == "finished" else 1  # a crashed, timed-out or over-budget variant fails the run
 
 
 def _cmd_report(args) -> int:
@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if os.environ.get("BENCH_OFFLINE", "") not in ("", "0"):
+        # Make the Hugging Face libraries refuse the network too, not only bench's own checks.
+        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            os.environ.setdefault(var, "1")
     # Our own progress at INFO; libraries (the ORT quantizer logs every tensor at INFO) at WARNING.
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -128,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except BenchError as exc:
-        print(f"bench: error: {exc}", file=sys.stderr)
+        one_line = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # user text must not break the line
+        print(f"bench: error: {one_line}", file=sys.stderr)
         return exc.exit_code
     except ParityError as exc:
         print(f"bench: parity check failed: {exc}", file=sys.stderr)

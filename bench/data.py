@@ -81,6 +81,12 @@ def _from_tsv(folder: Path, labels: tuple[int, ...]) -> dict[str, pd.DataFrame]:
 def _from_hub(hub_id: str, task: str) -> dict[str, pd.DataFrame]:
     from datasets import load_dataset
 
+    from bench.models import hub_offline
+
+    if hub_offline():
+        raise BenchError(f"data.source: hub is offline (HF_HUB_OFFLINE/BENCH_OFFLINE), cannot load {hub_id}/{task}; "
+                         "set data.source: glue-tsv and data.path (or BENCH_DATA_DIR) to a local GLUE folder")
+
     try:
         ds = load_dataset(hub_id, task)
     except Exception as exc:  # the hub raises many types: connection, offline mode, not found

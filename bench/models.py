@@ -31,13 +31,15 @@ class ModelSource:
     spec: str  # what the suite said
     path: Path | None = None  # model directory for package/local
     tiny: dict | None = None  # parsed tiny config
+    pickle: bool = False  # a local pickle checkpoint the suite explicitly allowed
 
     def identity(self) -> str:
         """What the artifact cache keys on: the spec, plus the weights' content for files on disk."""
         if self.path is None:
             return self.spec
         digest = hashlib.sha256(self.spec.encode())
-        for f in sorted(self.path.glob("*.json")) + sorted(self.path.glob("*.safetensors")):
+        weights = "*.bin" if self.pickle else "*.safetensors"
+        for f in sorted(self.path.glob("*.json")) + sorted(self.path.glob(weights)):
             digest.update(f.name.encode())
             digest.update(hashlib.sha256(f.read_bytes()).digest())
         return f"{self.spec}@{digest.hexdigest()[:16]}"
@@ -74,7 +76,7 @@ def _package_model_dir(module: str, field: str) -> Path:
     return min(candidates, key=lambda p: len(p.parts))  # the top-most model directory
 
 
-def parse_source(spec: str, field: str = "teacher.source") -> ModelSource:
+def parse_source(spec: str, field: str = "teacher.source", allow_pickle: bool = False) -> ModelSource:
     """Classify a model source without loading anything; unusable sources are errors now."""
     if spec.startswith("tiny:") or spec == "tiny":
         return ModelSource("tiny", spec, tiny=_parse_tiny(spec, field))
@@ -86,7 +88,11 @@ def parse_source(spec: str, field: str = "teacher.source") -> ModelSource:
             raise BenchError(f"{field}: {spec}: directory has no config.json")
         if not any(path.glob("*.safetensors")):
             found = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
-            extra = f" (found pickle checkpoint {found[0]}; convert it to safetensors)" if found else ""
+            if found and allow_pickle:
+                log.warning("%s: loading pickle checkpoint %s because the suite sets allow_pickle", spec, found[0])
+                return ModelSource("local", spec, path=path.resolve(), pickle=True)
+            extra = (f" (found pickle checkpoint {found[0]}: convert it to safetensors, or set allow_pickle: true "
+                     "if you trust it)") if found else ""
             raise BenchError(f"{field}: {spec}: no *.safetensors weights{extra}")
         return ModelSource("local", spec, path=path.resolve())
     if spec.startswith((".", "/", "~")) or not _HUB_ID.match(spec):
@@ -138,7 +144,7 @@ def load_for_classification(
         tokenizer = AutoTokenizer.from_pretrained(where, use_fast=True, trust_remote_code=trust_remote_code)
         model = AutoModelForSequenceClassification.from_pretrained(
             where, num_labels=num_labels, id2label=ID2LABEL, label2id=label2id,
-            use_safetensors=True, trust_remote_code=trust_remote_code,
+            use_safetensors=not source.pickle, trust_remote_code=trust_remote_code,
         )
     except OSError as exc:
         first = str(exc).strip().splitlines()[0]

@@ -11,14 +11,13 @@ import time
 from pathlib import Path
 
 from bench import __version__
-from bench.artifacts import ArtifactStore, write_json_atomic
+from bench.artifacts import ArtifactStore, file_lock, write_json_atomic
 from bench.build import Built, build_all
 from bench.data import load_task_data
 from bench.envinfo import environment
 from bench.errors import BenchError
 from bench.export.onnx import WEIGHT_SUFFIXES
 from bench.measure.isolate import run_isolated
-from bench.models import parse_source
 from bench.plan import Plan, Variant, make_plan, shard_plan
 from bench.results import RUN_FILE, SCHEMA_VERSION, append_row, read_rows
 from bench.suite import Suite, load_suite, suite_to_dict
@@ -88,10 +87,19 @@ def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: st
     plan: Plan = make_plan(suite, str(suite_path))
     if shard:
         plan = shard_plan(plan, *shard)
-    parse_source(suite.teacher.source)  # a bad source fails now, before anything is written
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
     run_dir = confined(results_root, suite.name, run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if suite.trust_remote_code:
+        log.warning("trust_remote_code is ON for suite %s: code shipped with %s will run in this process",
+                    suite.name, suite.teacher.source)
+    # One process per run directory at a time: a second `bench run --run-id` on it waits, then resumes.
+    with file_lock(run_dir / ".lock", f"waiting for another bench run on {run_dir}"):
+        return _run_locked(suite, suite_path, plan, run_dir, run_id, results_root, shard)
+
+
+def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_id: str, results_root: Path,
+                shard: tuple[int, int] | None) -> Path:
     store = ArtifactStore(confined(results_root, "artifacts"))
     started = time.perf_counter()
     env = environment()
@@ -125,7 +133,7 @@ def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: st
         log.info("measure %s", variant.id)
         t0 = time.perf_counter()
         result = run_isolated(_measure_spec(suite, variant, built, data), run_dir / "logs", variant.id,
-                              suite.measure.timeout_s)
+                              suite.measure.timeout_s, suite.measure.max_memory_mb)
         wall = time.perf_counter() - t0
         measure_wall[variant.id] = round(wall, 2)
         row = _row_for(suite, variant, built, run_id, result, machine) | {"measure_wall_s": round(wall, 2)}

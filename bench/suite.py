@@ -23,14 +23,14 @@ Device = Literal["cpu", "cuda"]
 Graph = Literal["plain", "optimized"]
 Calibrator = Literal["minmax", "entropy", "percentile"]
 
-PositiveInt = Annotated[int, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0, le=10_000_000)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
 class _Strict(BaseModel):
     # extra="forbid": a typo in a key is an error, not a silently ignored setting.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(_Strict):
@@ -44,7 +44,7 @@ class DataConfig(_Strict):
 
 
 class FinetuneConfig(_Strict):
-    epochs: PositiveFloat = 1.0
+    epochs: Annotated[float, Field(gt=0, le=1000)] = 1.0
     lr: PositiveFloat = 5e-5
     batch_size: PositiveInt = 32
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.06
@@ -78,7 +78,7 @@ class DistillConfig(FinetuneConfig):
 
 class StudentConfig(_Strict):
     init: Literal["teacher-layers"] = "teacher-layers"
-    layers: list[Annotated[int, Field(ge=0)]] = [0, 2, 4]
+    layers: list[Annotated[int, Field(ge=0, le=1000)]] = [0, 2, 4]
     distill: DistillConfig = DistillConfig()
 
     @field_validator("layers")
@@ -105,7 +105,7 @@ class VariantSpec(_Strict):
     # ONNX only: "optimized" runs the ONNX Runtime transformer optimizer (fused attention,
     # skip-layernorm, gelu) before quantization/conversion. Other formats ignore it.
     graph: list[Graph] = ["plain"]
-    threads: list[PositiveInt] | None = None  # overrides measure.threads for this line
+    threads: list[Annotated[int, Field(gt=0, le=1024)]] | None = None  # overrides measure.threads for this line
 
     _lists = field_validator("model", "format", "precision", "device", "graph", "threads", mode="before")(
         classmethod(lambda cls, v: _as_list(v))
@@ -125,13 +125,14 @@ class QuantizeConfig(_Strict):
 
 
 class MeasureConfig(_Strict):
-    threads: list[PositiveInt] = [2]
+    threads: list[Annotated[int, Field(gt=0, le=1024)]] = [2]
     warmup: Annotated[int, Field(ge=0)] = 10
     # Latency loop runs until both are met, cycling through the real dev sentences at batch 1.
     min_iterations: PositiveInt = 200
     min_seconds: NonNegativeFloat = 2.0
     eval_batch_size: PositiveInt = 32
-    timeout_s: PositiveFloat = 1800
+    timeout_s: PositiveFloat = 1800  # per variant; the child is killed and the row says "timeout"
+    max_memory_mb: PositiveFloat | None = None  # per variant RSS budget; over it: killed, "memory-limit"
     parity_samples: PositiveInt | None = None  # dev sentences for parity checks; None = all
     parity_atol: PositiveFloat = 1e-3  # max |Δlogit| allowed between ONNX fp32 and PyTorch fp32
     # ONNX Runtime provider for onnx variants on cuda (needs onnxruntime-gpu): cuda, or tensorrt
@@ -144,8 +145,11 @@ class MeasureConfig(_Strict):
 class Suite(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     task: Literal["sst2"] = "sst2"
-    seed: int = 42
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 42
     trust_remote_code: bool = False
+    # Weights load from safetensors only; a local folder holding only a pickle checkpoint
+    # (pytorch_model.bin) is refused unless this is true. Pickles can execute code when loaded.
+    allow_pickle: bool = False
     data: DataConfig = DataConfig()
     teacher: TeacherConfig
     student: StudentConfig | None = None
@@ -169,7 +173,7 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 def _expand_env(value: Any, where: str, file: str) -> Any:
     """Expand ${VAR} and ${VAR:-default} in every string; an undefined VAR is an error."""
     if isinstance(value, dict):
-        return {k: _expand_env(v, f"{where}.{k}" if where else str(k), file) for k, v in value.items()}
+        return {k: _expand_env(v, f"{where}.{_key(k)}" if where else _key(k), file) for k, v in value.items()}
     if isinstance(value, list):
         return [_expand_env(v, f"{where}[{i}]", file) for i, v in enumerate(value)]
     if not isinstance(value, str):
@@ -203,8 +207,14 @@ _FRIENDLY = {
 }
 
 
+def _key(part) -> str:
+    if not isinstance(part, str):
+        return f"[{part}]"
+    return part if part.isprintable() and part.strip() == part and part else repr(part)
+
+
 def _format_error(err: dict, file: str) -> str:
-    loc = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
+    loc = ".".join(_key(p) for p in err["loc"]).replace(".[", "[")
     kind, value = err["type"], err.get("input")
     if kind == "literal_error":
         msg = f"{err['msg'].replace('Input should be', 'expected')}, got {value!r}"
@@ -259,6 +269,12 @@ def _resolve_paths(suite: Suite, base: Path, file: str) -> Suite:
     local = base / teacher.source
     if ":" not in teacher.source and not Path(teacher.source).is_absolute() and local.is_dir():
         teacher = teacher.model_copy(update={"source": str(local.resolve())})
+    from bench.models import parse_source
+
+    try:  # an unusable model source is a suite error, found before anything is built
+        parse_source(teacher.source, "teacher.source", allow_pickle=suite.allow_pickle)
+    except BenchError as exc:
+        raise BenchError(f"{file}: {exc}") from None
     return suite.model_copy(update={"data": data, "teacher": teacher})
 
 

@@ -63,7 +63,7 @@ def test_hub_unavailable_is_one_clear_line(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BenchError) as info:
         load_task_data(DataConfig(source="hub", hub_id="nyu-mll/glue-does-not-exist"), "sst2", seed=0)
-    assert "cannot load nyu-mll/glue-does-not-exist/sst2 from the hub" in str(info.value)
+    assert "hub is offline (HF_HUB_OFFLINE/BENCH_OFFLINE), cannot load nyu-mll/glue-does-not-exist/sst2" in str(info.value)
     assert "\n" not in str(info.value)
 
 

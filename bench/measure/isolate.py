@@ -1,8 +1,8 @@
 """Run each variant's measurement in a fresh child process.
 
-The parent blocks in `subprocess.run` while the child measures, so it does not compete for the
-cores. A crash, a non-zero exit or a timeout becomes a row with a status and the error text, and
-the run goes on with the next variant.
+The parent sleeps while the child measures, so it does not compete for the cores. A crash, a
+non-zero exit, a timeout or a memory budget overrun becomes a row with a status and the error
+text, and the run goes on with the next variant.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psutil
 
 from bench.artifacts import write_json_atomic
 
@@ -34,19 +37,43 @@ def worker_command(spec_path: Path, result_path: Path) -> list[str]:
     return [sys.executable, "-m", "bench.measure.worker", str(spec_path), str(result_path)]
 
 
-def run_isolated(spec: dict, work_dir: Path, name: str, timeout_s: float) -> dict:
-    """Measure one variant in a child; returns its result dict or {'status': 'failed'|'timeout', ...}."""
+def _rss(pid: int) -> int:
+    try:
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+def run_isolated(spec: dict, work_dir: Path, name: str, timeout_s: float, max_memory_mb: float | None = None) -> dict:
+    """Measure one variant in a child; returns its result dict or {'status': 'failed'|'timeout'|
+    'memory-limit', 'error': ...}. The parent sleeps in wait(), waking every 0.2 s to check the
+    child's RSS against max_memory_mb: a negligible load next to the child's cores."""
     work_dir.mkdir(parents=True, exist_ok=True)
     spec_path, result_path, log_path = (work_dir / f"{name}.{ext}" for ext in ("spec.json", "result.json", "log"))
     result_path.unlink(missing_ok=True)
     write_json_atomic(spec_path, spec)
-    cmd = worker_command(spec_path, result_path)
+    deadline = time.monotonic() + timeout_s
     with open(log_path, "w") as log:
+        proc = subprocess.Popen(worker_command(spec_path, result_path), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=child_env(spec["variant"]["threads"]))
         try:
-            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  env=child_env(spec["variant"]["threads"]), timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return {"status": "timeout", "error": f"measurement exceeded timeout_s={timeout_s:g} (log: {log_path})"}
+            while True:
+                try:
+                    proc.wait(timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if time.monotonic() > deadline:
+                    error = f"measurement exceeded timeout_s={timeout_s:g} (log: {log_path})"
+                    return {"status": "timeout", "error": error}
+                rss = _rss(proc.pid)
+                if max_memory_mb is not None and rss > max_memory_mb * 2**20:
+                    return {"status": "memory-limit", "error": f"child RSS {rss / 2**20:.0f} MB exceeded "
+                                                              f"max_memory_mb={max_memory_mb:g} (log: {log_path})"}
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     if proc.returncode != 0 or not result_path.is_file():
         how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
         return {"status": "failed", "error": f"{how}: {_last_line(log_path)} (log: {log_path})"}

@@ -7,6 +7,7 @@ batch-1 latency over the real dev sentences, and writes a plain dict of metrics.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -77,7 +78,19 @@ def measure(spec: dict) -> dict:
     return row
 
 
+def _die_with_parent() -> None:
+    """If `bench run` is killed (even with SIGKILL), its measuring child must not live on."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            sys.exit(1)
+
+
 def main(argv: list[str]) -> int:
+    _die_with_parent()
     spec_path, result_path = Path(argv[0]), Path(argv[1])
     spec = json.loads(spec_path.read_text())
     write_json_atomic(result_path, measure(spec))

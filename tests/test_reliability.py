@@ -1,0 +1,224 @@
+"""Failure paths, each with its exact outcome: kill -9 at several points then rerun, a corrupted
+cache file, two concurrent runs, fuzzed suite files, memory budget."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.artifacts import MANIFEST, file_sha256
+from bench.cli import main
+from bench.plan import make_plan
+from bench.results import read_rows
+from bench.suite import load_suite
+
+
+def _bench(*args, env=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bench.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env or os.environ.copy())
+
+
+def _run_until(marker: str, *args) -> None:
+    """Start `bench run`, SIGKILL it as soon as `marker` appears in its log."""
+    proc = _bench("run", *args)
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:
+        if marker in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"finished before {marker!r} was seen"
+
+
+def _assert_store_complete(store: Path) -> None:
+    assert not list(store.glob(".tmp-*")), "a killed build left its temporary folder behind"
+    for art in (p for p in store.iterdir() if p.is_dir()):
+        manifest = json.loads((art / MANIFEST).read_text())
+        for name, digest in manifest["files"].items():
+            assert file_sha256(art / name) == digest, f"{art.name}/{name}"
+
+
+def test_kill_9_at_each_stage_then_resume(tiny_suite, tmp_path):
+    suite = tiny_suite()
+    results = tmp_path / "results"
+    args = (suite, "--results-dir", results, "--run-id", "r")
+    # During fine-tuning, during an ONNX export, and between two measured variants.
+    for marker in ("build teacher-", "build onnx-student-", "measure student-pytorch"):
+        _run_until(marker, *args)
+    rows_before = read_rows(results / "tiny" / "r")
+    done = _bench("run", *args)
+    out = done.communicate(timeout=600)[0]
+    assert done.returncode == 0, out[-2000:]
+    rows = read_rows(results / "tiny" / "r")
+    planned = {v.id for v in make_plan(load_suite(suite)).variants}
+    assert sorted(r["variant_id"] for r in rows) == sorted(planned)  # every variant once: none lost, none twice
+    assert all(r["status"] == "ok" for r in rows)
+    assert rows[: len(rows_before)] == rows_before  # rows of the killed runs were kept, not redone
+    assert "reuse teacher-" in out  # the teacher finished by an earlier (killed) run is reused
+    _assert_store_complete(results / "artifacts")
+
+
+def test_corrupted_cache_file_is_rebuilt(tiny_suite, tmp_path, caplog):
+    suite = tiny_suite()
+    results = tmp_path / "results"
+    assert main(["run", str(suite), "--results-dir", str(results), "--run-id", "a"]) == 0
+    onnx_file = next((results / "artifacts").glob("onnx-student-*/model.onnx"))
+    onnx_file.write_bytes(onnx_file.read_bytes()[:1000])  # truncated
+    assert main(["run", str(suite), "--results-dir", str(results), "--run-id", "b"]) == 0
+    assert f"{onnx_file} does not match its recorded hash; rebuilding" in caplog.text
+    run = json.loads((results / "tiny" / "b" / "run.json").read_text())
+    assert not run["stages"]["student-onnx-fp32"]["reused"] and run["stages"]["teacher-onnx-fp32"]["reused"]
+    assert all(r["status"] == "ok" for r in read_rows(results / "tiny" / "b"))
+    _assert_store_complete(results / "artifacts")
+
+
+def test_concurrent_runs_share_the_cache_and_the_run_dir(tiny_suite, tmp_path):
+    suite = tiny_suite()
+    results = tmp_path / "results"
+    # Two runs with different ids build the same artifacts at the same time (artifact locks), and a
+    # third on the same run id as the first must wait for it and then measure nothing twice.
+    procs = [_bench("run", suite, "--results-dir", results, "--run-id", rid) for rid in ("a", "b", "a")]
+    outs = [p.communicate(timeout=900)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[-1500:] for o in outs]
+    logs = "".join(outs)
+    for kind in ("teacher", "teacher-logits", "student", "onnx-teacher", "onnx-student"):
+        built = re.findall(rf"INFO bench\.artifacts: build {kind}-[0-9a-f]{{16}}\n", logs)
+        assert len(built) == 1, (kind, built)  # built once, reused by the others
+    assert "waiting for another bench run on" in logs
+    for rid in ("a", "b"):
+        rows = read_rows(results / "tiny" / rid)
+        assert len(rows) == len({r["variant_id"] for r in rows}) == 4 and all(r["status"] == "ok" for r in rows)
+    _assert_store_complete(results / "artifacts")
+
+
+def test_memory_budget_stops_the_variant_and_the_run_goes_on(tiny_suite, tmp_path):
+    suite = tiny_suite()
+    suite.write_text(suite.read_text().replace("timeout_s: 300", "timeout_s: 300, max_memory_mb: 50"))
+    results = tmp_path / "results"
+    assert main(["run", str(suite), "--results-dir", str(results), "--run-id", "m"]) == 1  # failures: exit 1
+    rows = read_rows(results / "tiny" / "m")
+    assert len(rows) == 4 and all(r["status"] == "memory-limit" for r in rows)
+    assert all("exceeded max_memory_mb=50" in r["error"] for r in rows)
+    assert json.loads((results / "tiny" / "m" / "run.json").read_text())["status"] == "finished-with-failures"
+
+
+# ---------------------------------------------------------------- fuzzed suite files
+
+VALID = {
+    "name": "fuzz",
+    "data": {"source": "glue-tsv", "path": "DATA", "max_length": 64},
+    "teacher": {"source": "tiny:layers=1,hidden=16,heads=2,intermediate=32", "finetune": {"lr": 1e-3}},
+    "student": {"layers": [0]},
+    "variants": [{"model": ["teacher", "student"], "format": ["pytorch", "onnx"]}],
+    "measure": {"threads": [1]},
+}
+PATHS = [("name",), ("data", "path"), ("data", "max_length"), ("teacher", "source"), ("teacher", "finetune", "lr"),
+         ("teacher", "finetune", "epochs"), ("student", "layers"), ("variants",), ("measure", "threads"),
+         ("measure", "min_iterations"), ("seed",), ("teacher", "finetune", "batch_size")]
+WEIRD = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-10**30, max_value=10**30), st.floats(allow_nan=True),
+    st.text(max_size=20), st.just("${UNDEFINED_BENCH_VAR}"), st.just("../../etc"), st.just("/etc/passwd"),
+    st.just("日本語 ✓"), st.lists(st.integers(-5, 5), max_size=3), st.just([]), st.just({}),
+    st.dictionaries(st.text(min_size=1, max_size=5), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.sampled_from(PATHS), WEIRD), min_size=1, max_size=3),
+       extra_key=st.one_of(st.none(), st.text(min_size=1, max_size=8)))
+def test_fuzzed_suites_exit_2_with_one_line(tmp_path, capsys, edits, extra_key):
+    suite = json.loads(json.dumps(VALID).replace("DATA", str(tmp_path)))
+    for path, value in edits:
+        node = suite
+        for key in path[:-1]:
+            node = node.setdefault(key, {}) if isinstance(node, dict) else node
+        if isinstance(node, dict):
+            node[path[-1]] = value
+    if extra_key is not None:
+        suite.setdefault("measure", {})
+        if isinstance(suite["measure"], dict):
+            suite["measure"][extra_key] = 1
+    file = tmp_path / "suite.yaml"
+    file.write_text(yaml.safe_dump(suite, allow_unicode=True))
+    capsys.readouterr()
+    code = main(["plan", str(file)])
+    out, err = capsys.readouterr()
+    assert code in (0, 2)
+    if code == 2:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"bench: error: {file}"), err
+        assert "Traceback" not in err
+    else:
+        assert err == "" and out.startswith("suite ")
+
+
+@pytest.mark.parametrize("text", ["name: [", "\x00\x01", "- 1\n- 2\n", "", "name: x\nname: y\n"])
+def test_malformed_yaml_documents(tmp_path, capsys, text):
+    file = tmp_path / "s.yaml"
+    file.write_text(text)
+    assert main(["plan", str(file)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"bench: error: {file}")
+
+
+# ---------------------------------------------------------------- security defaults
+
+def test_pickle_checkpoint_needs_explicit_opt_in(tmp_path, capsys):
+    from bench.models import load_for_classification, parse_source
+
+    src = parse_source("tiny:layers=1,hidden=16,heads=2,intermediate=32,vocab=100")
+    model, tok = load_for_classification(src, 2, corpus=["a b c"] * 5)
+    model.save_pretrained(tmp_path / "m", safe_serialization=False)  # pytorch_model.bin, a pickle
+    tok.save_pretrained(tmp_path / "m")
+    suite = tmp_path / "s.yaml"
+    text = yaml.safe_dump(VALID | {"teacher": {"source": str(tmp_path / "m")}}).replace("DATA", str(tmp_path))
+    suite.write_text(text)
+    assert main(["plan", str(suite)]) == 2
+    assert "found pickle checkpoint pytorch_model.bin" in capsys.readouterr().err
+    suite.write_text(text + "allow_pickle: true\n")
+    assert main(["plan", str(suite)]) == 0
+    allowed = parse_source(str(tmp_path / "m"), allow_pickle=True)
+    loaded, _ = load_for_classification(allowed, 2)
+    assert loaded.config.num_hidden_layers == 1
+
+
+def test_trust_remote_code_is_announced(tmp_path, caplog):
+    from bench.errors import BenchError
+    from bench.run import run_suite
+
+    (tmp_path / "empty").mkdir()
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump(VALID | {"trust_remote_code": True}).replace("DATA", str(tmp_path / "empty")))
+    with pytest.raises(BenchError, match="train.tsv: no such file"):
+        run_suite(suite, tmp_path / "results")
+    assert "trust_remote_code is ON for suite fuzz" in caplog.text
+
+
+def test_bench_offline_refuses_hub_sources(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BENCH_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump(VALID | {"teacher": {"source": "bert-base-uncased"}}).replace("DATA", str(tmp_path)))
+    assert main(["plan", str(suite)]) == 2
+    assert "is not a local directory and the hub is offline" in capsys.readouterr().err
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # the HF libraries are told too
+
+
+def test_suite_name_cannot_escape_results(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump(VALID | {"name": "../../etc"}).replace("DATA", str(tmp_path)))
+    assert main(["run", str(suite), "--results-dir", str(tmp_path / "r")]) == 2
+    assert "name: String should match pattern" in capsys.readouterr().err
+    suite.write_text(yaml.safe_dump(VALID).replace("DATA", str(tmp_path)))
+    capsys.readouterr()
+    assert main(["run", str(suite), "--results-dir", str(tmp_path / "r"), "--run-id", "../../x"]) == 2
+    assert "is outside" in capsys.readouterr().err and not (tmp_path / "x").exists()
