@@ -38,7 +38,8 @@ def _spec(threads=1):
 def test_child_crash_becomes_failed_result(tmp_path, monkeypatch):
     # A spec that the worker cannot use: the child exits non-zero and its last log line is kept.
     result = run_isolated({"variant": {"threads": 1, "format": "nope", "device": "cpu", "precision": "fp32"},
-                           "artifact_dir": str(tmp_path), "measure": {"ort_gpu_provider": "cuda"}},
+                           "artifact_dir": str(tmp_path), "measure": {"ort_gpu_provider": "cuda"},
+                           "sentences": ["x"], "labels": [0], "max_length": 8},
                           tmp_path, "v", timeout_s=120)
     assert result["status"] == "failed" and "exit code 1" in result["error"]
     assert "ValueError: no runtime adapter for format 'nope'" in result["error"]

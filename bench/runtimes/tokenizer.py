@@ -1,0 +1,45 @@
+"""The artifact's fast tokenizer (tokenizer.json) through the `tokenizers` library alone.
+
+The measuring child uses this instead of transformers.AutoTokenizer because importing transformers
+imports torch (~420 MB of RSS): an ONNX Runtime variant's peak memory would be mostly torch's,
+which a deployment of that variant does not load. The encodings are the same (tested against
+AutoTokenizer); this covers only the call pattern bench uses.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+
+class FastTokenizer:
+    def __init__(self, model_dir: Path):
+        model_dir = Path(model_dir)
+        self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        special = json.loads((model_dir / "special_tokens_map.json").read_text())
+        pad = special["pad_token"]
+        self._pad_token = pad["content"] if isinstance(pad, dict) else pad
+        self._pad_id = self._tok.token_to_id(self._pad_token)
+
+    def __call__(self, texts: list[str], truncation: bool = True, max_length: int = 512, padding: bool = False,
+                 return_tensors: str = "np") -> dict[str, np.ndarray]:
+        tok = self._tok
+        if truncation:
+            tok.enable_truncation(max_length)
+        else:
+            tok.no_truncation()
+        if padding:
+            tok.enable_padding(pad_id=self._pad_id, pad_token=self._pad_token)
+        else:
+            tok.no_padding()
+        encodings = tok.encode_batch(list(texts))
+        if not padding and len({len(e.ids) for e in encodings}) > 1:
+            raise ValueError("unpadded texts of different lengths cannot form one array; pass padding=True")
+        return {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        }
