@@ -81,6 +81,12 @@ class Artifact:
         return self.manifest.get("info", {})
 
     @property
+    def weights_dir(self) -> Path:
+        """Where the runtime loads weights from: the artifact itself, or (PyTorch conversions done at
+        load time) the trained model it points to."""
+        return Path(self.info.get("weights_dir") or self.path)
+
+    @property
     def build_time_s(self) -> float:
         return self.manifest["build_time_s"]
 

@@ -37,23 +37,22 @@ def bench_built(pytestconfig):
 
 
 def test_variant(bench_variant, bench_built, benchmark):
-    from transformers import AutoTokenizer
-
     from bench.measure.accuracy import evaluate
     from bench.runtimes import load_runtime
+    from bench.runtimes.tokenizer import FastTokenizer
 
     suite, data, built = bench_built
     v = bench_variant
     artifact = built.artifacts[v.artifact_key]
-    path = Path(artifact.info.get("weights_dir") or artifact.path)
-    runtime = load_runtime(v.format, path, v.device, v.threads, v.precision)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    path = artifact.weights_dir
+    runtime = load_runtime(v.format, path, v.device, v.threads, v.precision, suite.measure.ort_gpu_provider)
+    tokenizer = FastTokenizer(path)
     sentences = data.sentences("validation")
     quality = evaluate(runtime, tokenizer, sentences, data.labels("validation"), suite.data.max_length,
                        suite.measure.eval_batch_size)
     # Batch 1 over the real dev sentences, tokenised and converted before timing (as in `bench run`).
-    stream = itertools.cycle([runtime.prepare(dict(tokenizer([s], truncation=True, max_length=suite.data.max_length,
-                                                             return_tensors="np"))) for s in sentences])
+    stream = itertools.cycle([runtime.prepare(tokenizer([s], truncation=True, max_length=suite.data.max_length))
+                              for s in sentences])
     benchmark.group = suite.name
     benchmark.extra_info.update(variant_id=v.id, **v.as_dict(), accuracy=quality["accuracy"], f1=quality["f1"],
                                 latency_input="dev-stream-bs1", tokenization_timed=False, artifact=artifact.path.name)

@@ -58,7 +58,7 @@ def _cmd_compare(args) -> int:
     if summary:  # GitHub Actions shows this file on the job page
         with open(summary, "a", encoding="utf-8") as fh:
             fh.write(text + "\n")
-    if args.fail_on_missing and (comparison.failed or comparison.table.empty):
+    if args.fail_on_missing and (comparison.failed or comparison.baseline_only or comparison.table.empty):
         return 1
     return comparison.exit_code
 
@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", action="append", default=[], metavar="METRIC=N%|Npt",
                    help="e.g. latency_p50=10%% accuracy=0.5pt (repeatable; these are the defaults)")
     p.add_argument("--fail-on-missing", action="store_true",
-                   help="also exit 1 when a current variant failed or nothing could be compared")
+                   help="also exit 1 when a current variant failed, a baseline variant is missing, "
+                        "or nothing was compared")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("check", help="edge-readiness budgets for a run (exit 1 if a variant fails)")

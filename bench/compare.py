@@ -89,7 +89,7 @@ def _first_line(text) -> str:
 
 
 def _label(row) -> str:
-    return f"{row['model']}-{row['format']}-{row['precision']}-{row['device']}-t{row['threads']} seed={row['seed']}"
+    return f"{row['variant_id']} seed={row['seed']}"
 
 
 def _load(run_dir: Path, side: str) -> pd.DataFrame:

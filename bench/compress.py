@@ -143,7 +143,7 @@ class Compressor:
 
     def tensorrt_engine(self, model: Artifact, precision: str) -> Artifact:
         from bench.export.onnx import copy_sidecars
-        from bench.export.tensorrt import DEFAULT_PROFILE, build_engine, gpu_name, tensorrt_version
+        from bench.export.tensorrt import build_engine, gpu_name, profile_for, tensorrt_version
 
         if precision == "int8":
             graph = self.onnx_int8_static(model, "plain", self.suite.quantize.calibrators[0])
@@ -151,11 +151,12 @@ class Compressor:
             graph = self.onnx_fp16(model, "plain")
         else:
             graph = self.onnx_export(model)
-        spec = {"tensorrt": tensorrt_version(), "gpu": gpu_name(), "profile": DEFAULT_PROFILE, **self._parity_spec()}
+        profile = profile_for(max(self.suite.measure.eval_batch_size, 16), self.max_length)  # 16: parity batches
+        spec = {"tensorrt": tensorrt_version(), "gpu": gpu_name(), "profile": profile, **self._parity_spec()}
 
         def build(out: Path) -> dict:
             copy_sidecars(graph.path, out)
-            info = build_engine(graph.path / "model.onnx", out / "model.engine")
+            info = build_engine(graph.path / "model.onnx", out / "model.engine", profile)
             return {**info, **self._parity(model, out, "tensorrt", f"tensorrt-{precision}-{model.kind}", None, "cuda")}
 
         return self.store.get_or_build(f"tensorrt-{precision}-{model.kind}", spec, [graph], build)

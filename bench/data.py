@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,8 @@ def read_glue_tsv(path: Path, labels: tuple[int, ...]) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise BenchError(f"{path}:{line}: not valid UTF-8 ({exc.reason})") from None
-    rows = list(csv.reader(text.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE))
+    # newline="": split rows on \n / \r\n only, not on the other characters str.splitlines() treats as breaks.
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
     if not rows:
         raise BenchError(f"{path}: empty file")
     header = rows[0]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.paths import confined
 from bench.results import IDENTITY, RESULTS_FILE, RUN_FILE, load_results
 
 VARIANT_KEYS = [c for c in IDENTITY if c != "seed"]
@@ -158,7 +159,7 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
     if summary.empty:
         raise BenchError(f"{run_dirs[0]}: no variant measured successfully; nothing to report")
     name = name or "+".join(r.get("run_id", d.name) for r, d in zip(runs, run_dirs, strict=True))
-    out_dir = out_root / name
+    out_dir = confined(out_root, name)  # a run_id from a downloaded run.json must not escape reports/
     out_dir.mkdir(parents=True, exist_ok=True)
     pngs = all_plots(summary, out_dir)
     df.drop(columns=[c for c in ("latency_raw_ms",) if c in df]).to_csv(out_dir / "results.csv", index=False)

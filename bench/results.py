@@ -25,9 +25,15 @@ IDENTITY_DEFAULTS = {"graph": "plain", "calibration": ""}
 
 def append_row(run_dir: Path, row: dict) -> None:
     line = (json.dumps({"schema_version": SCHEMA_VERSION, **row}, sort_keys=False, default=str) + "\n").encode()
-    fd = os.open(run_dir / RESULTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    path = run_dir / RESULTS_FILE
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line  # end the partial line a killed writer left, so ours starts clean
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -40,14 +46,24 @@ def read_rows(run_dir: Path) -> list[dict]:
         return []
     rows = []
     for line in path.read_bytes().split(b"\n")[:-1]:  # the piece after the last newline is partial
-        if line.strip():
+        if not line.strip():
+            continue
+        try:
             rows.append(json.loads(line))
+        except ValueError:
+            continue  # a partial line from a killed writer, ended by the next append
     return rows
+
+
+def latest_rows(rows: list[dict]) -> list[dict]:
+    """The last row of each (variant, seed): a resumed run re-measures failed variants after them."""
+    latest = {(r["variant_id"], r.get("seed")): r for r in rows}
+    return list(latest.values())
 
 
 def load_results(run_dir: Path, raw: bool = False) -> pd.DataFrame:
     """Rows as a DataFrame; raw latency samples dropped unless raw=True (they are large)."""
-    rows = read_rows(run_dir)
+    rows = latest_rows(read_rows(run_dir))
     if not raw:
         rows = [{k: v for k, v in r.items() if k != "latency_raw_ms"} for r in rows]
     rows = [IDENTITY_DEFAULTS | {k: v for k, v in r.items() if v is not None or k not in IDENTITY_DEFAULTS}

@@ -11,35 +11,25 @@ import time
 from pathlib import Path
 
 from bench import __version__
-from bench.artifacts import ArtifactStore, file_lock, write_json_atomic
+from bench.artifacts import ArtifactStore, canonical_hash, file_lock, write_json_atomic
 from bench.build import Built, build_all
 from bench.data import load_task_data
 from bench.envinfo import environment
-from bench.errors import BenchError
 from bench.export.onnx import WEIGHT_SUFFIXES
 from bench.measure.isolate import run_isolated
+from bench.paths import confined
 from bench.plan import Plan, Variant, make_plan, shard_plan
-from bench.results import RUN_FILE, SCHEMA_VERSION, append_row, read_rows
+from bench.results import RUN_FILE, SCHEMA_VERSION, append_row, latest_rows, read_rows
 from bench.suite import Suite, load_suite, suite_to_dict
 
 log = logging.getLogger(__name__)
 
 
-def confined(root: Path, *parts: str) -> Path:
-    """root/parts, refusing anything that resolves outside root (e.g. a run id of '../../etc')."""
-    root = root.resolve()
-    path = root.joinpath(*parts).resolve()
-    if path != root and root not in path.parents:
-        raise BenchError(f"output path {path} is outside {root}")
-    return path
-
-
 def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: dict, machine: dict) -> dict:
     artifact = built.artifacts[variant.artifact_key]
     model = built.models[variant.model]
-    weights = Path(artifact.info.get("weights_dir", artifact.path))
     size_bytes = result.pop("size_bytes", None) or sum(
-        f.stat().st_size for f in weights.iterdir() if f.suffix in WEIGHT_SUFFIXES)
+        f.stat().st_size for f in artifact.weights_dir.iterdir() if f.suffix in WEIGHT_SUFFIXES)
     info = artifact.info
     return {
         "run_id": run_id,
@@ -72,8 +62,7 @@ def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: 
 def _measure_spec(suite: Suite, variant: Variant, built: Built, data) -> dict:
     return {
         "variant": variant.as_dict(),
-        "artifact_dir": str(built.artifacts[variant.artifact_key].info.get("weights_dir")
-                            or built.artifacts[variant.artifact_key].path),
+        "artifact_dir": str(built.artifacts[variant.artifact_key].weights_dir),
         "sentences": data.sentences("validation"),
         "labels": data.labels("validation"),
         "max_length": suite.data.max_length,
@@ -124,7 +113,15 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
     run_info["stages"] = built.stages
     write_json_atomic(run_dir / RUN_FILE, run_info)
 
-    done = {r["variant_id"] for r in read_rows(run_dir) if r.get("status") == "ok"}
+    planned = {v.id: v for v in plan.variants}
+    measure_key = canonical_hash({"measure": suite.measure.model_dump(), "data": data.fingerprint})[:16]
+
+    def current(row: dict) -> bool:  # measured ok, from the same artifact, with the same settings
+        variant = planned.get(row.get("variant_id"))
+        return (variant is not None and row.get("status") == "ok" and row.get("measure_key") == measure_key
+                and row.get("artifact") == built.artifacts[variant.artifact_key].path.name)
+
+    done = {r["variant_id"] for r in latest_rows(read_rows(run_dir)) if current(r)}
     measure_wall = {}
     for variant in plan.variants:
         if variant.id in done:
@@ -136,14 +133,15 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
                               suite.measure.timeout_s, suite.measure.max_memory_mb)
         wall = time.perf_counter() - t0
         measure_wall[variant.id] = round(wall, 2)
-        row = _row_for(suite, variant, built, run_id, result, machine) | {"measure_wall_s": round(wall, 2)}
+        row = _row_for(suite, variant, built, run_id, result, machine) | {"measure_wall_s": round(wall, 2),
+                                                                           "measure_key": measure_key}
         append_row(run_dir, row)
         if row["status"] == "ok":
             log.info("  accuracy %.4f  p50 %.2f ms  p90 %.2f ms  (%.1f s)", row["accuracy"],
                      row["latency_p50_ms"], row["latency_p90_ms"], wall)
         else:
             log.error("  %s: %s", row["status"], row["error"])
-    rows = read_rows(run_dir)
+    rows = [r for r in latest_rows(read_rows(run_dir)) if r["variant_id"] in planned]
     run_info["stages"]["measure"] = {"wall_s": round(sum(measure_wall.values()), 2), "per_variant_s": measure_wall}
     run_info["status"] = "finished" if all(r.get("status") == "ok" for r in rows) else "finished-with-failures"
     run_info["wall_s"] = round(time.perf_counter() - started, 2)

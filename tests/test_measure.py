@@ -60,3 +60,11 @@ def test_results_append_and_partial_line_ignored(tmp_path):
         fh.write(b'{"variant_id": "c", "sta')  # a write cut short by kill -9
     rows = read_rows(tmp_path)
     assert [r["variant_id"] for r in rows] == ["a", "b"] and rows[0]["schema_version"] == 1
+
+
+def test_append_after_a_partial_line_keeps_both_rows(tmp_path):
+    append_row(tmp_path, {"variant_id": "a", "status": "ok"})
+    with open(tmp_path / "results.jsonl", "ab") as fh:
+        fh.write(b'{"variant_id": "b", "sta')  # killed mid-write
+    append_row(tmp_path, {"variant_id": "c", "status": "ok"})  # the resumed run appends
+    assert [r["variant_id"] for r in read_rows(tmp_path)] == ["a", "c"]

@@ -109,6 +109,14 @@ def test_memory_budget_stops_the_variant_and_the_run_goes_on(tiny_suite, tmp_pat
     assert len(rows) == 4 and all(r["status"] == "memory-limit" for r in rows)
     assert all("exceeded max_memory_mb=50" in r["error"] for r in rows)
     assert json.loads((results / "tiny" / "m" / "run.json").read_text())["status"] == "finished-with-failures"
+    # Resuming with a workable budget re-measures the failed variants; their new rows win.
+    suite.write_text(suite.read_text().replace(", max_memory_mb: 50", ""))
+    assert main(["run", str(suite), "--results-dir", str(results), "--run-id", "m"]) == 0
+    assert json.loads((results / "tiny" / "m" / "run.json").read_text())["status"] == "finished"
+    from bench.results import latest_rows
+
+    assert all(r["status"] == "ok" for r in latest_rows(read_rows(results / "tiny" / "m")))
+    assert len(read_rows(results / "tiny" / "m")) == 8  # history kept: 4 failed rows, then 4 ok rows
 
 
 # ---------------------------------------------------------------- fuzzed suite files

@@ -14,7 +14,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PROFILE = {"min": [1, 1], "opt": [1, 64], "max": [32, 128]}  # [batch, sequence]
+def profile_for(max_batch: int, max_length: int) -> dict:
+    """[batch, sequence] shapes: batch 1 at typical lengths is what latency measures; the max covers
+    the accuracy pass (eval_batch_size) and the suite's max_length."""
+    return {"min": [1, 1], "opt": [1, min(64, max_length)], "max": [max(1, max_batch), max_length]}
 
 
 def tensorrt_version() -> str:
@@ -29,8 +32,7 @@ def gpu_name() -> str:
     return torch.cuda.get_device_name(0)
 
 
-def build_engine(onnx_path: Path, engine_path: Path, profile: dict = DEFAULT_PROFILE,
-                 workspace_gb: float = 4.0) -> dict:
+def build_engine(onnx_path: Path, engine_path: Path, profile: dict, workspace_gb: float = 4.0) -> dict:
     import tensorrt as trt
 
     logger = trt.Logger(trt.Logger.WARNING)

@@ -33,6 +33,7 @@ class TorchRuntime:
             self.size_bytes = buffer.tell()
         elif precision in DTYPES:
             model = model.to(DTYPES[precision])
+            self.size_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
         elif precision != "fp32":
             raise ValueError(f"pytorch runtime does not support precision {precision!r}")
         self.model = model.to(self.device)

@@ -23,7 +23,7 @@ from transformers import DataCollatorWithPadding, Trainer
 from bench.data import TaskData, tokenize
 from bench.errors import BenchError
 from bench.suite import DistillConfig
-from bench.train.finetune import accuracy_metric, run_summary, save_trained, training_arguments
+from bench.train.finetune import accuracy_metric, callbacks, run_summary, save_trained, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ def distill(student, tokenizer, data: TaskData, teacher_logits: np.ndarray, cfg:
             eval_dataset=dev,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=accuracy_metric,
+            callbacks=callbacks(cfg),
             temperature=cfg.temperature,
             alpha_soft=cfg.alpha_soft,
             alpha_hard=cfg.alpha_hard,

@@ -63,6 +63,10 @@ def training_arguments(cfg: FinetuneConfig, work_dir: Path, log_dir: Path, seed:
     return TrainingArguments(**args)
 
 
+def callbacks(cfg: FinetuneConfig) -> list:
+    return [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
+
+
 def save_trained(trainer: Trainer, tokenizer, out_dir: Path) -> None:
     """Weights as safetensors, tokenizer, training arguments and log history as JSON.
     (Trainer.save_model would also write training_args.bin, a pickle: nothing we ship is one.)"""
@@ -88,7 +92,6 @@ def finetune(model, tokenizer, data: TaskData, cfg: FinetuneConfig, max_length: 
     """Fine-tune `model` on the train split, evaluate on dev, save safetensors + tokenizer to out_dir."""
     train = tokenize(data.splits["train"], tokenizer, max_length)
     dev = tokenize(data.splits["validation"], tokenizer, max_length)
-    callbacks = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
     with tempfile.TemporaryDirectory(prefix="bench-train-") as work:
         trainer = Trainer(
             model=model,
@@ -97,7 +100,7 @@ def finetune(model, tokenizer, data: TaskData, cfg: FinetuneConfig, max_length: 
             eval_dataset=dev,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=accuracy_metric,
-            callbacks=callbacks,
+            callbacks=callbacks(cfg),
         )
         result = trainer.train()
         info = run_summary(trainer, result, cfg, len(train))
