@@ -34,10 +34,11 @@ BUDGETS = {
     "max_accuracy_drop_vs_fp32_pts": (None, None),
     "max_opset": ("onnx_opset", "ONNX opset"),
     "min_int8_matmul_coverage_pct": ("int8_matmul_coverage_pct", "int8 MatMul coverage"),
+    "allowed_op_domains": ("onnx_op_domains", "ONNX operator domains"),
 }
 UNITS = {"max_size_mb": " MB", "max_peak_rss_mb": " MB", "max_p95_ms_bs1": " ms", "max_opset": "",
          "max_accuracy_drop_vs_teacher_pts": " pts", "max_accuracy_drop_vs_fp32_pts": " pts",
-         "min_int8_matmul_coverage_pct": "%"}
+         "min_int8_matmul_coverage_pct": "%", "allowed_op_domains": ""}
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Profile:
     max_accuracy_drop_vs_fp32_pts: float | None = None
     max_opset: int | None = None
     min_int8_matmul_coverage_pct: float | None = None
+    allowed_op_domains: tuple[str, ...] | None = None
 
     def budgets(self) -> list[str]:
         return [k for k in BUDGETS if getattr(self, k) is not None]
@@ -94,14 +96,18 @@ def load_profile(name_or_path: str | Path) -> Profile:
             raise BenchError(f"{path}: unknown key {key!r} (allowed: {', '.join(allowed)})")
         if value is None:
             continue
-        if key in _STR_KEYS:
+        if key == "allowed_op_domains":
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            data[key] = tuple(value) if ok else value
+        elif key in _STR_KEYS:
             ok = isinstance(value, str)
         elif key in _INT_KEYS:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
         else:
             ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
         if not ok:
-            want = "a string" if key in _STR_KEYS else "a positive integer" if key in _INT_KEYS else "a number >= 0"
+            want = ("a list of domain names" if key == "allowed_op_domains" else "a string" if key in _STR_KEYS
+                    else "a positive integer" if key in _INT_KEYS else "a number >= 0")
             raise BenchError(f"{path}: {key}: expected {want}, got {value!r}")
     return Profile(name=path.stem, **data)
 
@@ -135,8 +141,23 @@ def _reference_accuracy(ok: pd.DataFrame, row: pd.Series, model: str) -> float |
     return _num(ref.iloc[-1], "accuracy") if len(ref) else None
 
 
-def _judge(budget: str, limit: float, row: pd.Series, ok: pd.DataFrame) -> tuple[str, str | None]:
+def _judge_domains(allowed: tuple[str, ...], row: pd.Series) -> tuple[str, str | None]:
+    """Operators the target runtime must provide: every op domain of the graph must be allowed
+    (e.g. a fused graph needs ORT's com.microsoft contrib ops, which other ONNX runtimes lack)."""
+    domains = row.get("onnx_op_domains")
+    if not isinstance(domains, list):
+        return NOT_MEASURED, None
+    missing = sorted(set(domains) - set(allowed))
+    if missing:
+        return f"FAIL: {', '.join(missing)}", f"graph uses operator domain(s) {', '.join(missing)} not in " \
+                                              f"allowed_op_domains {list(allowed)}"
+    return f"pass: {', '.join(domains)}", None
+
+
+def _judge(budget: str, limit, row: pd.Series, ok: pd.DataFrame) -> tuple[str, str | None]:
     """(cell text, failure reason or None) for one budget on one row."""
+    if budget == "allowed_op_domains":
+        return _judge_domains(limit, row)
     if budget.startswith("max_accuracy_drop"):
         model = "teacher" if budget.endswith("teacher_pts") else row["model"]
         acc, ref = _num(row, "accuracy"), _reference_accuracy(ok, row, model)
@@ -214,7 +235,8 @@ def format_markdown(result: CheckResult) -> str:
     n_fail = int((t["verdict"] == "FAIL").sum())
     head = f"**FAIL**: {n_fail} of {len(t)} variants over budget" if n_fail \
         else f"**PASS**: all {len(t)} variants within budget"
-    budgets = ", ".join(f"{b} {getattr(p, b):g}" for b in p.budgets()) or "none"
+    budgets = ", ".join(f"{b} {getattr(p, b):g}" if not isinstance(getattr(p, b), tuple)
+                        else f"{b} {list(getattr(p, b))}" for b in p.budgets()) or "none"
     lines = [f"## Edge check: profile `{p.name}` on `{result.run_dir}`", "", head, "",
              f"Rows judged: threads={p.threads if p.threads is not None else 'any'}, device={p.device or 'any'}. "
              f"Budgets: {budgets}.", ""]

@@ -151,7 +151,10 @@ class Compressor:
             graph = self.onnx_fp16(model, "plain")
         else:
             graph = self.onnx_export(model)
-        profile = profile_for(max(self.suite.measure.eval_batch_size, 16), self.max_length)  # 16: parity batches
+        m, grid = self.suite.measure, self.suite.measure.grid
+        # Shapes the engine must accept: parity batches (16), the accuracy pass, the grid.
+        profile = profile_for(max(m.eval_batch_size, 16, *(grid.batch_sizes if grid else [1])),
+                              max(self.max_length, *(grid.seq_lens if grid else [1])))
         spec = {"tensorrt": tensorrt_version(), "gpu": gpu_name(), "profile": profile, **self._parity_spec()}
 
         def build(out: Path) -> dict:

@@ -95,10 +95,31 @@ def memory(df: pd.DataFrame, path: Path) -> Path:
     return _finish(fig, path)
 
 
-def all_plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    return [
+def latency_grid(grid: pd.DataFrame, path: Path) -> Path:
+    """One panel per batch size: p50 against sequence length, a line per variant."""
+    batches = sorted(grid["batch"].unique())
+    labels = sorted(grid["label"].unique())
+    palette = plt.get_cmap("tab20")
+    fig, axes = plt.subplots(1, len(batches), figsize=(4.2 * len(batches), 4.2), squeeze=False)
+    for ax, batch in zip(axes[0], batches, strict=True):
+        for label, g in grid[grid["batch"] == batch].groupby("label"):
+            g = g.sort_values("seq_len")
+            ax.plot(g["seq_len"], g["p50_ms"], marker="o", ms=3, lw=1.2, color=palette(labels.index(label) % 20),
+                    ls="--" if label.startswith("teacher") else "-", label=label)
+        ax.set_yscale("log")
+        ax.set(xlabel="sequence length (tokens)", ylabel="p50 ms (log)", title=f"batch {batch}")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1))
+    return _finish(fig, path)
+
+
+def all_plots(df: pd.DataFrame, out_dir: Path, grid: pd.DataFrame | None = None) -> list[Path]:
+    paths = [
         size_vs_accuracy(df, out_dir / "size_vs_accuracy.png"),
         latency_vs_accuracy(df, out_dir / "latency_vs_accuracy.png"),
         speedup(df, out_dir / "speedup.png"),
         memory(df, out_dir / "memory.png"),
     ]
+    if grid is not None and not grid.empty:
+        paths.append(latency_grid(grid, out_dir / "latency_grid.png"))
+    return paths

@@ -71,6 +71,17 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(order, ascending=[True, True, False, False, True, False], kind="stable", ignore_index=True)
 
 
+def grid_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The batch x sequence-length cells of every measured row, one line per cell, seeds averaged."""
+    cells = [{**cell, "label": _label(r)} for _, r in df[df["status"] == "ok"].iterrows()
+             if isinstance(r.get("latency_grid"), list) for cell in r["latency_grid"]]
+    if not cells:
+        return pd.DataFrame()
+    grid = pd.DataFrame(cells)
+    return grid.groupby(["label", "batch", "seq_len"], as_index=False)[
+        ["p50_ms", "p90_ms", "samples_per_s", "tokens_per_s"]].mean()
+
+
 def _table(summary: pd.DataFrame) -> pd.DataFrame:
     columns = list(COLUMNS)
     if not summary["seeds"].str.contains(",").any():  # one seed: no spread to show
@@ -102,7 +113,8 @@ def _machine_line(run: dict) -> str:
             f"transformers {v.get('transformers')}, onnxruntime {v.get('onnxruntime')}; git {env.get('git_sha')}.")
 
 
-def _markdown(df: pd.DataFrame, summary: pd.DataFrame, runs: list[dict], pngs: list[Path]) -> str:
+def _markdown(df: pd.DataFrame, summary: pd.DataFrame, runs: list[dict], pngs: list[Path],
+              grid: pd.DataFrame) -> str:
     first = runs[0]
     lines = [f"# {first.get('suite', '?')} — {', '.join(r.get('run_id', '?') for r in runs)}", ""]
     if _machine_line(first):
@@ -118,6 +130,12 @@ def _markdown(df: pd.DataFrame, summary: pd.DataFrame, runs: list[dict], pngs: l
     if len(multi):
         lines += ["## Accuracy per seed", ""] + [f"- {r.label}: {r.accuracy_by_seed}" for r in multi.itertuples()]
         lines.append("")
+    if not grid.empty:
+        wide = grid.pivot_table(index="label", columns=["batch", "seq_len"], values="p50_ms")
+        wide.columns = [f"b{b}×{s}" for b, s in wide.columns]
+        lines += ["## Latency grid (p50 ms, batch × sequence length)", "",
+                  wide.reset_index().to_markdown(index=False, floatfmt=".3g"), "",
+                  "Every cell with p90, samples/s and tokens/s: latency_grid.csv.", ""]
     lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in pngs] + [""]
     failed = df[df["status"] != "ok"]
     if len(failed):
@@ -161,9 +179,13 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
     name = name or "+".join(r.get("run_id", d.name) for r, d in zip(runs, run_dirs, strict=True))
     out_dir = confined(out_root, name)  # a run_id from a downloaded run.json must not escape reports/
     out_dir.mkdir(parents=True, exist_ok=True)
-    pngs = all_plots(summary, out_dir)
-    df.drop(columns=[c for c in ("latency_raw_ms",) if c in df]).to_csv(out_dir / "results.csv", index=False)
-    md = _markdown(df, summary, runs, pngs)
+    grid = grid_table(df)
+    pngs = all_plots(summary, out_dir, grid)
+    if not grid.empty:
+        grid.to_csv(out_dir / "latency_grid.csv", index=False)
+    df.drop(columns=[c for c in ("latency_raw_ms", "latency_grid") if c in df]).to_csv(out_dir / "results.csv",
+                                                                                      index=False)
+    md = _markdown(df, summary, runs, pngs, grid)
     title = md.splitlines()[0].lstrip("# ")
     for filename, text in (("index.md", md), ("index.html", _html(title, _machine_line(runs[0]), summary, pngs))):
         tmp = out_dir / f".{filename}.tmp"

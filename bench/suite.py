@@ -124,6 +124,16 @@ class QuantizeConfig(_Strict):
     _lists = field_validator("calibrators", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 
 
+class GridConfig(_Strict):
+    """Fixed-shape latency grid: real dev sentences truncated or padded to exactly seq_len tokens,
+    batch_size at a time. Throughput (samples/s, tokens/s) follows from each cell's p50."""
+
+    batch_sizes: Annotated[list[Annotated[int, Field(gt=0, le=1024)]], Field(min_length=1)] = [1, 8, 32]
+    seq_lens: Annotated[list[Annotated[int, Field(ge=8, le=512)]], Field(min_length=1)] = [16, 64, 128]
+    min_iterations: PositiveInt = 10
+    min_seconds: NonNegativeFloat = 0.5
+
+
 class MeasureConfig(_Strict):
     threads: list[Annotated[int, Field(gt=0, le=1024)]] = [2]
     warmup: Annotated[int, Field(ge=0)] = 10
@@ -138,6 +148,7 @@ class MeasureConfig(_Strict):
     # ONNX Runtime provider for onnx variants on cuda (needs onnxruntime-gpu): cuda, or tensorrt
     # (ORT's TensorRT provider, engines cached next to the model).
     ort_gpu_provider: Literal["cuda", "tensorrt"] = "cuda"
+    grid: GridConfig | None = None  # also measure the batch x sequence-length grid (off by default)
 
     _lists = field_validator("threads", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 

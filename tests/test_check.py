@@ -150,7 +150,7 @@ def test_bad_profile_values_raise(tmp_path, text, words):
 
 def test_unknown_profile_name_raises():
     with pytest.raises(BenchError, match=r"unknown profile 'no-such-profile' \(known: edge-cpu-1t, gpu-t4-like, "
-                                         r"server-cpu"):
+                                         r"onnx-portable, server-cpu"):
         load_profile("no-such-profile")
     with pytest.raises(BenchError, match="profile file not found: missing.yaml"):
         load_profile("missing.yaml")
@@ -179,3 +179,17 @@ def test_edge_profile_on_golden_run():
     assert reasons["student-onnx-fp32-cpu-t1"] == "accuracy drop vs teacher pytorch fp32 2.5 pts > max 1.5 pts"
     assert reasons[TEACHER] == "size 417.7 MB > max 40 MB; peak RSS 1210 MB > max 600 MB"
     assert "**FAIL**: 3 of 4 variants over budget" in format_markdown(result)
+
+
+def test_operator_domains_budget(tmp_path):
+    from bench.check import check_run, load_profile
+
+    rows = [json.loads(x) for x in (GOLDEN / "baseline" / "results.jsonl").read_text().splitlines()]
+    domains = {"teacher-onnx-fp32-cpu-t1": ["ai.onnx"], "student-onnx-fp32-cpu-t1": ["ai.onnx", "com.microsoft"]}
+    rows = [r | {"onnx_op_domains": domains.get(r["variant_id"])} for r in rows]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = check_run(tmp_path, load_profile("onnx-portable")).table.set_index("variant")
+    assert table.loc["teacher-onnx-fp32-cpu-t1", "verdict"] == "PASS"
+    student = table.loc["student-onnx-fp32-cpu-t1"]
+    assert student["verdict"] == "FAIL" and "operator domain(s) com.microsoft not in" in student["reasons"]
+    assert table.loc["teacher-pytorch-fp32-cpu-t1", "allowed_op_domains"] == "n/a (not measured)"

@@ -23,6 +23,14 @@ def test_smoke_suite_runs_whole_chain(tmp_path):
     for vid in ("teacher-onnx-fp32-cpu-t2", "student-onnx-fp32-cpu-t2", "student-onnx-fp32-opt-cpu-t2"):
         assert by_id[vid]["parity_max_abs_diff"] < 1e-4
     assert by_id["student-onnx-fp32-opt-cpu-t2"]["graph_fully_fused"] is True
+    cells = by_id["teacher-pytorch-fp32-cpu-t2"]["latency_grid"]
+    assert [(c["batch"], c["seq_len"]) for c in cells] == [(1, 16), (1, 64), (8, 16), (8, 64)]
+    assert all(c["n"] >= 10 and abs(c["samples_per_s"] * c["p50_ms"] / 1e3 / c["batch"] - 1) < 1e-3 for c in cells)
+    from bench.report import write_report
+
+    write_report(tmp_path / "smoke" / "ci", tmp_path / "reports", name="smoke")
+    assert (tmp_path / "reports" / "smoke" / "latency_grid.png").is_file()
+    assert "## Latency grid (p50 ms, batch × sequence length)" in (tmp_path / "reports" / "smoke" / "index.md").read_text()
     assert by_id["student-onnx-int8-dynamic-opt-cpu-t2"]["int8_matmul_coverage_pct"] == 100.0
     assert by_id["student-onnx-int8-static-minmax-cpu-t2"]["calibration_samples"] == 100
     int8, fp32 = by_id["student-onnx-int8-dynamic-cpu-t2"], by_id["student-onnx-fp32-cpu-t2"]

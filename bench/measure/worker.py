@@ -64,7 +64,9 @@ def measure(spec: dict) -> dict:
     preds = predict_labels(runtime, tokenizer, sentences, max_length, m["eval_batch_size"])
     samples = time_calls(runtime.run, stream, m["warmup"], m["min_iterations"], m["min_seconds"])
     row["rss_before_load_mb"] = _mb(rss_before)
-    row["peak_rss_mb"] = _mb(peak_rss_bytes())  # read before anything below imports more libraries
+    row["peak_rss_mb"] = _mb(peak_rss_bytes())  # batch-1 deployment memory: read before the grid and imports
+    if m.get("grid"):
+        row["latency_grid"] = measure_grid(runtime, tokenizer, sentences, m["grid"])
     row |= classification_metrics(labels, preds)
     row |= latency_stats(samples)
     row["latency_raw_ms"] = np.round(samples, 4).tolist()
@@ -73,8 +75,29 @@ def measure(spec: dict) -> dict:
     row["mean_tokens"] = round(float(np.mean([e["input_ids"].shape[1] for e in encodings])), 2)
     row["providers"] = getattr(runtime, "providers", None)
     row["onnx_opset"] = getattr(runtime, "opset", None)
+    row["onnx_op_domains"] = getattr(runtime, "op_domains", None)
     row["status"] = "ok"
     return row
+
+
+def measure_grid(runtime, tokenizer, sentences: list[str], grid: dict) -> list[dict]:
+    """p50/p90 per (batch, sequence length) cell on real sentences cut or padded to that length."""
+    import itertools
+
+    from bench.measure.latency import time_calls
+
+    cells = []
+    for batch, seq_len in itertools.product(grid["batch_sizes"], grid["seq_lens"]):
+        texts = [sentences[i % len(sentences)] for i in range(batch)]
+        native = runtime.prepare(tokenizer(texts, truncation=True, max_length=seq_len, padding="max_length"))
+        samples = time_calls(runtime.run, [native], warmup=2, min_iterations=grid["min_iterations"],
+                             min_seconds=grid["min_seconds"])
+        p50, p90 = np.percentile(samples, [50, 90])
+        cells.append({"batch": batch, "seq_len": seq_len, "p50_ms": round(float(p50), 4),
+                      "p90_ms": round(float(p90), 4), "n": int(len(samples)),
+                      "samples_per_s": round(batch / (p50 / 1e3), 2),
+                      "tokens_per_s": round(batch * seq_len / (p50 / 1e3), 1)})
+    return cells
 
 
 def _die_with_parent() -> None:

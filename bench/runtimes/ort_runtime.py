@@ -40,6 +40,7 @@ class OrtRuntime:
         proto = onnx.load(str(model_path), load_external_data=False)
         graph = proto.graph
         self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+        self.op_domains = sorted({node.domain or "ai.onnx" for node in graph.node})
         # Weights only: float and 8-bit initialisers with more than one element (shape constants are
         # int64; quantization scales and zero points are scalars).
         weight_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.INT8, onnx.TensorProto.UINT8}

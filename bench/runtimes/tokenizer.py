@@ -24,15 +24,17 @@ class FastTokenizer:
         self._pad_token = pad["content"] if isinstance(pad, dict) else pad
         self._pad_id = self._tok.token_to_id(self._pad_token)
 
-    def __call__(self, texts: list[str], truncation: bool = True, max_length: int = 512, padding: bool = False,
+    def __call__(self, texts: list[str], truncation: bool = True, max_length: int = 512, padding: bool | str = False,
                  return_tensors: str = "np") -> dict[str, np.ndarray]:
+        """padding: False, True (to the longest text) or "max_length" (every row exactly max_length)."""
         tok = self._tok
         if truncation:
             tok.enable_truncation(max_length)
         else:
             tok.no_truncation()
         if padding:
-            tok.enable_padding(pad_id=self._pad_id, pad_token=self._pad_token)
+            length = max_length if padding == "max_length" else None
+            tok.enable_padding(pad_id=self._pad_id, pad_token=self._pad_token, length=length)
         else:
             tok.no_padding()
         encodings = tok.encode_batch(list(texts))
