@@ -19,8 +19,12 @@ from pathlib import Path
 
 from bench.artifacts import Artifact, ArtifactStore
 from bench.data import TaskData
+from bench.envinfo import library_versions
 from bench.plan import Variant
 from bench.suite import Suite
+
+# Libraries whose version can change what a conversion produces.
+CONVERTERS = ["torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt"]
 
 
 class Compressor:
@@ -32,7 +36,10 @@ class Compressor:
 
     # ------------------------------------------------------------------ helpers
     def _parity_spec(self) -> dict:
-        return {"parity_samples": len(self.parity_sentences), "data": self.data.fingerprint}
+        """In every conversion's key: the parity set, and the versions of the libraries that convert
+        (an onnxruntime or optimum upgrade must not reuse graphs the old one produced)."""
+        return {"parity_samples": len(self.parity_sentences), "data": self.data.fingerprint,
+                "libs": library_versions(CONVERTERS)}
 
     def _parity(self, model: Artifact, out: Path, fmt: str, name: str, atol: float | None,
                 device: str = "cpu", precision: str = "fp32", runtime_dir: Path | None = None) -> dict:

@@ -46,9 +46,9 @@ def _git_sha() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def _versions() -> dict:
+def library_versions(names: list[str] = LIBRARIES) -> dict:
     found = {}
-    for name in LIBRARIES:
+    for name in names:
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -73,6 +73,6 @@ def environment() -> dict:
         "cpu": _cpu(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "gpus": _gpu(),
-        "versions": _versions(),
+        "versions": library_versions(),
         "git_sha": _git_sha(),
     }
