@@ -169,7 +169,10 @@ def _html(markdown_title: str, machine: str, summary: pd.DataFrame, pngs: list[P
 
 
 def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), name: str | None = None) -> Path:
-    from bench.plots import all_plots
+    try:
+        from bench.plots import all_plots
+    except ImportError as exc:
+        raise BenchError(f"bench report needs matplotlib ({exc}): pip install 'bench[report]'") from None
 
     run_dirs = [Path(d) for d in (run_dirs if isinstance(run_dirs, list) else [run_dirs])]
     df, runs = _load(run_dirs)
