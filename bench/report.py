@@ -24,7 +24,9 @@ COLUMNS = {
     "threads": "threads", "params_m": "params (M)", "size_mb": "size MB", "accuracy_pct": "accuracy %",
     "accuracy_std": "± std (seeds)", "seeds": "seeds", "delta_pts": "Δ vs teacher (pts)",
     "delta_fp32_pts": "Δ vs own fp32 (pts)",
-    "retained_pct": "% of teacher", "latency_p50_ms": "p50 ms", "latency_p90_ms": "p90 ms", "latency_cv": "CV per call",
+    "retained_pct": "% of teacher", "latency_p50_ms": "p50 ms",
+    "latency_p50_ci95_low_ms": "p50 95% CI low", "latency_p50_ci95_high_ms": "p50 95% CI high",
+    "latency_p90_ms": "p90 ms", "latency_cv": "CV per call",
     "speedup": "speedup vs teacher pytorch fp32", "parity_max_abs_diff": "parity max |Δlogit|",
     "parity_label_agreement": "label agreement", "peak_rss_mb": "peak RSS MB",
 }
@@ -39,11 +41,13 @@ def _label(r) -> str:
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """One line per variant (seeds averaged), with accuracy and speed relative to the teacher PyTorch FP32."""
     ok = df[df["status"] == "ok"].copy()
-    for col in ("parity_max_abs_diff", "parity_label_agreement", "latency_cv", "peak_rss_mb", "rss_before_load_mb"):
+    for col in ("parity_max_abs_diff", "parity_label_agreement", "latency_cv", "peak_rss_mb", "rss_before_load_mb",
+                "latency_p50_ci95_low_ms", "latency_p50_ci95_high_ms"):
         if col not in ok:
             ok[col] = float("nan")
     ok["params"] = pd.to_numeric(ok["params"], errors="coerce")
-    numeric = ["params", "size_mb", "accuracy", "latency_p50_ms", "latency_p90_ms", "latency_cv",
+    numeric = ["params", "size_mb", "accuracy", "latency_p50_ms", "latency_p50_ci95_low_ms", "latency_p50_ci95_high_ms",
+               "latency_p90_ms", "latency_cv",
                "parity_max_abs_diff", "parity_label_agreement", "peak_rss_mb", "rss_before_load_mb"]
     grouped = ok.groupby(VARIANT_KEYS, dropna=False, sort=False)
     out = grouped[numeric].mean()

@@ -68,3 +68,17 @@ def test_append_after_a_partial_line_keeps_both_rows(tmp_path):
         fh.write(b'{"variant_id": "b", "sta')  # killed mid-write
     append_row(tmp_path, {"variant_id": "c", "status": "ok"})  # the resumed run appends
     assert [r["variant_id"] for r in read_rows(tmp_path)] == ["a", "c"]
+
+
+def test_median_confidence_interval_brackets_the_median():
+    from bench.measure.latency import median_ci
+
+    rng = np.random.default_rng(1)
+    s = rng.lognormal(1.0, 0.3, size=2000)
+    low, high = median_ci(s)
+    assert low < np.median(s) < high and high - low < 0.1 * np.median(s)
+    assert median_ci(s) == (low, high)  # seeded: the same interval on a rerun
+    wide = median_ci(s[:50])
+    assert wide[1] - wide[0] > high - low  # fewer samples, wider interval
+    st = latency_stats(s)
+    assert (st["latency_p50_ci95_low_ms"], st["latency_p50_ci95_high_ms"]) == (low, high)

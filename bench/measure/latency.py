@@ -32,6 +32,18 @@ def time_calls(run: Callable, inputs: Sequence, warmup: int, min_iterations: int
     return np.asarray(times_ns, dtype=np.float64) / 1e6
 
 
+def median_ci(samples_ms: np.ndarray, confidence: float = 0.95, resamples: int = 1000) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of the median (scipy), seeded so reruns agree."""
+    from scipy.stats import bootstrap
+
+    s = np.asarray(samples_ms, dtype=np.float64)
+    if len(s) < 2:
+        return float(s[0]), float(s[0])
+    ci = bootstrap((s,), np.median, n_resamples=resamples, confidence_level=confidence, method="percentile",
+                   random_state=0, vectorized=True).confidence_interval
+    return float(ci.low), float(ci.high)
+
+
 def latency_stats(samples_ms: np.ndarray, prefix: str = "latency") -> dict:
     s = np.asarray(samples_ms, dtype=np.float64)
     p50, p90, p95, p99 = np.percentile(s, [50, 90, 95, 99])
@@ -48,4 +60,5 @@ def latency_stats(samples_ms: np.ndarray, prefix: str = "latency") -> dict:
         f"{prefix}_min_ms": float(s.min()),
         f"{prefix}_max_ms": float(s.max()),
         f"{prefix}_n": int(len(s)),
+        **dict(zip((f"{prefix}_p50_ci95_low_ms", f"{prefix}_p50_ci95_high_ms"), median_ci(s), strict=True)),
     }

@@ -76,6 +76,10 @@ def measure(spec: dict) -> dict:
     row["providers"] = getattr(runtime, "providers", None)
     row["onnx_opset"] = getattr(runtime, "opset", None)
     row["onnx_op_domains"] = getattr(runtime, "op_domains", None)
+    row["scenario"] = "SingleStream"  # MLPerf terms: one query at a time over the dev stream
+    # Which cores the child may run on: with fewer cores than threads, numbers are not comparable.
+    row["cpu_affinity"] = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    row["interop_threads"] = 1
     row["status"] = "ok"
     return row
 

@@ -24,6 +24,10 @@ class TorchRuntime:
         from transformers import AutoModelForSequenceClassification
 
         torch.set_num_threads(threads)
+        try:
+            torch.set_num_interop_threads(1)  # like ORT's inter_op_num_threads = 1
+        except RuntimeError:
+            pass  # already fixed in this process (it can be set once, before any parallel work)
         self.device = torch.device(device)
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True).eval()
         if precision == "int8-dynamic":
