@@ -1,7 +1,8 @@
 """`bench run`: suite → plan → artifacts → one measured row per variant → results.jsonl + run.json.
 
-A run directory is results/<suite>/<run-id>/. Passing an existing --run-id resumes that run: the
-variants that already have a complete row are not measured again.
+A run directory is results/<suite>/<run-id>/. Passing an existing --run-id resumes that run: a
+variant whose latest row is ok, from the same artifact and with the same measurement settings, is
+not measured again; every other one is (and its new row supersedes the old one).
 """
 
 from __future__ import annotations
