@@ -1,4 +1,4 @@
-"""The `bench` command: plan | run | report | compare | check | merge."""
+"""The `bench` command: plan | run | report | compare | check | merge | calibrate."""
 
 from __future__ import annotations
 
@@ -38,6 +38,26 @@ def _cmd_report(args) -> int:
     from bench.report import write_report
 
     print(write_report([Path(d) for d in args.run_dirs], Path(args.out), args.name))
+    return 0
+
+
+def _cmd_calibrate(args) -> int:
+    import platform
+    import time
+
+    from bench.artifacts import write_json_atomic
+    from bench.measure.flops import matmul_peak_gflops
+    from bench.paths import confined
+    from bench.run import CALIBRATION_FILE
+
+    peaks = {str(t): round(matmul_peak_gflops(t, seconds=args.seconds), 2) for t in args.threads}
+    out = confined(Path(args.results_dir), CALIBRATION_FILE)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out, {"host": platform.node(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                            "method": "best torch.matmul 1024x1024 fp32", "fp32_matmul_peak_gflops": peaks})
+    for t, g in peaks.items():
+        print(f"threads {t}: fp32 matmul peak {g} GFLOP/s")
+    print(out)
     return 0
 
 
@@ -94,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", help="reports root (default: reports)")
     p.add_argument("--name", help="report folder name (default: the run ids joined by '+')")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("calibrate", help="measure this machine's fp32 matmul peak; later runs show % of it")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--seconds", type=float, default=2.0, help="per thread count")
+    p.add_argument("--results-dir", default=os.environ.get("BENCH_RESULTS_DIR", "results"))
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("merge", help="combine run directories (e.g. shards from several machines) into one")
     p.add_argument("run_dirs", nargs="+")

@@ -7,7 +7,9 @@ not measured again; every other one is (and its new row supersedes the old one).
 
 from __future__ import annotations
 
+import json
 import logging
+import platform
 import time
 from pathlib import Path
 
@@ -25,8 +27,28 @@ from bench.suite import Suite, load_suite, suite_to_dict
 
 log = logging.getLogger(__name__)
 
+CALIBRATION_FILE = "calibration.json"  # written by `bench calibrate` into the results root
 
-def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: dict, machine: dict) -> dict:
+
+def _roofline(result: dict, variant: Variant, peaks: dict) -> dict:
+    """% of this machine's fp32 matmul peak (from `bench calibrate`) at the variant's thread count."""
+    peak = peaks.get(str(variant.threads)) if variant.device == "cpu" else None
+    if not peak or result.get("gflops_per_s") is None:
+        return {}
+    best_cell = max((c.get("gflops_per_s", 0) for c in result.get("latency_grid", [])), default=None)
+    out = {"fp32_peak_gflops": peak, "pct_of_fp32_peak": round(100 * result["gflops_per_s"] / peak, 2)}
+    if best_cell:
+        out["grid_best_pct_of_fp32_peak"] = round(100 * best_cell / peak, 2)
+    return out
+
+
+def load_calibration(results_root: Path) -> dict:
+    path = Path(results_root) / CALIBRATION_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: dict, machine: dict,
+             peaks: dict) -> dict:
     artifact = built.artifacts[variant.artifact_key]
     model = built.models[variant.model]
     size_bytes = result.pop("size_bytes", None) or sum(
@@ -55,6 +77,7 @@ def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: 
         "calibration_hash": info.get("calibration_hash"),
         "calibration_samples": info.get("calibration_samples"),
         **{k: v for k, v in result.items() if k not in ("status", "error")},
+        **_roofline(result, variant, peaks),
         **machine,  # rows merged from several machines keep where each was measured
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -91,6 +114,9 @@ def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: st
 def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_id: str, results_root: Path,
                 shard: tuple[int, int] | None) -> Path:
     store = ArtifactStore(confined(results_root, "artifacts"))
+    calibration = load_calibration(results_root)
+    # A peak measured on another machine says nothing about this one.
+    peaks = calibration.get("fp32_matmul_peak_gflops", {}) if calibration.get("host") == platform.node() else {}
     started = time.perf_counter()
     env = environment()
     machine = {"host": env["hostname"], "cpu_model": env["cpu"]["model"], "gpus": env["gpus"],
@@ -100,6 +126,7 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
         "suite_file": str(suite_path), "suite_resolved": suite_to_dict(suite), "seeds": [suite.seed],
         "environment": env, "shard": machine["shard"], "status": "running",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "calibration": calibration or None,
         "planned": [v.id for v in plan.variants],
         "skipped": [{"variant": s.variant.id, "reason": s.reason} for s in plan.skipped],
     }
@@ -134,7 +161,7 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
                               suite.measure.timeout_s, suite.measure.max_memory_mb)
         wall = time.perf_counter() - t0
         measure_wall[variant.id] = round(wall, 2)
-        row = _row_for(suite, variant, built, run_id, result, machine) | {"measure_wall_s": round(wall, 2),
+        row = _row_for(suite, variant, built, run_id, result, machine, peaks) | {"measure_wall_s": round(wall, 2),
                                                                            "measure_key": measure_key}
         append_row(run_dir, row)
         if row["status"] == "ok":

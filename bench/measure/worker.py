@@ -37,6 +37,7 @@ def peak_rss_bytes() -> int:
 
 def measure(spec: dict) -> dict:
     from bench.measure.accuracy import classification_metrics, predict_labels
+    from bench.measure.flops import flops_for_config
     from bench.measure.latency import latency_stats, time_calls
     from bench.runtimes import load_runtime
     from bench.runtimes.tokenizer import FastTokenizer
@@ -73,6 +74,14 @@ def measure(spec: dict) -> dict:
     row["latency_input"] = "dev-stream-bs1"
     row["tokenization_timed"] = False
     row["mean_tokens"] = round(float(np.mean([e["input_ids"].shape[1] for e in encodings])), 2)
+    flops = flops_for_config(path)
+    if flops is not None:
+        # The loop called stream[i % len(stream)] in order, so call i had that sentence's length.
+        lengths = [e["input_ids"].shape[1] for e in encodings]
+        total = sum(flops(lengths[i % len(lengths)]) for i in range(len(samples)))
+        row["gflops_per_s"] = round(total / (float(np.sum(samples)) / 1e3) / 1e9, 3)
+        for cell in row.get("latency_grid", []):
+            cell["gflops_per_s"] = round(flops(cell["seq_len"], cell["batch"]) / (cell["p50_ms"] / 1e3) / 1e9, 3)
     row["providers"] = getattr(runtime, "providers", None)
     row["onnx_opset"] = getattr(runtime, "opset", None)
     row["onnx_op_domains"] = getattr(runtime, "op_domains", None)
