@@ -50,13 +50,15 @@ def _cmd_calibrate(args) -> int:
     from bench.paths import confined
     from bench.run import CALIBRATION_FILE
 
-    peaks = {str(t): round(matmul_peak_gflops(t, seconds=args.seconds), 2) for t in args.threads}
+    by_library = {str(t): matmul_peak_gflops(t, seconds=args.seconds) for t in args.threads}
+    peaks = {t: max(found.values()) for t, found in by_library.items()}  # the best this machine can do
     out = confined(Path(args.results_dir), CALIBRATION_FILE)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, {"host": platform.node(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                            "method": "best torch.matmul 1024x1024 fp32", "fp32_matmul_peak_gflops": peaks})
-    for t, g in peaks.items():
-        print(f"threads {t}: fp32 matmul peak {g} GFLOP/s")
+                            "method": "best 1024x1024 fp32 matmul of torch and onnxruntime",
+                            "fp32_matmul_peak_gflops": peaks, "by_library": by_library})
+    for t, found in by_library.items():
+        print(f"threads {t}: fp32 matmul peak {peaks[t]} GFLOP/s ({found})")
     print(out)
     return 0
 
