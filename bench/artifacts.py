@@ -122,48 +122,100 @@ class ArtifactStore:
             return None
         return Artifact(kind, key, path, manifest, reused=True)
 
+    def work_dir(self, name: str) -> Path:
+        """Where a training build keeps its checkpoints: it survives a killed process, so the next
+        attempt resumes; it is removed once the artifact is published."""
+        return self.root / ".work" / name
+
     def get_or_build(
-        self, kind: str, spec: dict, parents: list[Artifact], build: Callable[[Path], dict]
+        self, kind: str, spec: dict, parents: list[Artifact], build: Callable[..., dict], work_dir: bool = False
     ) -> Artifact:
-        """Reuse the finished artifact for this key, or call build(tmp_dir) -> info and publish it."""
+        """Reuse the finished artifact for this key, or call build(tmp_dir) -> info (build(tmp_dir,
+        work_dir) with work_dir=True) and publish it. Under torch.distributed every rank builds
+        (DDP training needs them all), and rank 0 alone publishes."""
         key = self.key(kind, spec, parents)
         name = f"{kind}-{key}"
+        ddp = _distributed()
+        if ddp is not None:
+            return self._build_distributed(kind, key, spec, parents, build, work_dir, *ddp)
         # A second `bench run` building the same artifact waits here, then reuses the result.
         with file_lock(self.root / f".{name}.lock", f"waiting for another process building {name}"):
             found = self.load(kind, key)
             if found is not None:
                 log.info("reuse %s (built in %.1f s)", name, found.build_time_s)
                 return found
-            final = self.root / name
             # Leftovers of builds killed mid-way (any pid): nobody else can be building `name` now.
             for stale in self.root.glob(f".tmp-{name}-*"):
                 shutil.rmtree(stale, ignore_errors=True)
-            tmp = self.root / f".tmp-{name}-{os.getpid()}"
-            tmp.mkdir(parents=True)
-            log.info("build %s", name)
-            start = time.perf_counter()
-            try:
-                info = build(tmp) or {}
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            manifest = {
-                "kind": kind,
-                "key": key,
-                "spec": spec,
-                "parents": {p.kind: p.key for p in parents},
-                "info": info,
-                "build_time_s": round(time.perf_counter() - start, 3),
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "bench_version": __version__,
-                "files": {
-                    str(f.relative_to(tmp)): file_sha256(f)
-                    for f in sorted(tmp.rglob("*"))
-                    if f.is_file() and f.name != MANIFEST
-                },
-            }
-            write_json_atomic(tmp / MANIFEST, manifest)  # last: its presence means "finished"
-            shutil.rmtree(final, ignore_errors=True)  # an unfinished or corrupt earlier attempt
-            os.rename(tmp, final)
-            log.info("built %s in %.1f s", name, manifest["build_time_s"])
-            return Artifact(kind, key, final, manifest, reused=False)
+            tmp, start, info = self._run_build(name, build, work_dir)
+            return self._publish(kind, key, spec, parents, tmp, info, start, work_dir)
+
+    def _run_build(self, name: str, build: Callable[..., dict], work_dir: bool) -> tuple[Path, float, dict]:
+        tmp = self.root / f".tmp-{name}-{os.getpid()}"
+        tmp.mkdir(parents=True)
+        log.info("build %s", name)
+        start = time.perf_counter()
+        try:
+            info = (build(tmp, self.work_dir(name)) if work_dir else build(tmp)) or {}
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return tmp, start, info
+
+    def _build_distributed(self, kind, key, spec, parents, build, work_dir, rank: int, barrier) -> Artifact:
+        name = f"{kind}-{key}"
+        barrier()
+        found = self.load(kind, key)
+        if found is not None:
+            return found
+        if rank == 0:
+            for stale in self.root.glob(f".tmp-{name}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+        barrier()
+        tmp, start, info = self._run_build(name, build, work_dir)
+        barrier()  # every rank has finished training before rank 0 publishes
+        if rank == 0:
+            self._publish(kind, key, spec, parents, tmp, info, start, work_dir)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+        barrier()
+        return self.load(kind, key)
+
+    def _publish(self, kind, key, spec, parents, tmp: Path, info: dict, start: float, work_dir: bool) -> Artifact:
+        name = f"{kind}-{key}"
+        final = self.root / name
+        manifest = {
+            "kind": kind,
+            "key": key,
+            "spec": spec,
+            "parents": {p.kind: p.key for p in parents},
+            "info": info,
+            "build_time_s": round(time.perf_counter() - start, 3),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "bench_version": __version__,
+            "files": {
+                str(f.relative_to(tmp)): file_sha256(f)
+                for f in sorted(tmp.rglob("*"))
+                if f.is_file() and f.name != MANIFEST
+            },
+        }
+        write_json_atomic(tmp / MANIFEST, manifest)  # last: its presence means "finished"
+        shutil.rmtree(final, ignore_errors=True)  # an unfinished or corrupt earlier attempt
+        os.rename(tmp, final)
+        if work_dir:
+            shutil.rmtree(self.work_dir(name), ignore_errors=True)  # checkpoints: no longer needed
+        log.info("built %s in %.1f s", name, manifest["build_time_s"])
+        return Artifact(kind, key, final, manifest, reused=False)
+
+
+def _distributed():
+    """(rank, barrier) when running under an initialised torch.distributed process group."""
+    import sys
+
+    if "torch" not in sys.modules:  # nothing initialised a process group if torch was never imported
+        return None
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return None
+    return dist.get_rank(), dist.barrier

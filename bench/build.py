@@ -1,5 +1,5 @@
-"""Plan → artifacts: fine-tuned teacher, cached teacher logits, distilled student, then the
-deployable artifact of every variant (bench.compress).
+"""Plan → artifacts: fine-tuned teacher, cached teacher logits, (general-distilled and) task-distilled
+students, then the deployable artifact of every variant (bench.compress), for one training seed.
 
 Each artifact goes through the content-hash cache (bench.artifacts): a rerun of the same suite
 builds nothing, and changing one field rebuilds only what depends on it. Only what the plan
@@ -17,18 +17,20 @@ import numpy as np
 
 from bench.artifacts import Artifact, ArtifactStore
 from bench.data import TaskData
+from bench.errors import BenchError
 from bench.models import load_for_classification, parse_source
 from bench.plan import Plan
-from bench.suite import Suite
+from bench.suite import StudentConfig, Suite, student_field
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Built:
-    """Trained models by role, the artifact each variant measures (by Variant.artifact_key), and the
+    """Trained models by name, the artifact each variant measures (by Variant.artifact_key), and the
     wall time of each stage in this run."""
 
+    seed: int = 0
     models: dict[str, Artifact] = field(default_factory=dict)
     artifacts: dict[tuple, Artifact] = field(default_factory=dict)
     stages: dict[str, dict] = field(default_factory=dict)
@@ -45,22 +47,27 @@ def _timed(built: Built, stage: str, fn) -> Artifact:
     return built.record(stage, artifact, time.perf_counter() - start)
 
 
-def build_teacher(suite: Suite, data: TaskData, store: ArtifactStore) -> Artifact:
+def teacher_seed(suite: Suite, seed: int) -> int:
+    return suite.teacher.seed if suite.teacher.seed is not None else seed
+
+
+def build_teacher(suite: Suite, data: TaskData, store: ArtifactStore, seed: int) -> Artifact:
     source = parse_source(suite.teacher.source, allow_pickle=suite.allow_pickle)
-    spec = {"task": suite.task, "source": source.identity(), "finetune": suite.teacher.finetune.model_dump(),
-            "data": data.fingerprint, "max_length": suite.data.max_length, "seed": suite.seed,
+    seed = teacher_seed(suite, seed)
+    spec = {"task": suite.task, "source": source.identity(), "finetune": suite.teacher.finetune.key_fields(),
+            "data": data.fingerprint, "max_length": suite.data.max_length, "seed": seed,
             "trust_remote_code": suite.trust_remote_code}
 
-    def build(out: Path) -> dict:
+    def build(out: Path, work: Path) -> dict:
         from bench.train.finetune import finetune
 
         model, tokenizer = load_for_classification(
-            source, num_labels=2, corpus=data.sentences("train"), seed=suite.seed,
+            source, num_labels=2, corpus=data.sentences("train"), seed=seed,
             trust_remote_code=suite.trust_remote_code,
         )
-        return finetune(model, tokenizer, data, suite.teacher.finetune, suite.data.max_length, suite.seed, out)
+        return finetune(model, tokenizer, data, suite.teacher.finetune, suite.data.max_length, seed, out, work)
 
-    return store.get_or_build("teacher", spec, [], build)
+    return store.get_or_build("teacher", spec, [], build, work_dir=True)
 
 
 def build_teacher_logits(suite: Suite, data: TaskData, store: ArtifactStore, teacher: Artifact) -> Artifact:
@@ -80,47 +87,127 @@ def build_teacher_logits(suite: Suite, data: TaskData, store: ArtifactStore, tea
     return store.get_or_build("teacher-logits", spec, [teacher], build)
 
 
-def build_student(suite: Suite, data: TaskData, store: ArtifactStore, teacher: Artifact, logits: Artifact) -> Artifact:
-    cfg = suite.student
-    spec = {"init": cfg.init, "layers": cfg.layers, "distill": cfg.distill.model_dump(), "data": data.fingerprint,
-            "max_length": suite.data.max_length, "seed": suite.seed}
+def build_general(suite: Suite, name: str, data: TaskData, store: ArtifactStore, seed: int) -> Artifact:
+    """DistilBERT-style general distillation of the student on unlabeled text (before the task)."""
+    from bench.train.general import text_identity
 
-    def build(out: Path) -> dict:
+    cfg = suite.all_students[name]
+    general, where = cfg.general, f"{student_field(suite, name)}.general"
+    source = parse_source(general.teacher or suite.teacher.source, f"{where}.teacher", allow_pickle=suite.allow_pickle)
+    spec = {"init": cfg.init, "layers": cfg.layers, "teacher": source.identity(),
+            "general": general.key_fields() | {"text": None, "teacher": None},
+            "text": text_identity(general.text, data), "max_length": suite.data.max_length, "seed": seed}
+
+    def build(out: Path, work: Path) -> dict:
+        from bench.train.general import general_distill
+
+        return general_distill(source, cfg, data, suite.data.max_length, seed, out, work, where,
+                               trust_remote_code=suite.trust_remote_code)
+
+    return store.get_or_build("student-general", spec, [], build, work_dir=True)
+
+
+def _student_start(cfg: StudentConfig, field_name: str, teacher_model, tokenizer, data: TaskData, seed: int,
+                   general: Artifact | None, suite: Suite):
+    """(student model, its tokenizer) before task distillation, per the suite's init strategy."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from bench.models import ID2LABEL
+    from bench.train.distill import init_random_student, init_student_from_teacher
+
+    if general is not None:  # the general-distilled encoder with a fresh classification head
+        import torch
+
+        torch.manual_seed(seed)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            general.path, num_labels=2, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},
+            use_safetensors=True)
+        return model, AutoTokenizer.from_pretrained(general.path)
+    if cfg.init == "teacher-layers":
+        return init_student_from_teacher(teacher_model, cfg.layers, f"{field_name}.layers"), tokenizer
+    if cfg.init == "random":
+        return init_random_student(teacher_model, len(cfg.layers), seed), tokenizer
+    source = parse_source(cfg.source, f"{field_name}.source", allow_pickle=suite.allow_pickle)
+    return load_for_classification(source, 2, corpus=data.sentences("train"), seed=seed,
+                                   trust_remote_code=suite.trust_remote_code)
+
+
+def build_student(suite: Suite, name: str, data: TaskData, store: ArtifactStore, teacher: Artifact,
+                  logits: Artifact | None, seed: int, general: Artifact | None = None) -> Artifact:
+    cfg = suite.all_students[name]
+    field_name = student_field(suite, name)
+    source = parse_source(cfg.source, f"{field_name}.source").identity() if cfg.init == "pretrained" else None
+    spec = {"init": cfg.init, "layers": cfg.layers, "distill": cfg.distill.key_fields(), "data": data.fingerprint,
+            "max_length": suite.data.max_length, "seed": seed}
+    if source is not None:
+        spec["source"] = source
+    if suite.seed != seed or cfg.distill.max_train_samples:
+        spec["subset_seed"] = suite.seed
+    parents = [p for p in (teacher, logits, general) if p is not None]
+
+    def build(out: Path, work: Path) -> dict:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from bench.train.distill import distill, init_student_from_teacher
+        from bench.suite import check_student_shapes
+        from bench.train.distill import distill
 
         teacher_model = AutoModelForSequenceClassification.from_pretrained(teacher.path, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(teacher.path)
-        torch.manual_seed(suite.seed)
-        student = init_student_from_teacher(teacher_model, cfg.layers)
-        del teacher_model
-        train_logits = np.load(logits.path / "train_logits.npy")
-        return distill(student, tokenizer, data, train_logits, cfg.distill, suite.data.max_length, suite.seed, out)
+        torch.manual_seed(seed)
+        student, student_tokenizer = _student_start(cfg, field_name, teacher_model, tokenizer, data, seed, general,
+                                                    suite)
+        shape = lambda c: {"layers": c.num_hidden_layers, "hidden": c.hidden_size, "heads": c.num_attention_heads}  # noqa: E731
+        check_student_shapes(cfg, field_name, shape(teacher_model.config), shape(student.config))
+        if cfg.distill.uses_teacher_internals and student_tokenizer.get_vocab() != tokenizer.get_vocab():
+            raise BenchError(f"{field_name}.distill: hidden/attention losses compare token by token and need "
+                             "the teacher's tokenizer; this student's vocabulary differs")
+        train_logits = np.load(logits.path / "train_logits.npy") if logits is not None else None
+        return distill(student, student_tokenizer, data, train_logits, cfg.distill, suite.data.max_length, seed, out,
+                       teacher=teacher_model if cfg.distill.uses_teacher_internals else None, work_dir=work,
+                       subset_seed=suite.seed)
 
-    return store.get_or_build("student", spec, [teacher, logits], build)
+    return store.get_or_build("student", spec, parents, build, work_dir=True)
 
 
-def build_all(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore) -> Built:
+def build_models(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore, seed: int, built: Built) -> None:
+    """The trained models the plan measures (teacher, and each named student), for one seed."""
+    names = {v.model for v in plan.variants}
+    if not names:
+        return
+    tag = f"@seed{seed}" if len(suite.training_seeds) > 1 else ""
+    teacher = _timed(built, f"teacher_finetune{tag}", lambda: build_teacher(suite, data, store, seed))
+    built.models["teacher"] = teacher
+    students = [n for n in suite.all_students if n in names]
+    needs_logits = any(suite.all_students[n].distill.uses_teacher_logits for n in students)
+    logits = _timed(built, "teacher_logits", lambda: build_teacher_logits(suite, data, store, teacher)) \
+        if needs_logits else None
+    for name in students:
+        cfg = suite.all_students[name]
+        stage = "student" if name == "student" else f"student[{name}]"
+        general = None
+        if cfg.general is not None:
+            start = time.perf_counter()
+            general = built.record(f"{stage}_general{tag}", build_general(suite, name, data, store, seed),
+                                   time.perf_counter() - start)
+        start = time.perf_counter()
+        student = build_student(suite, name, data, store, teacher,
+                                logits if cfg.distill.uses_teacher_logits else None, seed, general)
+        built.models[name] = built.record(f"{stage}_distill{tag}", student, time.perf_counter() - start)
+
+
+def build_all(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore, seed: int | None = None) -> Built:
     from bench.compress import Compressor
 
-    built = Built()
-    roles = {v.model for v in plan.variants}
-    if not roles:
-        return built
-    teacher = _timed(built, "teacher_finetune", lambda: build_teacher(suite, data, store))
-    built.models["teacher"] = teacher
-    if "student" in roles:
-        logits = _timed(built, "teacher_logits", lambda: build_teacher_logits(suite, data, store, teacher))
-        built.models["student"] = _timed(
-            built, "student_distill", lambda: build_student(suite, data, store, teacher, logits)
-        )
+    seed = suite.training_seeds[0] if seed is None else seed
+    built = Built(seed=seed)
+    build_models(suite, plan, data, store, seed, built)
     compressor = Compressor(suite, data, store)
+    tag = f"@seed{seed}" if len(suite.training_seeds) > 1 else ""
     for variant in plan.variants:
         key = variant.artifact_key
         if key not in built.artifacts:
-            stage = "-".join(x for x in (variant.model, *key[1:]) if x and x != "plain")
+            stage = "-".join(x for x in (variant.model, *key[1:]) if x and x != "plain") + tag
             built.artifacts[key] = _timed(
                 built, stage, lambda v=variant: compressor.artifact_for(v, built.models[v.model])
             )

@@ -34,6 +34,15 @@ def _cmd_run(args) -> int:
     return 0 if status == "finished" else 1  # a crashed, timed-out or over-budget variant fails the run
 
 
+def _cmd_train(args) -> int:
+    from bench.run import train_suite
+
+    trained = train_suite(Path(args.suite), Path(args.results_dir), args.model)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(trained, indent=1))
+    return 0
+
+
 def _cmd_report(args) -> int:
     from bench.report import write_report
 
@@ -110,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-id", help="name of the run directory; an existing one is resumed")
     p.add_argument("--shard", metavar="I/N", help="measure only shard I of N (deterministic), e.g. for a CI matrix")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("train", help="build only the trained models (teacher, students); runs under torchrun "
+                                     "/ accelerate launch for DDP")
+    p.add_argument("suite", type=Path)
+    p.add_argument("--results-dir", default=os.environ.get("BENCH_RESULTS_DIR", "results"))
+    p.add_argument("--model", action="append", help="only this model and what it needs (repeatable)")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("report", help="one report (index.md, index.html, PNGs, CSV) over one or more run directories")
     p.add_argument("run_dirs", nargs="+")

@@ -104,7 +104,24 @@ def parse_source(spec: str, field: str = "teacher.source", allow_pickle: bool = 
     return ModelSource("hub", spec)
 
 
-def _tiny_tokenizer(corpus: Iterable[str], vocab_size: int):
+def source_shape(source: ModelSource) -> dict | None:
+    """{layers, hidden, heads} read from the source's config without loading weights; None for hub
+    ids (that would need a download)."""
+    if source.kind == "tiny":
+        t = source.tiny
+        return {"layers": t["layers"], "hidden": t["hidden"], "heads": t["heads"]}
+    if source.path is None:
+        return None
+    import json
+
+    config = json.loads((source.path / "config.json").read_text())
+    keys = {"layers": ("num_hidden_layers", "n_layers"), "hidden": ("hidden_size", "dim"),
+            "heads": ("num_attention_heads", "n_heads")}
+    shape = {k: next((config[n] for n in names if n in config), None) for k, names in keys.items()}
+    return shape if None not in shape.values() else None
+
+
+def tiny_tokenizer(corpus: Iterable[str], vocab_size: int):
     """A WordPiece vocabulary learned from the task's own training sentences: no download needed."""
     from tokenizers import BertWordPieceTokenizer
     from transformers import BertTokenizerFast
@@ -127,7 +144,7 @@ def load_for_classification(
     label2id = {v: k for k, v in ID2LABEL.items()}
     if source.kind == "tiny":
         t = source.tiny
-        tokenizer = _tiny_tokenizer(corpus, t["vocab"])
+        tokenizer = tiny_tokenizer(corpus, t["vocab"])
         config = BertConfig(
             vocab_size=len(tokenizer), hidden_size=t["hidden"], num_hidden_layers=t["layers"],
             num_attention_heads=t["heads"], intermediate_size=t["intermediate"], max_position_embeddings=512,

@@ -18,6 +18,7 @@ from bench.artifacts import ArtifactStore, canonical_hash, file_lock, write_json
 from bench.build import Built, build_all
 from bench.data import load_task_data
 from bench.envinfo import environment
+from bench.errors import BenchError
 from bench.export.onnx import WEIGHT_SUFFIXES
 from bench.measure.isolate import run_isolated
 from bench.paths import confined
@@ -60,13 +61,16 @@ def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: 
         "task": suite.task,
         "variant_id": variant.id,
         **variant.as_dict(),
-        "seed": suite.seed,
+        "seed": built.seed,
         "status": result.get("status", "failed"),
         "error": result.get("error"),
         "artifact": artifact.path.name,
         "artifact_build_time_s": artifact.build_time_s,
         "size_mb": round(size_bytes / 2**20, 3),
         "train_dev_accuracy": model.info.get("dev_accuracy"),
+        "train_s_per_epoch": model.info.get("train_s_per_epoch"),
+        "train_rows": model.info.get("train_rows"),
+        "train_loss_terms": model.info.get("loss"),  # students: which distillation terms were on
         "parity_max_abs_diff": info.get("parity_max_abs_diff"),
         "parity_label_agreement": info.get("parity_label_agreement"),
         "graph_fused_ops": info.get("fused_ops"),
@@ -123,7 +127,7 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
                "shard": f"{shard[0]}/{shard[1]}" if shard else None}
     run_info = {
         "schema_version": SCHEMA_VERSION, "bench_version": __version__, "run_id": run_id, "suite": suite.name,
-        "suite_file": str(suite_path), "suite_resolved": suite_to_dict(suite), "seeds": [suite.seed],
+        "suite_file": str(suite_path), "suite_resolved": suite_to_dict(suite), "seeds": suite.training_seeds,
         "environment": env, "shard": machine["shard"], "status": "running",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "calibration": calibration or None,
@@ -137,30 +141,49 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
     data = load_task_data(suite.data, suite.task, suite.seed)
     run_info["data"] = {"origin": data.origin, "fingerprint": data.fingerprint,
                         "train_rows": len(data.splits["train"]), "eval_rows": len(data.splits["validation"])}
-    built = build_all(suite, plan, data, store)
-    run_info["stages"] = built.stages
-    write_json_atomic(run_dir / RUN_FILE, run_info)
-
+    run_info["stages"] = {}
     planned = {v.id: v for v in plan.variants}
     measure_key = canonical_hash({"measure": suite.measure.model_dump(), "data": data.fingerprint})[:16]
+    measure_wall = {}
+    for seed in suite.training_seeds:  # train a seed's models, then measure them, then the next seed
+        built = build_all(suite, plan, data, store, seed)
+        run_info["stages"] |= built.stages
+        write_json_atomic(run_dir / RUN_FILE, run_info)
+        measure_wall |= _measure_seed(suite, plan, built, data, run_dir, run_id, machine, peaks, measure_key)
+    rows = [r for r in latest_rows(read_rows(run_dir)) if r["variant_id"] in planned
+            and r.get("seed") in suite.training_seeds]
+    run_info["stages"]["measure"] = {"wall_s": round(sum(measure_wall.values()), 2), "per_variant_s": measure_wall}
+    run_info["status"] = "finished" if all(r.get("status") == "ok" for r in rows) else "finished-with-failures"
+    run_info["wall_s"] = round(time.perf_counter() - started, 2)
+    write_json_atomic(run_dir / RUN_FILE, run_info)
+    log.info("results: %s (%d rows, %s)", run_dir / "results.jsonl", len(rows), run_info["status"])
+    return run_dir
+
+
+def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, run_id: str, machine: dict,
+                  peaks: dict, measure_key: str) -> dict:
+    """Measure every planned variant of one training seed; returns wall seconds per variant."""
+    planned = {v.id: v for v in plan.variants}
 
     def current(row: dict) -> bool:  # measured ok, from the same artifact, with the same settings
         variant = planned.get(row.get("variant_id"))
-        return (variant is not None and row.get("status") == "ok" and row.get("measure_key") == measure_key
+        return (variant is not None and row.get("seed") == built.seed and row.get("status") == "ok"
+                and row.get("measure_key") == measure_key
                 and row.get("artifact") == built.artifacts[variant.artifact_key].path.name)
 
     done = {r["variant_id"] for r in latest_rows(read_rows(run_dir)) if current(r)}
+    tag = f"@seed{built.seed}" if len(suite.training_seeds) > 1 else ""
     measure_wall = {}
     for variant in plan.variants:
         if variant.id in done:
-            log.info("measured already in this run: %s", variant.id)
+            log.info("measured already in this run: %s%s", variant.id, tag)
             continue
-        log.info("measure %s", variant.id)
+        log.info("measure %s%s", variant.id, tag)
         t0 = time.perf_counter()
-        result = run_isolated(_measure_spec(suite, variant, built, data), run_dir / "logs", variant.id,
+        result = run_isolated(_measure_spec(suite, variant, built, data), run_dir / "logs", variant.id + tag,
                               suite.measure.timeout_s, suite.measure.max_memory_mb)
         wall = time.perf_counter() - t0
-        measure_wall[variant.id] = round(wall, 2)
+        measure_wall[variant.id + tag] = round(wall, 2)
         row = _row_for(suite, variant, built, run_id, result, machine, peaks) | {"measure_wall_s": round(wall, 2),
                                                                            "measure_key": measure_key}
         append_row(run_dir, row)
@@ -169,10 +192,34 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
                      row["latency_p50_ms"], row["latency_p90_ms"], wall)
         else:
             log.error("  %s: %s", row["status"], row["error"])
-    rows = [r for r in latest_rows(read_rows(run_dir)) if r["variant_id"] in planned]
-    run_info["stages"]["measure"] = {"wall_s": round(sum(measure_wall.values()), 2), "per_variant_s": measure_wall}
-    run_info["status"] = "finished" if all(r.get("status") == "ok" for r in rows) else "finished-with-failures"
-    run_info["wall_s"] = round(time.perf_counter() - started, 2)
-    write_json_atomic(run_dir / RUN_FILE, run_info)
-    log.info("results: %s (%d rows, %s)", run_dir / "results.jsonl", len(rows), run_info["status"])
-    return run_dir
+    return measure_wall
+
+
+def train_suite(suite_path: Path, results_root: Path = Path("results"), models: list[str] | None = None) -> dict:
+    """`bench train`: build only the trained models (teacher, students) of a suite, for every seed.
+    Runs as is, or under `torchrun`/`accelerate launch` with several processes: the Trainer then
+    trains with DDP, every rank joins each build, and rank 0 alone publishes the artifacts.
+    `bench run` afterwards reuses them. Returns {seed: {model: artifact folder}}."""
+    import os
+
+    from bench.build import build_models
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        PartialState()  # joins the process group torchrun/accelerate set up (gloo on CPU, nccl on GPU)
+    suite = load_suite(suite_path)
+    plan = make_plan(suite, str(suite_path))
+    if models:
+        unknown = sorted(set(models) - {"teacher", *suite.all_students})
+        if unknown:
+            raise BenchError(f"--model: {unknown[0]!r} is not a model of suite {suite.name}")
+        plan = Plan(variants=[v for v in plan.variants if v.model in models], skipped=plan.skipped)
+    store = ArtifactStore(confined(results_root, "artifacts"))
+    data = load_task_data(suite.data, suite.task, suite.seed)
+    trained = {}
+    for seed in suite.training_seeds:
+        built = Built(seed=seed)
+        build_models(suite, plan, data, store, seed, built)
+        trained[seed] = {name: str(artifact.path) for name, artifact in built.models.items()}
+    return trained

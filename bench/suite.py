@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.errors import BenchError
 
-Role = Literal["teacher", "student"]
 Format = Literal["pytorch", "onnx", "tensorrt"]
 Precision = Literal["fp32", "fp16", "bf16", "int8-dynamic", "int8-static", "int8"]
 Device = Literal["cpu", "cuda"]
@@ -55,30 +54,99 @@ class FinetuneConfig(_Strict):
     # Early stopping on dev accuracy, evaluated every eval_steps; None turns it off.
     early_stopping_patience: PositiveInt | None = None
     eval_steps: PositiveInt = 500
+    # A killed run resumes from its last complete checkpoint (written every checkpoint_steps
+    # optimizer steps, or at every eval with early stopping). Not part of the artifact key.
+    checkpoint_steps: PositiveInt = 500
+
+    def key_fields(self) -> dict:
+        """The settings that change what training produces: the artifact cache keys on these."""
+        return self.model_dump(exclude={"checkpoint_steps"})
+
+
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+ModelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
 
 
 class TeacherConfig(_Strict):
     # hub id | local dir | package:<module> | tiny:layers=2,hidden=64,heads=2,intermediate=128
     source: str
     finetune: FinetuneConfig = FinetuneConfig()
+    # Train the teacher once with this seed and distil every suite seed's students from it.
+    # None: one teacher per suite seed.
+    seed: Seed | None = None
 
 
 class DistillConfig(FinetuneConfig):
+    """Task distillation. loss = alpha_soft·T²·KL(teacher ‖ student at T) + alpha_hard·CE(labels)
+    + alpha_hidden·hidden-state loss over mapped layers (embeddings included)
+    + alpha_attn·MSE over mapped attention maps. Only alpha_hard > 0: plain fine-tuning."""
+
     lr: PositiveFloat = 1e-4
     temperature: PositiveFloat = 2.0
     alpha_soft: NonNegativeFloat = 0.5
     alpha_hard: NonNegativeFloat = 0.5
+    alpha_hidden: NonNegativeFloat = 0.0
+    hidden_loss: Literal["cosine", "mse"] = "cosine"
+    # A learned linear map student width -> teacher width for the hidden loss (TinyBERT's W_h);
+    # required when the widths differ, dropped after training.
+    hidden_projection: bool = False
+    alpha_attn: NonNegativeFloat = 0.0
+    # Teacher layer (0-based) matched to each student layer for the hidden/attention losses.
+    # None: uniform, student layer i <-> teacher layer (i+1)*N/M - 1, so the last layers meet.
+    layer_map: list[Annotated[int, Field(ge=0, le=1000)]] | None = None
+    # Seeded random subset of the train split for this student (same rows for every seed); None = all.
+    max_train_samples: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _some_loss(self) -> DistillConfig:
-        if self.alpha_soft + self.alpha_hard == 0:
-            raise ValueError("alpha_soft + alpha_hard must be > 0")
+        if self.alpha_soft + self.alpha_hard + self.alpha_hidden + self.alpha_attn == 0:
+            raise ValueError("alpha_soft + alpha_hard + alpha_hidden + alpha_attn must be > 0")
+        return self
+
+    @property
+    def uses_teacher_logits(self) -> bool:
+        return self.alpha_soft > 0
+
+    @property
+    def uses_teacher_internals(self) -> bool:
+        return self.alpha_hidden > 0 or self.alpha_attn > 0
+
+
+class GeneralDistillConfig(FinetuneConfig):
+    """DistilBERT's pre-training recipe on unlabeled text, before task distillation:
+    alpha_ce·T²·KL over the teacher's MLM distribution at masked positions + alpha_mlm·MLM loss
+    + alpha_cos·(1 - cos) between last hidden states. The teacher needs an MLM head."""
+
+    # A UTF-8 text file (one example per line), or "task:train" for the task's train sentences
+    # without their labels.
+    text: str
+    teacher: str | None = None  # MLM teacher source; default: teacher.source (before fine-tuning)
+    max_samples: PositiveInt | None = None
+    lr: PositiveFloat = 5e-4
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    mlm_probability: Annotated[float, Field(gt=0, lt=1)] = 0.15
+    temperature: PositiveFloat = 2.0
+    alpha_ce: NonNegativeFloat = 5.0
+    alpha_mlm: NonNegativeFloat = 2.0
+    alpha_cos: NonNegativeFloat = 1.0
+
+    @model_validator(mode="after")
+    def _some_loss(self) -> GeneralDistillConfig:
+        if self.alpha_ce + self.alpha_mlm + self.alpha_cos == 0:
+            raise ValueError("alpha_ce + alpha_mlm + alpha_cos must be > 0")
+        if self.early_stopping_patience is not None:
+            raise ValueError("early_stopping_patience: general distillation has no dev metric to stop on")
         return self
 
 
 class StudentConfig(_Strict):
-    init: Literal["teacher-layers"] = "teacher-layers"
+    # teacher-layers: copy the listed teacher layers (DistilBERT took [0,2,4,7,9,11] of 12);
+    # random: the teacher's config with len(layers) layers and fresh weights;
+    # pretrained: start from `source` (any model source, e.g. distilbert-base-uncased).
+    init: Literal["teacher-layers", "random", "pretrained"] = "teacher-layers"
     layers: list[Annotated[int, Field(ge=0, le=1000)]] = [0, 2, 4]
+    source: str | None = None
+    general: GeneralDistillConfig | None = None  # general distillation before the task stage
     distill: DistillConfig = DistillConfig()
 
     @field_validator("layers")
@@ -90,6 +158,18 @@ class StudentConfig(_Strict):
             raise ValueError(f"must be strictly increasing teacher layer indices, got {layers}")
         return layers
 
+    @model_validator(mode="after")
+    def _source(self) -> StudentConfig:
+        if (self.init == "pretrained") != (self.source is not None):
+            raise ValueError("source: required with init: pretrained, and only then")
+        if self.init == "pretrained" and self.general is not None:
+            raise ValueError("general: general distillation starts from the teacher, not init: pretrained")
+        n = len(self.layers)
+        if self.distill.layer_map is not None and len(self.distill.layer_map) != n and self.init != "pretrained":
+            raise ValueError(f"distill.layer_map: needs one teacher layer per student layer ({n}), "
+                             f"got {len(self.distill.layer_map)}")
+        return self
+
 
 def _as_list(value: Any) -> Any:
     return value if isinstance(value, list) or value is None else [value]
@@ -98,7 +178,7 @@ def _as_list(value: Any) -> Any:
 class VariantSpec(_Strict):
     """One line of `variants:`; each field takes a value or a list, the plan takes the product."""
 
-    model: list[Role]
+    model: list[ModelName]  # teacher, student, or a name under `students:`
     format: list[Format]
     precision: list[Precision] = ["fp32"]
     device: list[Device] = ["cpu"]
@@ -156,7 +236,9 @@ class MeasureConfig(_Strict):
 class Suite(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     task: Literal["sst2"] = "sst2"
-    seed: Annotated[int, Field(ge=0, lt=2**32)] = 42
+    seed: Seed = 42  # data subsets, calibration samples; the training seed unless `seeds` is set
+    # One student (and, unless teacher.seed is set, one teacher) per seed; rows carry the seed.
+    seeds: Annotated[list[Seed], Field(min_length=1)] | None = None
     trust_remote_code: bool = False
     # Weights load from safetensors only; a local folder holding only a pickle checkpoint
     # (pytorch_model.bin) is refused unless this is true. Pickles can execute code when loaded.
@@ -164,16 +246,36 @@ class Suite(_Strict):
     data: DataConfig = DataConfig()
     teacher: TeacherConfig
     student: StudentConfig | None = None
+    # Several named students (e.g. an ablation); variants refer to them by name.
+    students: dict[ModelName, StudentConfig] | None = None
     variants: Annotated[list[VariantSpec], Field(min_length=1)]
     quantize: QuantizeConfig = QuantizeConfig()
     measure: MeasureConfig = MeasureConfig()
 
     @model_validator(mode="after")
-    def _student_needed(self) -> Suite:
+    def _models_known(self) -> Suite:
+        if self.student is not None and self.students is not None:
+            raise ValueError("students: use either student or students, not both")
+        if "teacher" in (self.students or {}):
+            raise ValueError("students: 'teacher' is the teacher's name, pick another student name")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: repeated seed in {self.seeds}")
+        known = {"teacher", *self.all_students}
         for i, spec in enumerate(self.variants):
-            if "student" in spec.model and self.student is None:
-                raise ValueError(f"variants[{i}] measures the student but the suite has no student section")
+            for model in spec.model:
+                if model not in known:
+                    raise ValueError(f"variants[{i}].model: unknown model {model!r} "
+                                     f"(this suite defines: {', '.join(sorted(known))})")
         return self
+
+    @property
+    def all_students(self) -> dict[str, StudentConfig]:
+        """Students by name: `student:` is named "student"."""
+        return dict(self.students or {}) | ({"student": self.student} if self.student else {})
+
+    @property
+    def training_seeds(self) -> list[int]:
+        return list(self.seeds) if self.seeds else [self.seed]
 
 
 # ---------------------------------------------------------------- loading
@@ -236,7 +338,8 @@ def _format_error(err: dict, file: str) -> str:
     else:
         msg = err["msg"].removeprefix("Value error, ")
     msg = msg if len(msg) < 300 else msg[:297] + "..."
-    return f"{file}: {loc or '<top>'}: {msg}"
+    # Whole-suite checks name their field at the start of the message.
+    return f"{file}: {loc}: {msg}" if loc else f"{file}: {msg}"
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -276,17 +379,86 @@ def _resolve_paths(suite: Suite, base: Path, file: str) -> Suite:
         if not data_path.is_dir():
             raise BenchError(f"{file}: data.path: no such directory '{data_path}'")
         data = data.model_copy(update={"path": data_path})
-    teacher = suite.teacher
-    local = base / teacher.source
-    if ":" not in teacher.source and not Path(teacher.source).is_absolute() and local.is_dir():
-        teacher = teacher.model_copy(update={"source": str(local.resolve())})
-    from bench.models import parse_source
+    teacher = suite.teacher.model_copy(update={"source": _local_path(suite.teacher.source, base)})
+    from bench.models import parse_source, source_shape
 
-    try:  # an unusable model source is a suite error, found before anything is built
-        parse_source(teacher.source, "teacher.source", allow_pickle=suite.allow_pickle)
+    try:  # an unusable model source or layer map is a suite error, found before anything is built
+        teacher_source = parse_source(teacher.source, "teacher.source", allow_pickle=suite.allow_pickle)
+        students = {name: _resolve_student(cfg, student_field(suite, name), base, teacher.source,
+                                           source_shape(teacher_source), suite.allow_pickle)
+                    for name, cfg in suite.all_students.items()}
     except BenchError as exc:
         raise BenchError(f"{file}: {exc}") from None
-    return suite.model_copy(update={"data": data, "teacher": teacher})
+    update = {"data": data, "teacher": teacher}
+    if suite.student is not None:
+        update["student"] = students["student"]
+    elif suite.students is not None:
+        update["students"] = students
+    return suite.model_copy(update=update)
+
+
+def student_field(suite: Suite, name: str) -> str:
+    """How the suite file spells a student's section, for error messages."""
+    return "student" if suite.student is not None else f"students.{name}"
+
+
+def _local_path(value: str, base: Path) -> str:
+    local = base / value
+    if ":" not in value and not Path(value).is_absolute() and local.exists():
+        return str(local.resolve())
+    return value
+
+
+def _resolve_student(cfg: StudentConfig, field: str, base: Path, teacher_source: str,
+                     teacher_shape: dict | None, allow_pickle: bool) -> StudentConfig:
+    from bench.models import parse_source, source_shape
+
+    update: dict = {}
+    student_shape = None
+    if cfg.init == "pretrained":
+        update["source"] = _local_path(cfg.source, base)
+        student_shape = source_shape(parse_source(update["source"], f"{field}.source", allow_pickle=allow_pickle))
+    elif teacher_shape:
+        student_shape = dict(teacher_shape, layers=len(cfg.layers))
+    if cfg.general is not None:
+        general = {"text": cfg.general.text if cfg.general.text.startswith("task:")
+                   else _local_path(cfg.general.text, base)}
+        if not general["text"].startswith("task:") and not Path(general["text"]).is_file():
+            raise BenchError(f"{field}.general.text: no such text file '{cfg.general.text}' "
+                             "(or use task:train for the task's own sentences)")
+        if general["text"].startswith("task:") and general["text"] != "task:train":
+            raise BenchError(f"{field}.general.text: only task:train is supported, got {general['text']!r}")
+        if cfg.general.teacher is not None:
+            general["teacher"] = _local_path(cfg.general.teacher, base)
+        mlm_teacher = general.get("teacher", teacher_source)
+        parse_source(mlm_teacher, f"{field}.general.teacher", allow_pickle=allow_pickle)
+        update["general"] = cfg.general.model_copy(update=general)
+    check_student_shapes(cfg, field, teacher_shape, student_shape)
+    return cfg.model_copy(update=update)
+
+
+def check_student_shapes(cfg: StudentConfig, field: str, teacher: dict | None, student: dict | None) -> None:
+    """Layer indices, widths and head counts the distillation needs; shapes are {layers, hidden, heads}
+    or None where they are not known without a download (checked again once loaded)."""
+    if teacher is None:
+        return
+    n = teacher["layers"]
+    if cfg.init == "teacher-layers" and cfg.layers[-1] >= n:
+        raise BenchError(f"{field}.layers: index {cfg.layers[-1]} is out of range for a {n}-layer teacher")
+    d = cfg.distill
+    if d.layer_map is not None and max(d.layer_map) >= n:
+        raise BenchError(f"{field}.distill.layer_map: index {max(d.layer_map)} is out of range for a {n}-layer teacher")
+    if student is None:
+        return
+    if d.layer_map is not None and len(d.layer_map) != student["layers"]:
+        raise BenchError(f"{field}.distill.layer_map: needs one teacher layer per student layer "
+                         f"({student['layers']}), got {len(d.layer_map)}")
+    if d.alpha_hidden > 0 and student["hidden"] != teacher["hidden"] and not d.hidden_projection:
+        raise BenchError(f"{field}.distill.hidden_projection: student width {student['hidden']} differs from the "
+                         f"teacher's {teacher['hidden']}; set hidden_projection: true to learn a projection")
+    if d.alpha_attn > 0 and student["heads"] != teacher["heads"]:
+        raise BenchError(f"{field}.distill.alpha_attn: attention maps need the same number of heads "
+                         f"(student {student['heads']}, teacher {teacher['heads']})")
 
 
 def suite_to_dict(suite: Suite) -> dict:

@@ -5,7 +5,8 @@ import torch
 
 from bench.errors import BenchError
 from bench.models import load_for_classification, parse_source
-from bench.train.distill import distillation_loss, init_student_from_teacher
+from bench.train.distill import init_student_from_teacher
+from bench.train.losses import distillation_loss
 
 
 def test_loss_matches_hand_computation():

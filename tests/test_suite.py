@@ -76,7 +76,7 @@ def test_env_expansion_with_default_and_undefined(write_suite, good, tmp_path, m
 
 def test_student_variant_needs_student_section(write_suite, good):
     msg = error_of(write_suite, good.replace("student: {layers: [0]}\n", ""))
-    assert "variants[0] measures the student" in msg
+    assert msg.endswith("variants[0].model: unknown model 'student' (this suite defines: teacher)")
 
 
 @pytest.mark.parametrize(

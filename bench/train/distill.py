@@ -1,10 +1,9 @@
-"""DistilBERT-style student: every other teacher layer, trained against the teacher's soft labels.
+"""Task distillation: a student initialised from the teacher's layers (DistilBERT), at random, or from
+any pretrained source, trained on the HF Trainer against the teacher (loss terms in bench.train.losses).
 
-loss = alpha_soft * T^2 * KL(softmax(z_t / T) || softmax(z_s / T)) + alpha_hard * CE(y, z_s)
-
-(Hinton et al. 2015; the T^2 factor keeps the soft-label gradients on the same scale as the hard
-ones when T changes.) The teacher's logits are computed once per (teacher, data, max_length) and
-cached as their own artifact, so a student epoch never runs the teacher.
+The teacher's logits are computed once per (teacher, data, max_length) and cached as their own
+artifact, so a logits-only epoch never runs the teacher. Hidden-state and attention terms need the
+teacher's internals: the teacher then runs alongside, in eval mode, without gradients.
 """
 
 from __future__ import annotations
@@ -12,31 +11,41 @@ from __future__ import annotations
 import copy
 import logging
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from transformers import DataCollatorWithPadding, Trainer
 
 from bench.data import TaskData, tokenize
 from bench.errors import BenchError
 from bench.suite import DistillConfig
-from bench.train.finetune import accuracy_metric, callbacks, run_summary, save_trained, training_arguments
+from bench.train.finetune import (
+    accuracy_metric,
+    callbacks,
+    finetune,
+    run_summary,
+    save_trained,
+    train_resumable,
+    training_arguments,
+    work_folder,
+)
+from bench.train.losses import attention_loss, hidden_pairs, hidden_state_loss, soft_loss, uniform_layer_map
 
 log = logging.getLogger(__name__)
 
 _LAYER_KEY = re.compile(r"^(.*\.encoder\.layer\.)(\d+)(\..*)$")
 
 
-def init_student_from_teacher(teacher, layers: list[int]):
+def init_student_from_teacher(teacher, layers: list[int], field: str = "student.layers"):
     """Same width as the teacher, `len(layers)` encoder layers copied from the listed teacher layers;
-    embeddings, pooler and classifier copied too. Copies are exact (cloned tensors)."""
+    embeddings, pooler and heads copied too. Copies are exact (cloned tensors)."""
     n_teacher = teacher.config.num_hidden_layers
     bad = [i for i in layers if i >= n_teacher]
     if bad:
-        raise BenchError(f"student.layers: index {bad[0]} is out of range for a {n_teacher}-layer teacher")
+        raise BenchError(f"{field}: index {bad[0]} is out of range for a {n_teacher}-layer teacher")
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = len(layers)
     student = type(teacher)(config)
@@ -50,44 +59,68 @@ def init_student_from_teacher(teacher, layers: list[int]):
     return student
 
 
-def distillation_loss(
-    student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor,
-    labels: torch.Tensor,
-    temperature: float,
-    alpha_soft: float,
-    alpha_hard: float,
-) -> torch.Tensor:
-    soft = F.kl_div(
-        F.log_softmax(student_logits / temperature, dim=-1),
-        F.log_softmax(teacher_logits / temperature, dim=-1),
-        reduction="batchmean",
-        log_target=True,
-    ) * temperature**2
-    hard = F.cross_entropy(student_logits, labels)
-    return alpha_soft * soft + alpha_hard * hard
+def init_random_student(teacher, n_layers: int, seed: int):
+    """The teacher's architecture with n_layers layers and fresh weights (the model's own init)."""
+    config = copy.deepcopy(teacher.config)
+    config.num_hidden_layers = n_layers
+    torch.manual_seed(seed)
+    return type(teacher)(config)
+
+
+def resolve_layer_map(cfg: DistillConfig, student, teacher) -> list[int]:
+    m, n = student.config.num_hidden_layers, teacher.config.num_hidden_layers
+    layer_map = cfg.layer_map if cfg.layer_map is not None else uniform_layer_map(m, n)
+    if len(layer_map) != m or max(layer_map) >= n:
+        raise BenchError(f"distill.layer_map: {layer_map} does not map a {m}-layer student onto a {n}-layer teacher")
+    return layer_map
 
 
 class DistillationTrainer(Trainer):
-    """A Trainer whose loss mixes the teacher's soft labels (batch key `teacher_logits`) with the
-    gold labels. Batches without teacher logits (dev evaluation) use the hard loss alone."""
+    """A Trainer whose training loss mixes the teacher's cached logits (batch key `teacher_logits`),
+    the gold labels, and (with `teacher` given) hidden-state and attention terms. Evaluation uses the
+    gold-label loss alone, so dev numbers are comparable with plain fine-tuning."""
 
-    def __init__(self, *args, temperature: float, alpha_soft: float, alpha_hard: float, **kwargs):
+    def __init__(self, *args, loss_cfg: DistillConfig, teacher=None, layer_map: list[int] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.temperature, self.alpha_soft, self.alpha_hard = temperature, alpha_soft, alpha_hard
+        self.loss_cfg, self.layer_map = loss_cfg, layer_map
+        self.teacher = teacher
+        if teacher is not None:
+            self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        cfg = self.loss_cfg
         teacher_logits = inputs.pop("teacher_logits", None)
         labels = inputs.pop("labels")
-        outputs = model(**inputs)
-        if teacher_logits is None:
-            loss = F.cross_entropy(outputs.logits, labels)
-        else:
-            loss = distillation_loss(
-                outputs.logits, teacher_logits.to(outputs.logits.dtype), labels,
-                self.temperature, self.alpha_soft, self.alpha_hard,
-            )
+        internals = self.teacher is not None and model.training
+        want_hidden, want_attn = internals and cfg.alpha_hidden > 0, internals and cfg.alpha_attn > 0
+        outputs = model(**inputs, output_hidden_states=want_hidden, output_attentions=want_attn)
+        logits = outputs.logits
+        hard = F.cross_entropy(logits, labels)
+        if not model.training:
+            return (hard, outputs) if return_outputs else hard
+        loss = cfg.alpha_hard * hard
+        if cfg.alpha_soft > 0:
+            loss = loss + cfg.alpha_soft * soft_loss(logits, teacher_logits.to(logits.dtype), cfg.temperature)
+        if internals:
+            with torch.no_grad():
+                t_out = self.teacher(**inputs, output_hidden_states=want_hidden, output_attentions=want_attn)
+            mask = inputs["attention_mask"]
+            if want_hidden:
+                projections = getattr(self.model, "distill_projection", None)
+                loss = loss + cfg.alpha_hidden * hidden_state_loss(
+                    outputs.hidden_states, t_out.hidden_states, self.layer_map, mask, cfg.hidden_loss, projections)
+            if want_attn:
+                attn = attention_loss(outputs.attentions, t_out.attentions, self.layer_map, mask)
+                loss = loss + cfg.alpha_attn * attn
         return (loss, outputs) if return_outputs else loss
+
+
+def attach_projection(student, teacher, layer_map: list[int]) -> None:
+    """TinyBERT's learned W_h: one linear map per matched hidden state (embeddings + each mapped
+    layer). A submodule of the student, so the optimizer trains it and checkpoints carry it; it is
+    removed before the student is saved."""
+    d_s, d_t = student.config.hidden_size, teacher.config.hidden_size
+    student.distill_projection = nn.ModuleList(nn.Linear(d_s, d_t) for _ in hidden_pairs(layer_map))
 
 
 @torch.inference_mode()
@@ -109,27 +142,66 @@ def compute_teacher_logits(
     return out
 
 
-def distill(student, tokenizer, data: TaskData, teacher_logits: np.ndarray, cfg: DistillConfig,
-            max_length: int, seed: int, out_dir: Path) -> dict:
-    train = data.splits["train"].add_column("teacher_logits", [row.tolist() for row in teacher_logits])
+def train_subset(n_rows: int, cfg: DistillConfig, subset_seed: int) -> list[int] | None:
+    """Row indices of the student's seeded train subset, the same for every training seed."""
+    if cfg.max_train_samples is None or cfg.max_train_samples >= n_rows:
+        return None
+    return sorted(np.random.default_rng(subset_seed).choice(n_rows, cfg.max_train_samples, replace=False).tolist())
+
+
+def distill(student, tokenizer, data: TaskData, teacher_logits: np.ndarray | None, cfg: DistillConfig,
+            max_length: int, seed: int, out_dir: Path, *, teacher=None, work_dir: Path | None = None,
+            subset_seed: int = 0) -> dict:
+    """Train the student with the suite's loss terms; save it (safetensors) and return a summary.
+    Only the hard loss switched on: plain fine-tuning through the plain Trainer (the baseline)."""
+    rows = train_subset(len(data.splits["train"]), cfg, subset_seed)
+    if not (cfg.uses_teacher_logits or cfg.uses_teacher_internals):
+        return finetune(student, tokenizer, data, cfg, max_length, seed, out_dir, work_dir, train_rows=rows) | {
+            "loss": "hard"}
+    train = data.splits["train"]
+    if cfg.uses_teacher_logits:
+        train = train.add_column("teacher_logits", [row.tolist() for row in teacher_logits])
+    if rows is not None:
+        train = train.select(rows)
     train = tokenize(train, tokenizer, max_length)
     dev = tokenize(data.splits["validation"], tokenizer, max_length)
-    with tempfile.TemporaryDirectory(prefix="bench-distill-") as work:
+    layer_map = None
+    if cfg.uses_teacher_internals:
+        if teacher is None:
+            raise BenchError("distill: alpha_hidden/alpha_attn need the teacher model")
+        layer_map = resolve_layer_map(cfg, student, teacher)
+        if cfg.alpha_hidden > 0 and (cfg.hidden_projection or student.config.hidden_size != teacher.config.hidden_size):
+            if not cfg.hidden_projection:
+                raise BenchError(f"distill.hidden_projection: student width {student.config.hidden_size} differs "
+                                 f"from the teacher's {teacher.config.hidden_size}; set hidden_projection: true")
+            torch.manual_seed(seed)
+            attach_projection(student, teacher, layer_map)
+        if cfg.alpha_attn > 0:  # SDPA kernels do not return attention maps
+            student.set_attn_implementation("eager")
+            teacher.set_attn_implementation("eager")
+    with work_folder(work_dir) as work:
         trainer = DistillationTrainer(
             model=student,
             # Keep teacher_logits in the batches (Trainer would drop columns forward() does not take).
-            args=training_arguments(cfg, Path(work), out_dir / "logs", seed, remove_unused_columns=False),
+            args=training_arguments(cfg, work, out_dir / "logs", seed, remove_unused_columns=False),
             train_dataset=train,
             eval_dataset=dev,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=accuracy_metric,
             callbacks=callbacks(cfg),
-            temperature=cfg.temperature,
-            alpha_soft=cfg.alpha_soft,
-            alpha_hard=cfg.alpha_hard,
+            loss_cfg=cfg,
+            teacher=teacher if cfg.uses_teacher_internals else None,
+            layer_map=layer_map,
         )
-        result = trainer.train()
+        result = train_resumable(trainer, work)
         info = run_summary(trainer, result, cfg, len(train))
+    if hasattr(student, "distill_projection"):
+        del student.distill_projection  # a training aid, not part of the deployed model
+    if cfg.alpha_attn > 0:
+        student.set_attn_implementation("sdpa")
     save_trained(trainer, tokenizer, out_dir)
+    terms = [t for t, a in (("soft", cfg.alpha_soft), ("hard", cfg.alpha_hard), ("hidden", cfg.alpha_hidden),
+                            ("attn", cfg.alpha_attn)) if a > 0]
+    info |= {"loss": "+".join(terms), "layer_map": layer_map}
     log.info("distilled: %s", info)
     return info

@@ -2,18 +2,22 @@
 encoder, AdamW with linear warmup and decay, length-grouped batches, dev evaluation at the end.
 
 Because this is a plain Trainer, `accelerate launch` / `torchrun` run it on several devices.
+Checkpoints go to a work folder that outlives the process: a killed build resumes from the last
+checkpoint that was completely written (marked by a callback after Trainer finished writing it).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
 from bench.data import TaskData, tokenize
 from bench.suite import FinetuneConfig
@@ -47,9 +51,10 @@ def training_arguments(cfg: FinetuneConfig, work_dir: Path, log_dir: Path, seed:
         report_to=list(cfg.report_to) or "none",
         eval_strategy="steps" if early else "no",
         eval_steps=cfg.eval_steps if early else None,
-        save_strategy="steps" if early else "no",
-        save_steps=cfg.eval_steps if early else None,
-        save_total_limit=1 if early else None,
+        save_strategy="steps",
+        save_steps=cfg.eval_steps if early else cfg.checkpoint_steps,
+        # Two: while a new checkpoint is being written, the previous complete one still exists.
+        save_total_limit=2,
         load_best_model_at_end=early,
         metric_for_best_model="accuracy" if early else None,
         save_safetensors=True,
@@ -63,13 +68,65 @@ def training_arguments(cfg: FinetuneConfig, work_dir: Path, log_dir: Path, seed:
     return TrainingArguments(**args)
 
 
+COMPLETE_MARKER = "bench-complete"
+
+
+class MarkCompleteCheckpoints(TrainerCallback):
+    """Trainer writes checkpoint-N/ file by file; on_save runs after the last file, so a folder
+    holding the marker is complete and one without it was cut short by a kill."""
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and folder.is_dir():
+            (folder / COMPLETE_MARKER).write_text(str(state.global_step))
+
+
 def callbacks(cfg: FinetuneConfig) -> list:
-    return [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
+    early = [EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []
+    return [MarkCompleteCheckpoints(), *early]
+
+
+def last_complete_checkpoint(work_dir: Path, main_process: bool = True) -> Path | None:
+    """The newest marked checkpoint; unmarked (half-written) ones are deleted, never loaded."""
+    found = []
+    for folder in Path(work_dir).glob("checkpoint-*"):
+        step = folder.name.removeprefix("checkpoint-")
+        if not step.isdigit():
+            continue
+        if (folder / COMPLETE_MARKER).is_file():
+            found.append((int(step), folder))
+        elif main_process:
+            log.warning("discarding incomplete checkpoint %s (interrupted while it was written)", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+    return max(found)[1] if found else None
+
+
+@contextmanager
+def work_folder(work_dir: Path | None):
+    """The Trainer's output_dir: the store's persistent work folder, or a temporary one."""
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+        yield Path(work_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+            yield Path(tmp)
+
+
+def train_resumable(trainer: Trainer, work_dir: Path):
+    checkpoint = last_complete_checkpoint(work_dir, trainer.is_world_process_zero())
+    if checkpoint is not None:
+        log.info("resuming from %s", checkpoint)
+        # train_runtime then covers only the rest of the run: the summary says so.
+        trainer.resumed_from_step = int(checkpoint.name.removeprefix("checkpoint-"))
+    return trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
 
 def save_trained(trainer: Trainer, tokenizer, out_dir: Path) -> None:
     """Weights as safetensors, tokenizer, training arguments and log history as JSON.
-    (Trainer.save_model would also write training_args.bin, a pickle: nothing we ship is one.)"""
+    (Trainer.save_model would also write training_args.bin, a pickle: nothing we ship is one.)
+    Under DDP only the main process writes."""
+    if not trainer.is_world_process_zero():
+        return
     trainer.model.save_pretrained(str(out_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(out_dir))
     (out_dir / "training_args.json").write_text(trainer.args.to_json_string())
@@ -85,24 +142,30 @@ def run_summary(trainer: Trainer, result, cfg: FinetuneConfig, n_rows: int) -> d
         "train_loss": round(result.training_loss, 4),
         "dev_accuracy": round(metrics["eval_accuracy"], 4),
         "epochs": cfg.epochs,
+        "train_s_per_epoch": round(result.metrics["train_runtime"] / cfg.epochs, 2),
+        "world_size": trainer.args.world_size,
+        "resumed_from_step": getattr(trainer, "resumed_from_step", None),
     }
 
 
-def finetune(model, tokenizer, data: TaskData, cfg: FinetuneConfig, max_length: int, seed: int, out_dir: Path) -> dict:
-    """Fine-tune `model` on the train split, evaluate on dev, save safetensors + tokenizer to out_dir."""
-    train = tokenize(data.splits["train"], tokenizer, max_length)
+def finetune(model, tokenizer, data: TaskData, cfg: FinetuneConfig, max_length: int, seed: int, out_dir: Path,
+             work_dir: Path | None = None, train_rows=None) -> dict:
+    """Fine-tune `model` on the train split (or `train_rows` of it), evaluate on dev, save safetensors
+    + tokenizer to out_dir. Checkpoints go to work_dir, and a rerun resumes from them."""
+    train = data.splits["train"] if train_rows is None else data.splits["train"].select(train_rows)
+    train = tokenize(train, tokenizer, max_length)
     dev = tokenize(data.splits["validation"], tokenizer, max_length)
-    with tempfile.TemporaryDirectory(prefix="bench-train-") as work:
+    with work_folder(work_dir) as work:
         trainer = Trainer(
             model=model,
-            args=training_arguments(cfg, Path(work), out_dir / "logs", seed),
+            args=training_arguments(cfg, work, out_dir / "logs", seed),
             train_dataset=train,
             eval_dataset=dev,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=accuracy_metric,
             callbacks=callbacks(cfg),
         )
-        result = trainer.train()
+        result = train_resumable(trainer, work)
         info = run_summary(trainer, result, cfg, len(train))
     save_trained(trainer, tokenizer, out_dir)
     log.info("fine-tuned: %s", info)

@@ -1,0 +1,133 @@
+"""General distillation, the DistilBERT pre-training recipe (Sanh et al. 2019), on unlabeled text.
+
+The student (a masked-LM model: teacher layers, or the teacher's architecture at random init) learns
+from the teacher's MLM distribution at the masked positions (soft cross-entropy at T), from the MLM
+labels, and from the teacher's last hidden states (cosine). The released DistilBERT weighted these
+5.0 / 2.0 / 1.0. The teacher needs a masked-LM head, e.g. bert-base-uncased:
+
+    student: {init: teacher-layers, layers: [0, 2, 4, 7, 9, 11],
+              general: {text: corpus.txt, teacher: bert-base-uncased, epochs: 3}}
+
+The result is an encoder that task distillation then starts from (with a fresh classifier).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from transformers import DataCollatorForLanguageModeling, Trainer
+
+from bench.data import TaskData
+from bench.errors import BenchError
+from bench.models import ModelSource, tiny_tokenizer
+from bench.suite import StudentConfig
+from bench.train.finetune import callbacks, save_trained, train_resumable, training_arguments, work_folder
+from bench.train.losses import general_distillation_loss
+
+log = logging.getLogger(__name__)
+
+
+def read_texts(text: str, data: TaskData, where: str) -> list[str]:
+    if text == "task:train":
+        return data.sentences("train")
+    try:
+        lines = Path(text).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchError(f"{where}.text: cannot read {text}: {exc}") from None
+    texts = [line.strip() for line in lines if line.strip()]
+    if not texts:
+        raise BenchError(f"{where}.text: {text} has no non-empty lines")
+    return texts
+
+
+def text_identity(text: str, data: TaskData) -> str:
+    """What the cache keys on: the task data's fingerprint, or the text file's content hash."""
+    if text == "task:train":
+        return f"task:train@{data.fingerprint}"
+    path = Path(text)
+    return f"{path.name}@{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}" if path.is_file() else text
+
+
+def load_mlm_teacher(source: ModelSource, corpus: list[str], seed: int, where: str, trust_remote_code: bool):
+    """(BertForMaskedLM-like teacher, tokenizer); a source without trained MLM head weights is refused,
+    since a randomly initialised head would teach noise."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
+
+    if source.kind == "tiny":
+        t = source.tiny
+        tokenizer = tiny_tokenizer(corpus, t["vocab"])
+        config = BertConfig(vocab_size=len(tokenizer), hidden_size=t["hidden"], num_hidden_layers=t["layers"],
+                            num_attention_heads=t["heads"], intermediate_size=t["intermediate"],
+                            max_position_embeddings=512)
+        torch.manual_seed(seed)
+        return BertForMaskedLM(config), tokenizer
+    location = str(source.path) if source.path else source.spec
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, use_fast=True, trust_remote_code=trust_remote_code)
+        model, loading = AutoModelForMaskedLM.from_pretrained(
+            location, output_loading_info=True, use_safetensors=not source.pickle, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"{where}.teacher: cannot load {source.spec!r} as a masked-LM model: "
+                         f"{str(exc).strip().splitlines()[0]}") from None
+    missing = [k for k in loading["missing_keys"] if "decoder" not in k or "bias" in k]
+    if missing:
+        raise BenchError(f"{where}.teacher: {source.spec!r} has no trained masked-LM head (missing {missing[0]}); "
+                         "general distillation needs one, e.g. bert-base-uncased")
+    return model, tokenizer
+
+
+class GeneralDistillationTrainer(Trainer):
+    def __init__(self, *args, teacher, cfg, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cfg = cfg
+        self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.pop("labels")
+        outputs = model(**inputs, output_hidden_states=True)
+        with torch.no_grad():
+            t_out = self.teacher(**inputs, output_hidden_states=True)
+        c = self.cfg
+        loss, _terms = general_distillation_loss(
+            outputs.logits, t_out.logits, labels, outputs.hidden_states[-1], t_out.hidden_states[-1],
+            inputs["attention_mask"], c.temperature, c.alpha_ce, c.alpha_mlm, c.alpha_cos)
+        return (loss, outputs) if return_outputs else loss
+
+
+def general_distill(source: ModelSource, cfg: StudentConfig, data: TaskData, max_length: int, seed: int,
+                    out_dir: Path, work_dir: Path | None, where: str, trust_remote_code: bool = False) -> dict:
+    from bench.train.distill import init_random_student, init_student_from_teacher
+
+    general = cfg.general
+    teacher, tokenizer = load_mlm_teacher(source, data.sentences("train"), seed, where, trust_remote_code)
+    torch.manual_seed(seed)
+    if cfg.init == "teacher-layers":
+        student = init_student_from_teacher(teacher, cfg.layers, where.removesuffix(".general") + ".layers")
+    else:
+        student = init_random_student(teacher, len(cfg.layers), seed)
+    texts = read_texts(general.text, data, where)
+    if general.max_samples:
+        texts = texts[: general.max_samples]
+    dataset = Dataset.from_dict({"text": texts}).map(
+        lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True, remove_columns=["text"])
+    with work_folder(work_dir) as work:
+        trainer = GeneralDistillationTrainer(
+            model=student,
+            args=training_arguments(general, work, out_dir / "logs", seed, group_by_length=False),
+            train_dataset=dataset,
+            data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=general.mlm_probability),
+            callbacks=callbacks(general),
+            teacher=teacher,
+            cfg=general,
+        )
+        result = train_resumable(trainer, work)
+    save_trained(trainer, tokenizer, out_dir)
+    info = {"train_rows": len(dataset), "train_runtime_s": round(result.metrics["train_runtime"], 2),
+            "train_steps": result.global_step, "train_loss": round(result.training_loss, 4),
+            "world_size": trainer.args.world_size, "teacher": source.spec}
+    log.info("general distillation: %s", info)
+    return info
