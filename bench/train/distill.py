@@ -176,9 +176,6 @@ def distill(student, tokenizer, data: TaskData, teacher_logits: np.ndarray | Non
                                  f"from the teacher's {teacher.config.hidden_size}; set hidden_projection: true")
             torch.manual_seed(seed)
             attach_projection(student, teacher, layer_map)
-        if cfg.alpha_attn > 0:  # SDPA kernels do not return attention maps
-            student.set_attn_implementation("eager")
-            teacher.set_attn_implementation("eager")
     with work_folder(work_dir) as work:
         trainer = DistillationTrainer(
             model=student,
@@ -197,8 +194,6 @@ def distill(student, tokenizer, data: TaskData, teacher_logits: np.ndarray | Non
         info = run_summary(trainer, result, cfg, len(train))
     if hasattr(student, "distill_projection"):
         del student.distill_projection  # a training aid, not part of the deployed model
-    if cfg.alpha_attn > 0:
-        student.set_attn_implementation("sdpa")
     save_trained(trainer, tokenizer, out_dir)
     terms = [t for t, a in (("soft", cfg.alpha_soft), ("hard", cfg.alpha_hard), ("hidden", cfg.alpha_hidden),
                             ("attn", cfg.alpha_attn)) if a > 0]
