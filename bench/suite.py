@@ -337,6 +337,10 @@ def _format_error(err: dict, file: str) -> str:
         msg = f"{_FRIENDLY[kind]}, got {value!r}"
     else:
         msg = err["msg"].removeprefix("Value error, ")
+        # A section's own check names the sub-field first ("source: required ..."): join the paths.
+        sub = re.match(r"^([A-Za-z_][\w.\[\]-]*): (.*)$", msg)
+        if sub and kind == "value_error":
+            loc, msg = (f"{loc}.{sub[1]}" if loc else sub[1]), sub[2]
     msg = msg if len(msg) < 300 else msg[:297] + "..."
     # Whole-suite checks name their field at the start of the message.
     return f"{file}: {loc}: {msg}" if loc else f"{file}: {msg}"

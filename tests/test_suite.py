@@ -105,3 +105,60 @@ def test_cli_exit_code_2_and_one_line(write_suite, good, capsys):
     assert err == f"bench: error: {path}: teacher.finetune.lr: expected a number, got 'fast'"
     assert main(["run", str(path)]) == 2
     assert main(["plan", "no/such/suite.yaml"]) == 2
+
+
+# ---------------------------------------------------------------- distillation settings
+
+DISTILL = """
+name: ok
+data: {source: glue-tsv, path: "DATA"}
+teacher: {source: "tiny:layers=4,hidden=32,heads=2"}
+students:
+  s:
+    STUDENT
+variants:
+  - {model: [teacher, s], format: pytorch}
+"""
+
+
+@pytest.mark.parametrize("student, expected", [
+    ("{layers: [0, 2], distill: {alpha_soft: -0.5}}",
+     "students.s.distill.alpha_soft: Input should be greater than or equal to 0"),
+    ("{layers: [0, 4]}", "students.s.layers: index 4 is out of range for a 4-layer teacher"),
+    ("{layers: [0, 2], distill: {alpha_hidden: 1, layer_map: [1, 7]}}",
+     "students.s.distill.layer_map: index 7 is out of range for a 4-layer teacher"),
+    ("{layers: [0, 2], distill: {alpha_hidden: 1, layer_map: [3]}}",
+     "students.s.distill.layer_map: needs one teacher layer per student layer (2), got 1"),
+    ("{init: pretrained, source: 'tiny:layers=2,hidden=48,heads=2', distill: {alpha_hidden: 1}}",
+     "students.s.distill.hidden_projection: student width 48 differs from the teacher's 32; "
+     "set hidden_projection: true to learn a projection"),
+    ("{init: pretrained, source: 'tiny:layers=2,hidden=48,heads=4', distill: {alpha_attn: 1}}",
+     "students.s.distill.alpha_attn: attention maps need the same number of heads (student 4, teacher 2)"),
+    ("{init: pretrained, layers: [0]}", "students.s.source: required with init: pretrained, and only then"),
+    ("{layers: [0, 2], distill: {alpha_soft: 0, alpha_hard: 0}}",
+     "students.s.distill: alpha_soft + alpha_hard + alpha_hidden + alpha_attn must be > 0"),
+    ("{layers: [0, 2], general: {text: nowhere.txt}}",
+     "students.s.general.text: no such text file 'nowhere.txt' (or use task:train for the task's own sentences)"),
+], ids=["negative-alpha", "layer-out-of-range", "map-out-of-range", "map-length", "width-no-projection",
+        "heads-differ", "pretrained-without-source", "no-loss", "missing-text"])
+def test_bad_distillation_settings_name_the_field(write_suite, tmp_path, student, expected):
+    (tmp_path / "d").mkdir(exist_ok=True)
+    text = DISTILL.replace("DATA", str(tmp_path / "d")).replace("STUDENT", student)
+    assert error_of(write_suite, text).endswith(expected)
+
+
+def test_width_mismatch_with_projection_and_seeds_load(write_suite, tmp_path):
+    (tmp_path / "d").mkdir()
+    text = DISTILL.replace("DATA", str(tmp_path / "d")).replace(
+        "STUDENT", "{init: pretrained, source: 'tiny:layers=2,hidden=48,heads=2', "
+                   "distill: {alpha_hidden: 1, hidden_projection: true}}") + "seeds: [3, 1]\n"
+    suite = load_suite(write_suite(text))
+    assert suite.training_seeds == [3, 1] and list(suite.all_students) == ["s"]
+
+
+def test_unknown_model_and_duplicate_seed(write_suite, tmp_path):
+    (tmp_path / "d").mkdir()
+    base = DISTILL.replace("DATA", str(tmp_path / "d")).replace("STUDENT", "{layers: [0]}")
+    assert error_of(write_suite, base.replace("[teacher, s]", "[teacher, t]")).endswith(
+        "variants[0].model: unknown model 't' (this suite defines: s, teacher)")
+    assert error_of(write_suite, base + "seeds: [1, 1]\n").endswith("seeds: repeated seed in [1, 1]")
