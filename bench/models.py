@@ -122,14 +122,29 @@ def source_shape(source: ModelSource) -> dict | None:
 
 
 def tiny_tokenizer(corpus: Iterable[str], vocab_size: int):
-    """A WordPiece vocabulary learned from the task's own training sentences: no download needed."""
-    from tokenizers import BertWordPieceTokenizer
+    """A WordPiece vocabulary from the task's own training sentences, so no download is needed:
+    special tokens, every character (alone and as ##suffix), then the most frequent words. Built
+    deterministically (ties broken alphabetically): a resumed or repeated build must map text to the
+    same ids (the tokenizers library's trainer breaks ties differently from run to run)."""
+    from collections import Counter
+
+    from tokenizers.normalizers import BertNormalizer
+    from tokenizers.pre_tokenizers import BertPreTokenizer
     from transformers import BertTokenizerFast
 
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=1, show_progress=False)
+    normalizer, pre = BertNormalizer(lowercase=True), BertPreTokenizer()
+    words = Counter(w for text in corpus for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for w in words for c in w})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
+    seen = set(vocab)
+    for word, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])):
+        if len(vocab) >= vocab_size:
+            break
+        if word not in seen:
+            vocab.append(word)
+            seen.add(word)
     with tempfile.TemporaryDirectory() as tmp:
-        wordpiece.save_model(tmp)
+        (Path(tmp) / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
         return BertTokenizerFast(vocab_file=str(Path(tmp) / "vocab.txt"), do_lower_case=True)
 
 

@@ -1,0 +1,103 @@
+"""Training survives kill -9 (resumes from the last complete checkpoint and ends where an uninterrupted
+run ends), and runs under torchrun with 2 CPU processes (DDP over gloo)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bench.train.finetune import COMPLETE_MARKER, last_complete_checkpoint
+from conftest import FIXTURE_DATA
+
+SUITE = f"""
+name: resume
+seed: 3
+data: {{source: glue-tsv, path: "{FIXTURE_DATA / 'sst2'}", max_length: 32}}
+teacher:
+  source: "tiny:layers=2,hidden=32,heads=2,intermediate=64,vocab=300"
+  finetune: {{epochs: 3, lr: 1e-3, batch_size: 16, logging_steps: 5, checkpoint_steps: 5}}
+variants:
+  - {{model: teacher, format: pytorch}}
+"""
+
+
+def _train_cmd(suite: Path, results: Path) -> list[str]:
+    return [sys.executable, "-m", "bench.cli", "train", str(suite), "--results-dir", str(results)]
+
+
+def _env() -> dict:
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+
+
+def _weights(results: Path) -> dict:
+    (artifact,) = [p for p in (results / "artifacts").glob("teacher-*") if p.is_dir()]
+    return load_file(artifact / "model.safetensors")
+
+
+def test_incomplete_checkpoints_are_never_loaded(tmp_path):
+    for step, complete in ((5, True), (10, True), (15, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            (folder / COMPLETE_MARKER).write_text(str(step))
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
+    assert not (tmp_path / "checkpoint-15").exists()  # half-written: removed
+    assert last_complete_checkpoint(tmp_path / "nothing-here") is None
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_matches_uninterrupted_run(write_suite, tmp_path):
+    suite = write_suite(SUITE)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    subprocess.run(_train_cmd(suite, straight), env=_env(), check=True, capture_output=True)
+
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(_train_cmd(suite, resumed), env=_env(), stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    marked = []
+    while not marked and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        marked = list((resumed / "artifacts" / ".work").glob(f"teacher-*/checkpoint-*/{COMPLETE_MARKER}"))
+    assert marked, "no complete checkpoint appeared before the run ended"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not [p for p in (resumed / "artifacts").glob("teacher-*") if p.is_dir()], "killed before publishing"
+
+    second = subprocess.run(_train_cmd(suite, resumed), env=_env(), capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resuming from" in second.stderr
+    (artifact,) = [p for p in (resumed / "artifacts").glob("teacher-*") if p.is_dir()]
+    info = json.loads((artifact / "manifest.json").read_text())["info"]
+    assert info["resumed_from_step"] >= 5 and info["train_steps"] == 30
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
+    assert not list((resumed / "artifacts" / ".work").glob("teacher-*")), "checkpoints removed after publishing"
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu(write_suite, tmp_path):
+    if shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists():
+        pytest.skip("torchrun is not on PATH")
+    suite = write_suite(SUITE.replace("epochs: 3", "epochs: 2"))
+    results = tmp_path / "results"
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "bench.cli", "train", str(suite),
+           "--results-dir", str(results)]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (artifact,) = [p for p in (results / "artifacts").glob("teacher-*") if p.is_dir()]
+    info = json.loads((artifact / "manifest.json").read_text())["info"]
+    assert info["world_size"] == 2
+    # 160 rows, batch 16 per process, 2 processes: 5 steps per epoch instead of 10.
+    assert info["train_steps"] == 10
+    assert (artifact / "model.safetensors").is_file()
