@@ -13,6 +13,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 COLORS = {"teacher": "tab:blue", "student": "tab:orange"}
+_PALETTE = ["tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
+
+
+def _color(model: str) -> str:
+    """Fixed colours for teacher/student; named students (an ablation) get a stable colour by name."""
+    return COLORS.get(model) or _PALETTE[sum(map(ord, model)) % len(_PALETTE)]
 MARKERS = {"pytorch": "o", "onnx": "s", "tensorrt": "^"}
 
 
@@ -28,7 +34,7 @@ def pareto_mask(cost: pd.Series, value: pd.Series) -> np.ndarray:
 
 def _scatter(ax, df: pd.DataFrame, x: str, y: str) -> None:
     for (model, fmt), group in df.groupby(["model", "format"]):
-        ax.scatter(group[x], group[y], c=COLORS.get(model, "gray"), marker=MARKERS.get(fmt, "x"), s=46,
+        ax.scatter(group[x], group[y], c=_color(model), marker=MARKERS.get(fmt, "x"), s=46,
                    label=f"{model} {fmt}", edgecolors="black", linewidths=0.4, zorder=3)
     for _, r in df.iterrows():
         ax.annotate(r["label"], (r[x], r[y]), fontsize=6.5, xytext=(4, 3), textcoords="offset points", alpha=0.85)
@@ -74,7 +80,7 @@ def latency_vs_accuracy(df: pd.DataFrame, path: Path) -> Path:
 def speedup(df: pd.DataFrame, path: Path) -> Path:
     d = df.dropna(subset=["speedup"]).sort_values("speedup")
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(d) + 1.2))
-    ax.barh(d["label"], d["speedup"], color=[COLORS.get(m, "gray") for m in d["model"]])
+    ax.barh(d["label"], d["speedup"], color=[_color(m) for m in d["model"]])
     ax.axvline(1, color="black", lw=0.8)
     for y, v in enumerate(d["speedup"]):
         ax.text(v, y, f" {v:.1f}x", va="center", fontsize=7)
@@ -88,7 +94,7 @@ def memory(df: pd.DataFrame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(d) + 1.2))
     ax.barh(d["label"], d["rss_before_load_mb"], color="lightgray", label="before model load")
     ax.barh(d["label"], d["peak_rss_mb"] - d["rss_before_load_mb"], left=d["rss_before_load_mb"],
-            color=[COLORS.get(m, "gray") for m in d["model"]], label="added by model + inference")
+            color=[_color(m) for m in d["model"]], label="added by model + inference")
     ax.set(xlabel="peak RSS of the measuring process (MB)", title="Memory")
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(fontsize=8)

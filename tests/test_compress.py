@@ -26,7 +26,7 @@ def setup(tmp_path_factory):
     suite = load_suite(path)
     data = load_task_data(suite.data, suite.task, suite.seed)
     store = ArtifactStore(tmp / "artifacts")
-    teacher = build_teacher(suite, data, store)
+    teacher = build_teacher(suite, data, store, suite.seed)
     return suite, data, store, teacher, Compressor(suite, data, store)
 
 

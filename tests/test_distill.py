@@ -141,10 +141,11 @@ def test_random_init_has_teacher_shape_and_fresh_weights():
 def test_projection_trains_and_is_dropped(tmp_path):
     """A student narrower than the teacher learns through the hidden-state loss with a projection;
     the projection is not saved with the student."""
+    from conftest import FIXTURE_DATA
+
     from bench.data import load_task_data
     from bench.suite import DataConfig, DistillConfig
     from bench.train.distill import distill
-    from conftest import FIXTURE_DATA
 
     teacher_src = parse_source("tiny:layers=2,hidden=32,heads=2,intermediate=64,vocab=200")
     data = load_task_data(DataConfig(path=FIXTURE_DATA / "sst2", max_length=32), "sst2", 0)

@@ -7,7 +7,6 @@ import pytest
 
 from bench.cli import main
 from bench.results import read_rows
-from bench.suite import load_suite
 from tests.conftest import FIXTURE_DATA
 
 SUITE = """

@@ -41,7 +41,8 @@ def _run_until(marker: str, *args) -> None:
 
 def _assert_store_complete(store: Path) -> None:
     assert not list(store.glob(".tmp-*")), "a killed build left its temporary folder behind"
-    for art in (p for p in store.iterdir() if p.is_dir()):
+    assert not list(store.glob(".work/*")), "a finished build left its checkpoints behind"
+    for art in (p for p in store.iterdir() if p.is_dir() and not p.name.startswith(".")):
         manifest = json.loads((art / MANIFEST).read_text())
         for name, digest in manifest["files"].items():
             assert file_sha256(art / name) == digest, f"{art.name}/{name}"

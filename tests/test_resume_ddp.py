@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import FIXTURE_DATA
 from safetensors.torch import load_file
 
 from bench.train.finetune import COMPLETE_MARKER, last_complete_checkpoint
-from conftest import FIXTURE_DATA
 
 SUITE = f"""
 name: resume
