@@ -301,3 +301,49 @@ def test_ort_runtime_records_session_options_and_binds_when_asked(tiny_onnx_arti
     assert not isinstance(out, np.ndarray)
     np.testing.assert_array_equal(rt.logits(out), expected)
     np.testing.assert_array_equal(rt.logits(rt.run(bound)), expected)  # a binding is reusable across calls
+
+
+# ---------------------------------------------------------------- GPU memory (fakes: no GPU here)
+
+def test_nvml_probes_with_a_fake_driver(monkeypatch):
+    import os
+    import types
+
+    from bench.measure.memory import PeakSampler, nvml_probes, peak_fields
+
+    used = {"GPU-abc": 5 << 30}
+    fake = types.SimpleNamespace(
+        nvmlInit=lambda: None,
+        nvmlDeviceGetHandleByIndex=lambda i: f"index-{i}",
+        nvmlDeviceGetHandleByUUID=lambda uuid: uuid,
+        nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=used.get(h, 1 << 30)),
+        nvmlDeviceGetComputeRunningProcesses=lambda h: [types.SimpleNamespace(pid=os.getpid(), usedGpuMemory=300 << 20),
+                                                        types.SimpleNamespace(pid=1, usedGpuMemory=7 << 30)])
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-abc,GPU-def")  # NVML ignores it; bench maps it
+    probes = nvml_probes()
+    assert probes["gpu_nvml_used"]() == 5 << 30 and probes["gpu_nvml_process"]() == 300 << 20  # own pid only
+    with PeakSampler(probes) as sampler:
+        pass
+    fields = peak_fields(sampler.peaks())
+    assert fields["gpu_nvml_used_peak_mb"] == 5120 and fields["gpu_nvml_process_peak_mb"] == 300
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
+    assert nvml_probes()["gpu_nvml_used"]() == 1 << 30  # handle by index 2
+    assert peak_fields({"gpu_nvml_process": 0}) == {}  # never listed: no field rather than 0
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
+    assert nvml_probes() == {}
+
+
+def test_torch_cuda_peaks_only_when_cuda_was_used(monkeypatch):
+    import types
+
+    from bench.measure.memory import torch_cuda_peaks
+
+    cuda = types.SimpleNamespace(is_available=lambda: True, is_initialized=lambda: True,
+                                 max_memory_allocated=lambda: 3 << 20, max_memory_reserved=lambda: 4 << 20)
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    assert torch_cuda_peaks() == {"gpu_max_memory_allocated_mb": 3.0, "gpu_max_memory_reserved_mb": 4.0}
+    cuda.is_initialized = lambda: False  # torch imported, CUDA never touched
+    assert torch_cuda_peaks() == {}
+    monkeypatch.delitem(sys.modules, "torch")  # an ONNX Runtime child: torch is never imported for this
+    assert torch_cuda_peaks() == {} and "torch" not in sys.modules

@@ -134,8 +134,10 @@ class PeakSampler:
 
 
 def peak_fields(peaks: dict[str, int]) -> dict[str, float]:
-    """Sampler peaks as row fields: rss -> peak_rss_sampled_mb, gpu_nvml_used -> gpu_nvml_used_peak_mb, ..."""
-    return {("peak_rss_sampled_mb" if name == "rss" else f"{name}_peak_mb"): mb(v) for name, v in peaks.items()}
+    """Sampler peaks as row fields: rss -> peak_rss_sampled_mb, gpu_nvml_used -> gpu_nvml_used_peak_mb, ...
+    A process NVML never listed (no CUDA context yet, or another PID namespace) gets no field, not 0."""
+    return {("peak_rss_sampled_mb" if name == "rss" else f"{name}_peak_mb"): mb(v) for name, v in peaks.items()
+            if not (name == "gpu_nvml_process" and v == 0)}
 
 
 # ---------------------------------------------------------------- GPU (written for CUDA machines)
