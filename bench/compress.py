@@ -159,8 +159,9 @@ class Compressor:
         else:
             graph = self.onnx_export(model)
         m, grid = self.suite.measure, self.suite.measure.grid
-        # Shapes the engine must accept: parity batches (16), the accuracy pass, the grid.
-        profile = profile_for(max(m.eval_batch_size, 16, *(grid.batch_sizes if grid else [1])),
+        # Shapes the engine must accept: parity batches (16), the accuracy pass, the grid, Offline.
+        profile = profile_for(max(m.eval_batch_size, 16, *(grid.batch_sizes if grid else [1]),
+                                  *(m.offline.batch_sizes if m.offline else [1])),
                               max(self.max_length, *(grid.seq_lens if grid else [1])))
         spec = {"tensorrt": tensorrt_version(), "gpu": gpu_name(), "profile": profile, **self._parity_spec()}
 

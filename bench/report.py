@@ -109,6 +109,16 @@ def training_table(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def offline_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Offline scenario entries of every measured row, one line per batch size, seeds averaged."""
+    entries = [{**e, "label": _label(r)} for _, r in df[df["status"] == "ok"].iterrows()
+               if isinstance(r.get("offline"), list) for e in r["offline"]]
+    if not entries:
+        return pd.DataFrame()
+    return pd.DataFrame(entries).groupby(["label", "batch_size", "sort_by_length"], as_index=False)[
+        ["samples_per_s", "tokens_per_s", "padded_tokens_per_s", "padding_pct", "wall_s"]].mean()
+
+
 def _table(summary: pd.DataFrame) -> pd.DataFrame:
     columns = list(COLUMNS)
     if not summary["seeds"].str.contains(",").any():  # one seed: no spread to show
@@ -141,7 +151,7 @@ def _machine_line(run: dict) -> str:
 
 
 def _markdown(df: pd.DataFrame, summary: pd.DataFrame, runs: list[dict], pngs: list[Path],
-              grid: pd.DataFrame) -> str:
+              grid: pd.DataFrame, offline: pd.DataFrame) -> str:
     first = runs[0]
     lines = [f"# {first.get('suite', '?')} — {', '.join(r.get('run_id', '?') for r in runs)}", ""]
     if _machine_line(first):
@@ -170,6 +180,13 @@ def _markdown(df: pd.DataFrame, summary: pd.DataFrame, runs: list[dict], pngs: l
         lines += ["## Latency grid (p50 ms, batch × sequence length)", "",
                   wide.reset_index().to_markdown(index=False, floatfmt=".3g"), "",
                   "Every cell with p90, samples/s and tokens/s: latency_grid.csv.", ""]
+    if not offline.empty:
+        lines += ["## Offline throughput (whole dev set per batch size)", "",
+                  offline.rename(columns={"batch_size": "batch", "sort_by_length": "sorted",
+                                          "tokens_per_s": "real tokens/s", "padded_tokens_per_s": "padded tokens/s",
+                                          "padding_pct": "padding %", "samples_per_s": "samples/s",
+                                          "wall_s": "timed s"}).to_markdown(index=False, floatfmt=".4g"), "",
+                  "Dynamic padding per batch, tokenisation untimed; real tokens exclude padding.", ""]
     lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in pngs] + [""]
     failed = df[df["status"] != "ok"]
     if len(failed):
@@ -220,9 +237,10 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
     pngs = all_plots(summary, out_dir, grid)
     if not grid.empty:
         grid.to_csv(out_dir / "latency_grid.csv", index=False)
-    df.drop(columns=[c for c in ("latency_raw_ms", "latency_grid") if c in df]).to_csv(out_dir / "results.csv",
-                                                                                      index=False)
-    md = _markdown(df, summary, runs, pngs, grid)
+    offline = offline_table(df)
+    df.drop(columns=[c for c in ("latency_raw_ms", "latency_grid", "offline") if c in df]).to_csv(
+        out_dir / "results.csv", index=False)
+    md = _markdown(df, summary, runs, pngs, grid, offline)
     title = md.splitlines()[0].lstrip("# ")
     for filename, text in (("index.md", md), ("index.html", _html(title, _machine_line(runs[0]), summary, pngs))):
         tmp = out_dir / f".{filename}.tmp"

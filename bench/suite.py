@@ -214,6 +214,15 @@ class GridConfig(_Strict):
     min_seconds: NonNegativeFloat = 0.5
 
 
+class OfflineConfig(_Strict):
+    """MLPerf-like Offline scenario: the whole dev set at each batch size, dynamic padding per batch
+    (tokenisation untimed); samples/s and tokens/s (real and padded) per batch size."""
+
+    batch_sizes: Annotated[list[Annotated[int, Field(gt=0, le=1024)]], Field(min_length=1)] = [1, 8, 32]
+    sort_by_length: bool = True  # order sentences by token count first: batches pad less
+    min_seconds: NonNegativeFloat = 0.0  # repeat whole passes until this much time was timed; 0 = one pass
+
+
 class MeasureConfig(_Strict):
     threads: list[Annotated[int, Field(gt=0, le=1024)]] = [2]
     warmup: Annotated[int, Field(ge=0)] = 10
@@ -229,6 +238,7 @@ class MeasureConfig(_Strict):
     # (ORT's TensorRT provider, engines cached next to the model).
     ort_gpu_provider: Literal["cuda", "tensorrt"] = "cuda"
     grid: GridConfig | None = None  # also measure the batch x sequence-length grid (off by default)
+    offline: OfflineConfig | None = None  # also measure the Offline scenario (off by default)
 
     _lists = field_validator("threads", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 

@@ -69,3 +69,58 @@ def tiny_suite(write_suite):
         return write_suite(TINY_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=n_train, n_eval=n_eval))
 
     return make
+
+
+def write_tiny_onnx_artifact(out: Path, hidden: int = 64, layers: int = 2) -> Path:
+    """A hand-built ONNX classifier (embedding, masked mean pooling, `layers` dense+relu, 2 logits) and a
+    word-level tokenizer on the fixture vocabulary: an artifact folder the worker and the ORT runtime load
+    in well under a second, without torch or an export."""
+    import json
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    words = sorted({w for line in (FIXTURE_DATA / "sst2" / "train.tsv").read_text().splitlines()[1:]
+                    for w in line.split("\t")[0].lower().split()})
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]",
+                                                       special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save(str(out / "tokenizer.json"))
+    (out / "special_tokens_map.json").write_text(json.dumps({"pad_token": "[PAD]"}))
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.1, (len(vocab), hidden)).astype(np.float32), "emb"),
+             numpy_helper.from_array(rng.normal(0, 0.1, (hidden, 2)).astype(np.float32), "cls"),
+             numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1")]
+    nodes = [helper.make_node("Add", ["input_ids", "token_type_ids"], ["ids"]),
+             helper.make_node("Gather", ["emb", "ids"], ["h0"]),
+             helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),
+             helper.make_node("Unsqueeze", ["maskf", "axis_last"], ["mask3"])]
+    inits.append(numpy_helper.from_array(np.array([-1], dtype=np.int64), "axis_last"))
+    for i in range(layers):  # per-token dense layers: compute grows with batch x sequence length
+        inits.append(numpy_helper.from_array(rng.normal(0, 0.1, (hidden, hidden)).astype(np.float32), f"w{i}"))
+        nodes += [helper.make_node("MatMul", [f"h{i}", f"w{i}"], [f"m{i}"]),
+                  helper.make_node("Relu", [f"m{i}"], [f"h{i + 1}"])]
+    nodes += [helper.make_node("Mul", [f"h{layers}", "mask3"], ["masked"]),
+              helper.make_node("ReduceSum", ["masked", "axis1"], ["summed"], keepdims=0),
+              helper.make_node("ReduceSum", ["mask3", "axis1"], ["count"], keepdims=0),
+              helper.make_node("Div", ["summed", "count"], ["pooled"]),
+              helper.make_node("MatMul", ["pooled", "cls"], ["logits"])]
+    ints = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"])
+            for n in ("input_ids", "attention_mask", "token_type_ids")]
+    graph = helper.make_graph(nodes, "tiny", ints, [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
+                                                                                   ["batch", 2])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out / "model.onnx"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_artifact(tmp_path_factory) -> Path:
+    return write_tiny_onnx_artifact(tmp_path_factory.mktemp("tiny-onnx"))

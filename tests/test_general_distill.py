@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
+from conftest import FIXTURE_DATA
 
 from bench.cli import main
 from bench.errors import BenchError
 from bench.models import parse_source
-from conftest import FIXTURE_DATA
 
 SUITE = f"""
 name: general

@@ -80,3 +80,23 @@ def test_html_renders_in_headless_chromium(tmp_path):
     # Not a blank page: the embedded plots put many distinct colours on screen.
     colours = {tuple(p) for p in (pixels[::8, ::8, :3] * 255).astype(int).reshape(-1, 3)}
     assert len(colours) > 50
+
+
+def test_offline_table_in_report(tmp_path):
+    run = tmp_path / "off"
+    shutil.copytree(GOLDEN / "baseline", run)
+    rows = [json.loads(x) for x in (run / "results.jsonl").read_text().splitlines()]
+    for i, r in enumerate(rows):  # distinct throughputs per row and batch size
+        r["offline"] = [{"scenario": "Offline", "batch_size": b, "sort_by_length": True, "samples_per_s": 100.0 * b + i,
+                         "tokens_per_s": 1000.0 * b, "padded_tokens_per_s": 1200.0 * b, "padding_pct": 16.67,
+                         "wall_s": 1.5} for b in (1, 8)]
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_report(run, tmp_path / "reports", name="off")
+    md = re.sub(r" +", " ", (tmp_path / "reports" / "off" / "index.md").read_text())
+    assert "## Offline throughput (whole dev set per batch size)" in md
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert md.count("| True |") == 2 * len(ok)  # one line per measured row and batch size
+    first = ok[0]
+    label = f"{first['model']} {first['format']} {first['precision']} t{first['threads']}"
+    assert f"| {label} | 8 | True | {800 + rows.index(first):g} | 8000 | 9600 | 16.67 | 1.5 |" in md
+    assert "offline" not in pd.read_csv(tmp_path / "reports" / "off" / "results.csv").columns

@@ -26,11 +26,17 @@ def test_smoke_suite_runs_whole_chain(tmp_path):
     cells = by_id["teacher-pytorch-fp32-cpu-t2"]["latency_grid"]
     assert [(c["batch"], c["seq_len"]) for c in cells] == [(1, 16), (1, 64), (8, 16), (8, 64)]
     assert all(c["n"] >= 10 and abs(c["samples_per_s"] * c["p50_ms"] / 1e3 / c["batch"] - 1) < 1e-3 for c in cells)
+    for r in rows:  # Offline: the whole eval split once per batch size, sorted, dynamic padding
+        n = r["eval_samples"]  # 200 real dev rows, or the whole 64-row fixture
+        assert [(e["batch_size"], e["samples"], e["passes"]) for e in r["offline"]] == [(1, n, 1), (8, n, 1)]
+        assert r["offline"][0]["padding_pct"] == 0 and r["offline"][1]["padding_pct"] > 0
+        assert r["peak_rss_mb"] >= r["peak_rss_sampled_mb"] - 1
     from bench.report import write_report
 
     write_report(tmp_path / "smoke" / "ci", tmp_path / "reports", name="smoke")
     assert (tmp_path / "reports" / "smoke" / "latency_grid.png").is_file()
-    assert "## Latency grid (p50 ms, batch × sequence length)" in (tmp_path / "reports" / "smoke" / "index.md").read_text()
+    md = (tmp_path / "reports" / "smoke" / "index.md").read_text()
+    assert "## Latency grid (p50 ms, batch × sequence length)" in md and "## Offline throughput" in md
     assert by_id["student-onnx-int8-dynamic-opt-cpu-t2"]["int8_matmul_coverage_pct"] == 100.0
     assert by_id["student-onnx-int8-static-minmax-cpu-t2"]["calibration_samples"] == 100
     int8, fp32 = by_id["student-onnx-int8-dynamic-cpu-t2"], by_id["student-onnx-fp32-cpu-t2"]

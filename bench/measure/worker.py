@@ -1,14 +1,15 @@
 """Child-process entry point: `python -m bench.measure.worker SPEC.json RESULT.json`.
 
 Loads one variant's artifact through its runtime, measures accuracy on the whole eval split, then
-batch-1 latency over the real dev sentences, and writes a plain dict of metrics.
+batch-1 latency over the real dev sentences (SingleStream), optionally the batch x length grid and
+the Offline scenario, and writes a plain dict of metrics. A background thread samples the child's
+memory throughout (bench/measure/memory.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -19,33 +20,40 @@ import psutil
 from bench.artifacts import write_json_atomic
 
 
-def _mb(n_bytes: float) -> float:
-    return round(n_bytes / 2**20, 2)
+def memory_fields(sampler, rss_before: int, fmt: str) -> dict:
+    """The child's memory so far: RSS before load, VmHWM, the sampled peak, ru_maxrss, GPU peaks."""
+    from bench.measure.memory import mb, peak_fields, ru_maxrss_bytes, torch_cuda_peaks, vmhwm_bytes
 
-
-def peak_rss_bytes() -> int:
-    """This process's own RSS high-water mark. Linux's VmHWM belongs to the address space, which
-    execve replaces; ru_maxrss would also carry the parent's peak across fork+exec."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    fields = {"rss_before_load_mb": mb(rss_before), "peak_rss_mb": mb(vmhwm_bytes()),
+              **peak_fields(sampler.peaks()), "ru_maxrss_mb": mb(ru_maxrss_bytes())}
+    if fmt == "pytorch":
+        fields |= torch_cuda_peaks()  # {} on CPU
+    return fields
 
 
 def measure(spec: dict) -> dict:
+    from bench.measure.memory import PeakSampler, nvml_probes
+
+    rss_before = psutil.Process().memory_info().rss
+    # RSS (and, on cuda, GPU memory through NVML) sampled from before the load to the end.
+    sampler = PeakSampler(nvml_probes() if spec["variant"]["device"] == "cuda" else None).start()
+    try:
+        return _measure(spec, sampler, rss_before)
+    finally:
+        sampler.stop()
+
+
+def _measure(spec: dict, sampler, rss_before: int) -> dict:
     from bench.measure.accuracy import classification_metrics, predict_labels
     from bench.measure.flops import flops_for_config
     from bench.measure.latency import latency_stats, time_calls
+    from bench.measure.offline import measure_offline
     from bench.runtimes import load_runtime
     from bench.runtimes.tokenizer import FastTokenizer
 
     variant, m = spec["variant"], spec["measure"]
     path = Path(spec["artifact_dir"])
     sentences, labels, max_length = spec["sentences"], spec["labels"], spec["max_length"]
-    rss_before = psutil.Process().memory_info().rss
     t0 = time.perf_counter()
     runtime = load_runtime(variant["format"], path, variant["device"], variant["threads"], variant["precision"],
                            m["ort_gpu_provider"])
@@ -64,10 +72,13 @@ def measure(spec: dict) -> dict:
 
     preds = predict_labels(runtime, tokenizer, sentences, max_length, m["eval_batch_size"])
     samples = time_calls(runtime.run, stream, m["warmup"], m["min_iterations"], m["min_seconds"])
-    row["rss_before_load_mb"] = _mb(rss_before)
-    row["peak_rss_mb"] = _mb(peak_rss_bytes())  # batch-1 deployment memory: read before the grid and imports
+    # Batch-1 deployment memory (load, accuracy pass, SingleStream loop): read before the grid,
+    # the Offline passes and the metric imports.
+    row |= memory_fields(sampler, rss_before, variant["format"])
     if m.get("grid"):
         row["latency_grid"] = measure_grid(runtime, tokenizer, sentences, m["grid"])
+    if m.get("offline"):
+        row["offline"] = measure_offline(runtime, tokenizer, sentences, max_length, m["offline"], sampler)
     row |= classification_metrics(labels, preds)
     row |= latency_stats(samples)
     row["latency_raw_ms"] = np.round(samples, 4).tolist()
@@ -85,6 +96,8 @@ def measure(spec: dict) -> dict:
     row["providers"] = getattr(runtime, "providers", None)
     row["onnx_opset"] = getattr(runtime, "opset", None)
     row["onnx_op_domains"] = getattr(runtime, "op_domains", None)
+    if getattr(runtime, "session_options", None):
+        row["ort_session_options"] = runtime.session_options
     row["scenario"] = "SingleStream"  # MLPerf terms: one query at a time over the dev stream
     # Which cores the child may run on: with fewer cores than threads, numbers are not comparable.
     row["cpu_affinity"] = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
