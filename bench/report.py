@@ -92,13 +92,15 @@ def training_table(df: pd.DataFrame) -> pd.DataFrame:
     rows = df[(df["status"] == "ok") & (df["format"] == "pytorch") & (df["precision"] == "fp32")]
     if rows.empty or "train_s_per_epoch" not in rows or rows["train_s_per_epoch"].isna().all():
         return pd.DataFrame()
-    rows = rows.drop_duplicates(["model", "seed"], keep="last")
+    # One line per trained artifact: a teacher pinned by teacher.seed is measured at every seed but
+    # trained once, and counts once.
+    rows = rows.drop_duplicates(["model", "artifact"], keep="last")
     g = rows.groupby("model", sort=False)
     out = pd.DataFrame({
         "loss terms": g["train_loss_terms"].first().fillna("hard (teacher fine-tuning)")
         if "train_loss_terms" in rows else "",
         "train rows": g["train_rows"].first(),
-        "seeds": g["seed"].nunique(),
+        "seeds": g["artifact"].nunique(),
         "dev accuracy %": g["accuracy"].mean() * 100,
         "± std": g["accuracy"].std() * 100,
         "per seed": g["accuracy"].apply(lambda a: ", ".join(f"{100 * x:.2f}" for x in a)),

@@ -68,7 +68,8 @@ def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: 
         "artifact_build_time_s": artifact.build_time_s,
         "size_mb": round(size_bytes / 2**20, 3),
         "train_dev_accuracy": model.info.get("dev_accuracy"),
-        "train_s_per_epoch": model.info.get("train_s_per_epoch"),
+        "train_s_per_epoch": model.info.get("train_s_per_epoch") or (
+            model.info.get("train_runtime_s") and round(model.info["train_runtime_s"] / model.info["epochs"], 2)),
         "train_rows": model.info.get("train_rows"),
         "train_loss_terms": model.info.get("loss"),  # students: which distillation terms were on
         "parity_max_abs_diff": info.get("parity_max_abs_diff"),

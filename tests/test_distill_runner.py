@@ -17,7 +17,7 @@ data: {{source: glue-tsv, path: "{data}", max_length: 32}}
 teacher:
   source: "tiny:layers=4,hidden=32,heads=2,intermediate=64,vocab=300"
   seed: 7
-  finetune: {{epochs: 2, lr: 1e-3, batch_size: 16, logging_steps: 5}}
+  finetune: {{epochs: 1, lr: 1e-3, batch_size: 16, logging_steps: 5}}
 students:
   plain:
     layers: [0, 2]
@@ -72,3 +72,8 @@ def test_named_students_every_term_two_seeds(distill_suite, tmp_path):
     assert main(["report", str(results / "distill" / "r"), "--out", str(report), "--name", "d"]) == 0
     text = (report / "d" / "index.md").read_text()
     assert "± std" in text and "Accuracy per seed" in text
+    training = text.split("## Training")[1].split("##")[0]
+    lines = {line.split("|")[1].strip(): line for line in training.splitlines() if line.startswith("| ")}
+    # The teacher is pinned by teacher.seed: trained once, counted once; each student twice.
+    assert [c.strip() for c in lines["teacher"].split("|")][4] == "1"
+    assert [c.strip() for c in lines["all-terms"].split("|")][2:5] == ["soft+hard+hidden+attn", "100", "2"]
