@@ -25,7 +25,7 @@ students:
   all-terms:
     layers: [1, 3]
     distill: {{epochs: 1, lr: 1e-3, batch_size: 16, alpha_hidden: 1.0, hidden_loss: mse, alpha_attn: 5.0,
-              max_train_samples: 100}}
+              max_train_samples: 100, logging_steps: 2}}
   random:
     init: random
     layers: [0, 1]
@@ -64,6 +64,9 @@ def test_named_students_every_term_two_seeds(distill_suite, tmp_path):
     artifacts = results / "artifacts"
     manifest = json.loads((artifacts / by[("all-terms", 1)]["artifact"] / "manifest.json").read_text())
     assert manifest["info"]["layer_map"] == [1, 3]  # uniform: the 2 student layers meet teacher layers 1 and 3
+    history = json.loads((artifacts / by[("all-terms", 1)]["artifact"] / "train_log.json").read_text())
+    logged = [h for h in history if "loss" in h]
+    assert logged and all({"loss_hard", "loss_soft", "loss_hidden", "loss_attn"} <= set(h) for h in logged)
     config = json.loads((artifacts / by[("wider", 1)]["artifact"] / "config.json").read_text())
     assert config["hidden_size"] == 48
     assert not list(artifacts.glob(".work/*")), "checkpoints are removed once an artifact is published"

@@ -75,7 +75,24 @@ def resolve_layer_map(cfg: DistillConfig, student, teacher) -> list[int]:
     return layer_map
 
 
-class DistillationTrainer(Trainer):
+class TermLogging:
+    """Trainer mixin: the mean of each loss term since the last log line goes into the Trainer's logs
+    (loss_soft, loss_hidden, ...), so the log history shows which term moves."""
+
+    def _record_terms(self, terms: dict[str, torch.Tensor]) -> None:
+        sums = self.__dict__.setdefault("_term_sums", {})
+        for name, value in terms.items():
+            total, n = sums.get(name, (0.0, 0))
+            sums[name] = (total + float(value), n + 1)
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        if "loss" in logs:
+            for name, (total, n) in self.__dict__.pop("_term_sums", {}).items():
+                logs[name] = round(total / n, 5)
+        super().log(logs, *args, **kwargs)
+
+
+class DistillationTrainer(TermLogging, Trainer):
     """A Trainer whose training loss mixes the teacher's cached logits (batch key `teacher_logits`),
     the gold labels, and (with `teacher` given) hidden-state and attention terms. Evaluation uses the
     gold-label loss alone, so dev numbers are comparable with plain fine-tuning."""
@@ -98,20 +115,23 @@ class DistillationTrainer(Trainer):
         hard = F.cross_entropy(logits, labels)
         if not model.training:
             return (hard, outputs) if return_outputs else hard
-        loss = cfg.alpha_hard * hard
+        terms = {"loss_hard": hard}
         if cfg.alpha_soft > 0:
-            loss = loss + cfg.alpha_soft * soft_loss(logits, teacher_logits.to(logits.dtype), cfg.temperature)
+            terms["loss_soft"] = soft_loss(logits, teacher_logits.to(logits.dtype), cfg.temperature)
         if internals:
             with torch.no_grad():
                 t_out = self.teacher(**inputs, output_hidden_states=want_hidden, output_attentions=want_attn)
             mask = inputs["attention_mask"]
             if want_hidden:
                 projections = getattr(self.model, "distill_projection", None)
-                loss = loss + cfg.alpha_hidden * hidden_state_loss(
+                terms["loss_hidden"] = hidden_state_loss(
                     outputs.hidden_states, t_out.hidden_states, self.layer_map, mask, cfg.hidden_loss, projections)
             if want_attn:
-                attn = attention_loss(outputs.attentions, t_out.attentions, self.layer_map, mask)
-                loss = loss + cfg.alpha_attn * attn
+                terms["loss_attn"] = attention_loss(outputs.attentions, t_out.attentions, self.layer_map, mask)
+        weights = {"loss_hard": cfg.alpha_hard, "loss_soft": cfg.alpha_soft, "loss_hidden": cfg.alpha_hidden,
+                   "loss_attn": cfg.alpha_attn}
+        loss = sum(weights[name] * value for name, value in terms.items())
+        self._record_terms({name: value.detach() for name, value in terms.items()})
         return (loss, outputs) if return_outputs else loss
 
 

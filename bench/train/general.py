@@ -25,6 +25,7 @@ from bench.data import TaskData
 from bench.errors import BenchError
 from bench.models import ModelSource, tiny_tokenizer
 from bench.suite import StudentConfig
+from bench.train.distill import TermLogging, init_random_student, init_student_from_teacher
 from bench.train.finetune import callbacks, save_trained, train_resumable, training_arguments, work_folder
 from bench.train.losses import general_distillation_loss
 
@@ -80,7 +81,7 @@ def load_mlm_teacher(source: ModelSource, corpus: list[str], seed: int, where: s
     return model, tokenizer
 
 
-class GeneralDistillationTrainer(Trainer):
+class GeneralDistillationTrainer(TermLogging, Trainer):
     def __init__(self, *args, teacher, cfg, **kwargs):
         super().__init__(*args, **kwargs)
         self.cfg = cfg
@@ -92,16 +93,15 @@ class GeneralDistillationTrainer(Trainer):
         with torch.no_grad():
             t_out = self.teacher(**inputs, output_hidden_states=True)
         c = self.cfg
-        loss, _terms = general_distillation_loss(
+        loss, terms = general_distillation_loss(
             outputs.logits, t_out.logits, labels, outputs.hidden_states[-1], t_out.hidden_states[-1],
             inputs["attention_mask"], c.temperature, c.alpha_ce, c.alpha_mlm, c.alpha_cos)
+        self._record_terms(terms)
         return (loss, outputs) if return_outputs else loss
 
 
 def general_distill(source: ModelSource, cfg: StudentConfig, data: TaskData, max_length: int, seed: int,
                     out_dir: Path, work_dir: Path | None, where: str, trust_remote_code: bool = False) -> dict:
-    from bench.train.distill import init_random_student, init_student_from_teacher
-
     general = cfg.general
     teacher, tokenizer = load_mlm_teacher(source, data.sentences("train"), seed, where, trust_remote_code)
     torch.manual_seed(seed)
