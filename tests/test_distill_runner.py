@@ -4,10 +4,10 @@ every loss term, the three init strategies, several seeds, and the report's seed
 import json
 
 import pytest
+from conftest import FIXTURE_DATA
 
 from bench.cli import main
 from bench.results import read_rows
-from tests.conftest import FIXTURE_DATA
 
 SUITE = """
 name: distill
