@@ -201,7 +201,10 @@ def test_worker_child_memory_fields(tiny_onnx_artifact, tmp_path, monkeypatch, a
     assert r["ru_maxrss_mb"] >= r["peak_rss_mb"] - 1
     # The Offline passes run after the load: their own (reset) peaks no longer hold the allocation.
     assert [e["batch_size"] for e in r["offline"]] == [1, 4]
-    assert all(e["peak_rss_sampled_mb"] < r["peak_rss_sampled_mb"] - alloc_mb + 50 for e in r["offline"])
+    # Each Offline pass reports its own peak (the sampler is reset before it): it holds the loaded
+    # model, so it is above the RSS before load, and it cannot exceed the whole child's peak.
+    assert all(r["rss_before_load_mb"] < e["peak_rss_sampled_mb"] <= r["peak_rss_sampled_mb"] + 1
+               for e in r["offline"])
     assert r["ort_session_options"]["intra_op_num_threads"] == 1
     assert r["ort_session_options"]["enable_cpu_mem_arena"] is True and r["ort_session_options"]["io_binding"] is False
 

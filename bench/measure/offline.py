@@ -48,7 +48,7 @@ def measure_offline(runtime, tokenizer, sentences: list[str], max_length: int, c
             if wall >= config["min_seconds"]:
                 break
         entry = {"scenario": "Offline", "batch_size": batch_size, "sort_by_length": config["sort_by_length"],
-                 "samples": len(sentences), "batches": len(batches), "passes": passes, "wall_s": round(wall, 4),
+                 "samples": len(sentences), "batches": len(batches), "passes": passes, "wall_s": round(wall, 6),
                  "samples_per_s": round(passes * len(sentences) / wall, 2),
                  "tokens_per_s": round(passes * real / wall, 1),
                  "padded_tokens_per_s": round(passes * padded / wall, 1),
