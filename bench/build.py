@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,11 @@ def _timed(built: Built, stage: str, fn) -> Artifact:
     start = time.perf_counter()
     artifact = fn()
     return built.record(stage, artifact, time.perf_counter() - start)
+
+
+def seed_tag(suite: Suite, seed: int) -> str:
+    """Suffix naming a seed in stage names and logs; empty when the suite trains one seed."""
+    return f"@seed{seed}" if len(suite.training_seeds) > 1 else ""
 
 
 def teacher_seed(suite: Suite, seed: int) -> int:
@@ -175,7 +181,7 @@ def build_models(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore,
     names = {v.model for v in plan.variants}
     if not names:
         return
-    tag = f"@seed{seed}" if len(suite.training_seeds) > 1 else ""
+    tag = seed_tag(suite, seed)
     teacher = _timed(built, f"teacher_finetune{tag}", lambda: build_teacher(suite, data, store, seed))
     built.models["teacher"] = teacher
     students = [n for n in suite.all_students if n in names]
@@ -185,15 +191,11 @@ def build_models(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore,
     for name in students:
         cfg = suite.all_students[name]
         stage = "student" if name == "student" else f"student[{name}]"
-        general = None
-        if cfg.general is not None:
-            start = time.perf_counter()
-            general = built.record(f"{stage}_general{tag}", build_general(suite, name, data, store, seed),
-                                   time.perf_counter() - start)
-        start = time.perf_counter()
-        student = build_student(suite, name, data, store, teacher,
-                                logits if cfg.distill.uses_teacher_logits else None, seed, general)
-        built.models[name] = built.record(f"{stage}_distill{tag}", student, time.perf_counter() - start)
+        general = _timed(built, f"{stage}_general{tag}", partial(build_general, suite, name, data, store, seed)) \
+            if cfg.general is not None else None
+        built.models[name] = _timed(built, f"{stage}_distill{tag}", partial(
+            build_student, suite, name, data, store, teacher, logits if cfg.distill.uses_teacher_logits else None,
+            seed, general))
 
 
 def build_all(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore, seed: int | None = None) -> Built:
@@ -203,7 +205,7 @@ def build_all(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore, se
     built = Built(seed=seed)
     build_models(suite, plan, data, store, seed, built)
     compressor = Compressor(suite, data, store)
-    tag = f"@seed{seed}" if len(suite.training_seeds) > 1 else ""
+    tag = seed_tag(suite, seed)
     for variant in plan.variants:
         key = variant.artifact_key
         if key not in built.artifacts:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench import __version__
 from bench.artifacts import ArtifactStore, canonical_hash, file_lock, write_json_atomic
-from bench.build import Built, build_all
+from bench.build import Built, build_all, seed_tag
 from bench.data import load_task_data
 from bench.envinfo import environment
 from bench.errors import BenchError
@@ -173,7 +173,7 @@ def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, r
                 and row.get("artifact") == built.artifacts[variant.artifact_key].path.name)
 
     done = {r["variant_id"] for r in latest_rows(read_rows(run_dir)) if current(r)}
-    tag = f"@seed{built.seed}" if len(suite.training_seeds) > 1 else ""
+    tag = seed_tag(suite, built.seed)
     measure_wall = {}
     for variant in plan.variants:
         if variant.id in done:

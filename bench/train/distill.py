@@ -75,20 +75,27 @@ def resolve_layer_map(cfg: DistillConfig, student, teacher) -> list[int]:
     return layer_map
 
 
+def loss_weights(cfg: DistillConfig) -> dict[str, float]:
+    """Each loss term's weight, by term name, in the order the run summary lists them."""
+    return {"soft": cfg.alpha_soft, "hard": cfg.alpha_hard, "hidden": cfg.alpha_hidden, "attn": cfg.alpha_attn}
+
+
 class TermLogging:
     """Trainer mixin: the mean of each loss term since the last log line goes into the Trainer's logs
     (loss_soft, loss_hidden, ...), so the log history shows which term moves."""
 
     def _record_terms(self, terms: dict[str, torch.Tensor]) -> None:
+        # Summed as detached tensors: reading a value (float()) would make every training step
+        # wait for the GPU; the host reads them once per log line.
         sums = self.__dict__.setdefault("_term_sums", {})
         for name, value in terms.items():
-            total, n = sums.get(name, (0.0, 0))
-            sums[name] = (total + float(value), n + 1)
+            total, n = sums.get(name, (0, 0))
+            sums[name] = (total + value.detach(), n + 1)
 
     def log(self, logs: dict, *args, **kwargs) -> None:
         if "loss" in logs:
             for name, (total, n) in self.__dict__.pop("_term_sums", {}).items():
-                logs[name] = round(total / n, 5)
+                logs[name] = round(float(total) / n, 5)
         super().log(logs, *args, **kwargs)
 
 
@@ -128,10 +135,9 @@ class DistillationTrainer(TermLogging, Trainer):
                     outputs.hidden_states, t_out.hidden_states, self.layer_map, mask, cfg.hidden_loss, projections)
             if want_attn:
                 terms["loss_attn"] = attention_loss(outputs.attentions, t_out.attentions, self.layer_map, mask)
-        weights = {"loss_hard": cfg.alpha_hard, "loss_soft": cfg.alpha_soft, "loss_hidden": cfg.alpha_hidden,
-                   "loss_attn": cfg.alpha_attn}
-        loss = sum(weights[name] * value for name, value in terms.items())
-        self._record_terms({name: value.detach() for name, value in terms.items()})
+        weights = loss_weights(cfg)
+        loss = sum(weights[name.removeprefix("loss_")] * value for name, value in terms.items())
+        self._record_terms(terms)
         return (loss, outputs) if return_outputs else loss
 
 
@@ -215,8 +221,6 @@ def distill(student, tokenizer, data: TaskData, teacher_logits: np.ndarray | Non
     if hasattr(student, "distill_projection"):
         del student.distill_projection  # a training aid, not part of the deployed model
     save_trained(trainer, tokenizer, out_dir)
-    terms = [t for t, a in (("soft", cfg.alpha_soft), ("hard", cfg.alpha_hard), ("hidden", cfg.alpha_hidden),
-                            ("attn", cfg.alpha_attn)) if a > 0]
-    info |= {"loss": "+".join(terms), "layer_map": layer_map}
+    info |= {"loss": "+".join(term for term, alpha in loss_weights(cfg).items() if alpha > 0), "layer_map": layer_map}
     log.info("distilled: %s", info)
     return info
