@@ -83,12 +83,11 @@ def watch_parent(proc: subprocess.Popen, every_s: float = 1.0) -> tuple[float, f
 
 
 def read_rows(run_dir: Path) -> dict[str, dict]:
-    rows = {}
-    for line in (run_dir / "results.jsonl").read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            rows[row["variant_id"]] = row  # the last row of a variant wins, as in bench
-    return rows
+    """The latest row of each variant, read the way bench reads it (a partial last line is skipped)."""
+    from bench.results import latest_rows
+    from bench.results import read_rows as bench_rows
+
+    return {row["variant_id"]: row for row in latest_rows(bench_rows(run_dir))}
 
 
 def cv(values: list[float]) -> float:
