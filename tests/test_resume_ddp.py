@@ -14,8 +14,9 @@ import pytest
 import torch
 from conftest import FIXTURE_DATA
 from safetensors.torch import load_file
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from bench.train.finetune import COMPLETE_MARKER, last_complete_checkpoint
+from bench.train.finetune import COMPLETE_MARKER, EpochSeededLengthGroupedSampler, last_complete_checkpoint
 
 SUITE = f"""
 name: resume
@@ -53,35 +54,66 @@ def test_incomplete_checkpoints_are_never_loaded(tmp_path):
     assert last_complete_checkpoint(tmp_path / "nothing-here") is None
 
 
+def _kill_after_checkpoint(suite: Path, results: Path, step: int, log: Path) -> None:
+    """Start a build and kill -9 it as soon as checkpoint-<step> is marked complete."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(_train_cmd(suite, results), env=_env(), stdout=out, stderr=subprocess.STDOUT)
+        marker = f"teacher-*/checkpoint-{step}/{COMPLETE_MARKER}"
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            if list((results / "artifacts" / ".work").glob(marker)):
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, f"the build ended before checkpoint-{step} was killed; see {log}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def test_length_grouped_order_is_replayable_in_every_epoch():
+    lengths = [int(n) for n in torch.randint(3, 60, (200,), generator=torch.Generator().manual_seed(0))]
+    sampler = EpochSeededLengthGroupedSampler(16, lengths, seed=7)
+
+    torch.manual_seed(7)
+    stock = list(LengthGroupedSampler(16, lengths=lengths))
+    torch.manual_seed(7)
+    assert list(sampler) == stock, "epoch 0 must be the stock Trainer's order for the same seed"
+
+    orders = {}
+    for epoch in (1, 2):
+        sampler.set_epoch(epoch)
+        torch.manual_seed(1234)  # the global RNG wherever a resumed run happens to be
+        first = list(sampler)
+        torch.manual_seed(99)
+        assert list(sampler) == first, f"epoch {epoch}: order depends on the global RNG"
+        assert sorted(first) == list(range(200))
+        orders[epoch] = first
+    assert orders[1] != orders[2] != stock
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_matches_uninterrupted_run(write_suite, tmp_path):
+    """10 steps per epoch, a checkpoint every 5: killed in the first epoch and in the middle of the
+    second (where the stock length-grouped sampler used to replay a different batch order)."""
     suite = write_suite(SUITE)
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    straight = tmp_path / "straight"
     subprocess.run(_train_cmd(suite, straight), env=_env(), check=True, capture_output=True)
+    a = _weights(straight)
+    for step in (5, 15):
+        resumed = tmp_path / f"killed-at-{step}"
+        _kill_after_checkpoint(suite, resumed, step, tmp_path / f"first-{step}.log")
+        assert not [p for p in (resumed / "artifacts").glob("teacher-*") if p.is_dir()], "killed before publishing"
 
-    log = open(tmp_path / "first.log", "w")
-    proc = subprocess.Popen(_train_cmd(suite, resumed), env=_env(), stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    marked = []
-    while not marked and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-        marked = list((resumed / "artifacts" / ".work").glob(f"teacher-*/checkpoint-*/{COMPLETE_MARKER}"))
-    assert marked, "no complete checkpoint appeared before the run ended"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not [p for p in (resumed / "artifacts").glob("teacher-*") if p.is_dir()], "killed before publishing"
-
-    second = subprocess.run(_train_cmd(suite, resumed), env=_env(), capture_output=True, text=True)
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert "resuming from" in second.stderr
-    (artifact,) = [p for p in (resumed / "artifacts").glob("teacher-*") if p.is_dir()]
-    info = json.loads((artifact / "manifest.json").read_text())["info"]
-    assert info["resumed_from_step"] >= 5 and info["train_steps"] == 30
-    a, b = _weights(straight), _weights(resumed)
-    assert a.keys() == b.keys()
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
-    assert not list((resumed / "artifacts" / ".work").glob("teacher-*")), "checkpoints removed after publishing"
+        second = subprocess.run(_train_cmd(suite, resumed), env=_env(), capture_output=True, text=True)
+        assert second.returncode == 0, second.stderr[-2000:]
+        assert "resuming from" in second.stderr
+        (artifact,) = [p for p in (resumed / "artifacts").glob("teacher-*") if p.is_dir()]
+        info = json.loads((artifact / "manifest.json").read_text())["info"]
+        assert info["resumed_from_step"] >= step and info["train_steps"] == 30
+        b = _weights(resumed)
+        assert a.keys() == b.keys()
+        for name in a:
+            torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=f"killed at {step}: {name}")
+        assert not list((resumed / "artifacts" / ".work").glob("teacher-*")), "checkpoints removed after publishing"
 
 
 @pytest.mark.slow

@@ -17,12 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import DataCollatorWithPadding, Trainer
+from transformers import DataCollatorWithPadding
 
 from bench.data import TaskData, tokenize
 from bench.errors import BenchError
 from bench.suite import DistillConfig
 from bench.train.finetune import (
+    EpochSeededTrainer,
     accuracy_metric,
     callbacks,
     finetune,
@@ -99,7 +100,7 @@ class TermLogging:
         super().log(logs, *args, **kwargs)
 
 
-class DistillationTrainer(TermLogging, Trainer):
+class DistillationTrainer(TermLogging, EpochSeededTrainer):
     """A Trainer whose training loss mixes the teacher's cached logits (batch key `teacher_logits`),
     the gold labels, and (with `teacher` given) hidden-state and attention terms. Evaluation uses the
     gold-label loss alone, so dev numbers are comparable with plain fine-tuning."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from bench.data import TaskData, tokenize
 from bench.suite import FinetuneConfig
@@ -66,6 +67,39 @@ def training_arguments(cfg: FinetuneConfig, work_dir: Path, log_dir: Path, seed:
     )
     args.update(overrides)
     return TrainingArguments(**args)
+
+
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """Length-grouped batches whose shuffle a resumed run can replay.
+
+    The stock sampler shuffles from the global RNG when each epoch starts. A checkpoint holds the
+    RNG state at the step it was saved, not at the start of its epoch, so a run resumed in the
+    middle of its second or a later epoch drew a different batch order than an uninterrupted run and ended with
+    different weights. Epoch 0 keeps the stock draw (the global RNG right after the Trainer's
+    set_seed, which a resume reproduces), so a one-epoch run is exactly what the stock Trainer
+    trains; later epochs shuffle from `seed + epoch`, as accelerate's SeedableRandomSampler does."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:  # called by the Trainer (through accelerate) every epoch
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = None if self.epoch == 0 else torch.Generator().manual_seed(self.seed + self.epoch)
+        return super().__iter__()
+
+
+class EpochSeededTrainer(Trainer):
+    """The Trainer with a resumable batch order when group_by_length is on (see the sampler)."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, LengthGroupedSampler):
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochSeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, seed)
+        return sampler
 
 
 COMPLETE_MARKER = "bench-complete"
@@ -156,7 +190,7 @@ def finetune(model, tokenizer, data: TaskData, cfg: FinetuneConfig, max_length: 
     train = tokenize(train, tokenizer, max_length)
     dev = tokenize(data.splits["validation"], tokenizer, max_length)
     with work_folder(work_dir) as work:
-        trainer = Trainer(
+        trainer = EpochSeededTrainer(
             model=model,
             args=training_arguments(cfg, work, out_dir / "logs", seed),
             train_dataset=train,

@@ -19,14 +19,21 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from transformers import DataCollatorForLanguageModeling, Trainer
+from transformers import DataCollatorForLanguageModeling
 
 from bench.data import TaskData
 from bench.errors import BenchError
 from bench.models import ModelSource, tiny_tokenizer
 from bench.suite import StudentConfig
 from bench.train.distill import TermLogging, init_random_student, init_student_from_teacher
-from bench.train.finetune import callbacks, save_trained, train_resumable, training_arguments, work_folder
+from bench.train.finetune import (
+    EpochSeededTrainer,
+    callbacks,
+    save_trained,
+    train_resumable,
+    training_arguments,
+    work_folder,
+)
 from bench.train.losses import general_distillation_loss
 
 log = logging.getLogger(__name__)
@@ -81,7 +88,7 @@ def load_mlm_teacher(source: ModelSource, corpus: list[str], seed: int, where: s
     return model, tokenizer
 
 
-class GeneralDistillationTrainer(TermLogging, Trainer):
+class GeneralDistillationTrainer(TermLogging, EpochSeededTrainer):
     def __init__(self, *args, teacher, cfg, **kwargs):
         super().__init__(*args, **kwargs)
         self.cfg = cfg
