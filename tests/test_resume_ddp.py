@@ -38,8 +38,8 @@ def _env() -> dict:
     return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
 
 
-def _weights(results: Path) -> dict:
-    (artifact,) = [p for p in (results / "artifacts").glob("teacher-*") if p.is_dir()]
+def _weights(results: Path, artifact: str = "teacher-*") -> dict:
+    (artifact,) = [p for p in (results / "artifacts").glob(artifact) if p.is_dir()]
     return load_file(artifact / "model.safetensors")
 
 
@@ -54,11 +54,11 @@ def test_incomplete_checkpoints_are_never_loaded(tmp_path):
     assert last_complete_checkpoint(tmp_path / "nothing-here") is None
 
 
-def _kill_after_checkpoint(suite: Path, results: Path, step: int, log: Path) -> None:
-    """Start a build and kill -9 it as soon as checkpoint-<step> is marked complete."""
+def _kill_after_checkpoint(suite: Path, results: Path, step: int, log: Path, artifact: str = "teacher-*") -> None:
+    """Start a build and kill -9 it as soon as `artifact`'s checkpoint-<step> is marked complete."""
     with open(log, "w") as out:
         proc = subprocess.Popen(_train_cmd(suite, results), env=_env(), stdout=out, stderr=subprocess.STDOUT)
-        marker = f"teacher-*/checkpoint-{step}/{COMPLETE_MARKER}"
+        marker = f"{artifact}/checkpoint-{step}/{COMPLETE_MARKER}"
         deadline = time.monotonic() + 300
         while proc.poll() is None and time.monotonic() < deadline:
             if list((results / "artifacts" / ".work").glob(marker)):
@@ -114,6 +114,41 @@ def test_kill_9_then_resume_matches_uninterrupted_run(write_suite, tmp_path):
         for name in a:
             torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=f"killed at {step}: {name}")
         assert not list((resumed / "artifacts" / ".work").glob("teacher-*")), "checkpoints removed after publishing"
+
+
+GENERAL_SUITE = f"""
+name: resume-general
+seed: 5
+data: {{source: glue-tsv, path: "{FIXTURE_DATA / 'sst2'}", max_length: 32}}
+teacher:
+  source: "tiny:layers=4,hidden=32,heads=2,intermediate=64,vocab=300"
+  finetune: {{epochs: 1, lr: 1e-3, batch_size: 16}}
+student:
+  layers: [0, 2]
+  general: {{text: TEXT, epochs: 3, lr: 1e-3, batch_size: 8, mlm_probability: 0.3, checkpoint_steps: 5}}
+  distill: {{epochs: 1, lr: 1e-3, batch_size: 16}}
+variants:
+  - {{model: student, format: pytorch}}
+"""
+
+
+@pytest.mark.slow
+def test_general_distillation_killed_mid_epoch_resumes_to_the_same_weights(write_suite, tmp_path):
+    """Masked-LM batches: the masks of the batches after a resume are the ones the uninterrupted run drew."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(["a gripping , funny film", "the plot is thin", "wonderful acting",
+                                 "a dull and tedious mess", "it is charming"] * 16))  # 80 rows: 10 steps per epoch
+    suite = write_suite(GENERAL_SUITE.replace("TEXT", str(corpus)))
+    general = "student-general-*"
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    subprocess.run(_train_cmd(suite, straight), env=_env(), check=True, capture_output=True)
+    _kill_after_checkpoint(suite, resumed, 15, tmp_path / "first.log", artifact=general)
+    second = subprocess.run(_train_cmd(suite, resumed), env=_env(), capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resuming from" in second.stderr
+    a, b = _weights(straight, general), _weights(resumed, general)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
 @pytest.mark.slow

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from datasets import Dataset
-from transformers import DataCollatorForLanguageModeling
+from transformers import DataCollatorForLanguageModeling, TrainerCallback
 
 from bench.data import TaskData
 from bench.errors import BenchError
@@ -88,6 +90,35 @@ def load_mlm_teacher(source: ModelSource, corpus: list[str], seed: int, where: s
     return model, tokenizer
 
 
+@dataclass
+class ReplayableMaskingCollator(DataCollatorForLanguageModeling):
+    """Dynamic masking that a resumed run replays. The stock collator masks from the global RNG, and
+    the Trainer restores a checkpoint's RNG state only after the first resumed batch was collated,
+    so a run resumed mid-epoch masked differently from then on. Here each batch's masks come from
+    a generator seeded by (seed, epoch, the batch's token ids): a new mask every epoch, as DistilBERT
+    does, and the same mask whether or not the run was interrupted."""
+
+    seed: int = 0
+    epoch: int = 0
+
+    def torch_call(self, examples):
+        digest = hashlib.blake2b(f"{self.seed}:{self.epoch}:".encode(), digest_size=8)
+        for example in examples:
+            digest.update(repr(list(example["input_ids"])).encode())
+        self.generator = torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little") >> 1)
+        return super().torch_call(examples)
+
+
+class MaskingEpoch(TrainerCallback):
+    """Tells the collator which epoch it is masking (also after a resume)."""
+
+    def __init__(self, collator: ReplayableMaskingCollator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.collator.epoch = math.floor(state.epoch or 0)
+
+
 class GeneralDistillationTrainer(TermLogging, EpochSeededTrainer):
     def __init__(self, *args, teacher, cfg, **kwargs):
         super().__init__(*args, **kwargs)
@@ -121,13 +152,14 @@ def general_distill(source: ModelSource, cfg: StudentConfig, data: TaskData, max
         texts = texts[: general.max_samples]
     dataset = Dataset.from_dict({"text": texts}).map(
         lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True, remove_columns=["text"])
+    collator = ReplayableMaskingCollator(tokenizer, mlm_probability=general.mlm_probability, seed=seed)
     with work_folder(work_dir) as work:
         trainer = GeneralDistillationTrainer(
             model=student,
             args=training_arguments(general, work, out_dir / "logs", seed, group_by_length=False),
             train_dataset=dataset,
-            data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=general.mlm_probability),
-            callbacks=callbacks(general),
+            data_collator=collator,
+            callbacks=[*callbacks(general), MaskingEpoch(collator)],
             teacher=teacher,
             cfg=general,
         )
