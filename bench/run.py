@@ -144,7 +144,10 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
                         "train_rows": len(data.splits["train"]), "eval_rows": len(data.splits["validation"])}
     run_info["stages"] = {}
     planned = {v.id: v for v in plan.variants}
-    measure_key = canonical_hash({"measure": suite.measure.model_dump(), "data": data.fingerprint})[:16]
+    measure = suite.measure.model_dump()
+    if measure["allocator"] == "system":
+        del measure["allocator"]  # so runs measured before the setting existed still resume
+    measure_key = canonical_hash({"measure": measure, "data": data.fingerprint})[:16]
     measure_wall = {}
     for seed in suite.training_seeds:  # train a seed's models, then measure them, then the next seed
         built = build_all(suite, plan, data, store, seed)

@@ -115,6 +115,12 @@ class MeasureConfig(_Strict):
     ort_gpu_provider: Literal["cuda", "tensorrt"] = "cuda"
     grid: GridConfig | None = None  # also measure the batch x sequence-length grid (off by default)
     offline: OfflineConfig | None = None  # also measure the Offline scenario (off by default)
+    # The measuring child's malloc policy. system: glibc's defaults, whose dynamic mmap threshold
+    # makes PyTorch CPU latency depend on the heap's history (a fresh process mmaps and unmaps each
+    # multi-MB activation: 11-14 % slower at batch 32). glibc-retain: fixed thresholds
+    # (MALLOC_MMAP_THRESHOLD_ 32 MiB, MALLOC_TRIM_THRESHOLD_ 4 GiB) keep freed activations on the
+    # heap, as in a long-running server. ONNX Runtime allocates from its own arena either way.
+    allocator: Literal["system", "glibc-retain"] = "system"
 
     _lists = field_validator("threads", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 

@@ -1,8 +1,9 @@
 """Does bench time what a bare loop times? Runs bench's own grid cell (the worker's measure_grid,
 with the memory sampler running, as in a real measurement) and scripts/bare_loop.py on the same
 model folder at the same batch, sequence length and threads, each in a fresh process with the
-environment bench gives its measuring child, alternating for --rounds rounds. Prints both p50s and
-their relative difference; exit 1 when it exceeds --tolerance.
+environment bench gives its measuring child (--allocator: the same malloc policy on both sides),
+alternating for --rounds rounds. Prints both p50s and their relative difference; exit 1 when it
+exceeds --tolerance.
 
     python scripts/timing_agreement.py ARTIFACT_DIR --batch 1 --seq-len 64 --threads 2 --tolerance 0.03
 
@@ -53,10 +54,10 @@ def cell_lengths(a: argparse.Namespace) -> list[int]:
     return enc["attention_mask"].sum(1).tolist()
 
 
-def _child(args: list[str], threads: int) -> float:
+def _child(args: list[str], threads: int, allocator: str) -> float:
     from bench.measure.isolate import child_env
 
-    env = child_env(threads)
+    env = child_env(threads, allocator)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     out = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])["p50_ms"]
@@ -72,6 +73,8 @@ def main() -> int:
     p.add_argument("--iterations", type=int, default=500)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--tolerance", type=float, default=0.03, help="relative, e.g. 0.03 for 3 %%")
+    p.add_argument("--allocator", choices=["system", "glibc-retain"], default="system",
+                   help="measure.allocator: the malloc policy both sides get")
     default_data = Path(os.environ["BENCH_DATA_DIR"]) / "sst2" if os.environ.get("BENCH_DATA_DIR") else \
         REPO / "tests" / "fixtures" / "sst2"
     p.add_argument("--data", type=Path, default=default_data, help="GLUE SST-2 folder for bench's real sentences")
@@ -89,13 +92,14 @@ def main() -> int:
     lengths = ",".join(map(str, cell_lengths(a)))  # same padding on both sides
     bench_p50, bare_p50 = [], []
     for _ in range(a.rounds):  # alternate, so slow drift of the machine hits both sides alike
-        bench_p50.append(_child([__file__, *common, "--data", str(a.data), "--side", "bench"], a.threads))
+        bench_p50.append(_child([__file__, *common, "--data", str(a.data), "--side", "bench"], a.threads, a.allocator))
         # warmup 2: what measure_grid does before timing a cell
         bare_p50.append(_child([str(HERE / "bare_loop.py"), *common, "--warmup", "2", "--lengths", lengths, "--json"],
-                               a.threads))
+                               a.threads, a.allocator))
     bench_ms, bare_ms = statistics.median(bench_p50), statistics.median(bare_p50)
     diff = abs(bench_ms - bare_ms) / bare_ms
-    result = {"runtime": a.runtime, "lengths": lengths, "batch": a.batch, "seq_len": a.seq_len, "threads": a.threads,
+    result = {"runtime": a.runtime, "allocator": a.allocator, "lengths": lengths, "batch": a.batch,
+              "seq_len": a.seq_len, "threads": a.threads,
               "bench_p50_ms": bench_ms, "bare_p50_ms": bare_ms, "rel_diff": diff, "tolerance": a.tolerance,
               "bench_rounds_ms": bench_p50, "bare_rounds_ms": bare_p50, "agree": diff <= a.tolerance}
     if a.json:

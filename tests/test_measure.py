@@ -209,6 +209,27 @@ def test_worker_child_memory_fields(tiny_onnx_artifact, tmp_path, monkeypatch, a
     assert r["ort_session_options"]["enable_cpu_mem_arena"] is True and r["ort_session_options"]["io_binding"] is False
 
 
+@pytest.mark.parametrize("allocator", ["system", "glibc-retain"])
+def test_the_child_runs_under_the_allocator_policy_and_the_row_says_so(tiny_onnx_artifact, tmp_path, monkeypatch,
+                                                                       allocator):
+    from bench.measure.isolate import ALLOCATOR_ENV, MALLOC_VARS
+
+    for var in MALLOC_VARS:
+        monkeypatch.delenv(var, raising=False)
+    spec = {"variant": {"threads": 1, "format": "onnx", "device": "cpu", "precision": "fp32"},
+            "artifact_dir": str(tiny_onnx_artifact), "sentences": ["a warm , funny film .", "dull ."] * 5,
+            "labels": [1, 0] * 5, "max_length": 32,
+            "measure": {"ort_gpu_provider": "cuda", "warmup": 1, "min_iterations": 5, "min_seconds": 0,
+                        "eval_batch_size": 4, "allocator": allocator}}
+    r = run_isolated(spec, tmp_path, "v", timeout_s=120)
+    assert r["status"] == "ok", r.get("error")
+    assert r["allocator"] == allocator
+    # What the child process itself saw at start-up, not what the parent meant to give it.
+    assert r["malloc_env"] == ALLOCATOR_ENV[allocator]
+    if allocator == "glibc-retain":
+        assert r["malloc_env"]["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
+
+
 # ---------------------------------------------------------------- Offline scenario
 
 class _RecordingRuntime:

@@ -87,6 +87,7 @@ def test_student_variant_needs_student_section(write_suite, good):
         ("layers: [0]", "layers: [0], distill: {alpha_soft: -1}", "student.distill.alpha_soft"),
         ("name: ok", "name: ../../etc", "name:"),
         ("name: ok", "name: [1, 2]", "name: expected a string"),
+        ("variants:", "measure: {allocator: jemalloc}\nvariants:", "measure.allocator"),
     ],
 )
 def test_bad_values(write_suite, good, old, new, expect):

@@ -18,14 +18,28 @@ import psutil
 
 from bench.artifacts import write_json_atomic
 
+# measure.allocator -> what the child's environment says to glibc malloc (read at process start).
+ALLOCATOR_ENV = {
+    "system": {},
+    "glibc-retain": {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(4 * 2**30)},
+}
+MALLOC_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX",
+               "GLIBC_TUNABLES", "LD_PRELOAD")
 
-def child_env(threads: int) -> dict:
+
+def child_env(threads: int, allocator: str = "system") -> dict:
     env = dict(os.environ)
     # Thread pools that read the environment at import time get the same count as the runtime.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
     env["TOKENIZERS_PARALLELISM"] = "false"
+    env.update(ALLOCATOR_ENV[allocator])
     return env
+
+
+def malloc_env() -> dict:
+    """The allocator settings this process started with (rows record them, whatever set them)."""
+    return {var: os.environ[var] for var in MALLOC_VARS if var in os.environ}
 
 
 def _last_line(log_path: Path) -> str:
@@ -55,7 +69,8 @@ def run_isolated(spec: dict, work_dir: Path, name: str, timeout_s: float, max_me
     deadline = time.monotonic() + timeout_s
     with open(log_path, "w") as log:
         proc = subprocess.Popen(worker_command(spec_path, result_path), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=child_env(spec["variant"]["threads"]))
+                                stdin=subprocess.DEVNULL,
+                                env=child_env(spec["variant"]["threads"], spec["measure"].get("allocator", "system")))
         try:
             while True:
                 try:

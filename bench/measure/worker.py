@@ -46,6 +46,7 @@ def measure(spec: dict) -> dict:
 def _measure(spec: dict, sampler, rss_before: int) -> dict:
     from bench.measure.accuracy import classification_metrics, predict_labels
     from bench.measure.flops import flops_for_config
+    from bench.measure.isolate import malloc_env
     from bench.measure.latency import latency_stats, time_calls
     from bench.measure.offline import measure_offline
     from bench.runtimes import load_runtime
@@ -102,6 +103,8 @@ def _measure(spec: dict, sampler, rss_before: int) -> dict:
     # Which cores the child may run on: with fewer cores than threads, numbers are not comparable.
     row["cpu_affinity"] = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     row["interop_threads"] = 1
+    row["allocator"] = m.get("allocator", "system")
+    row["malloc_env"] = malloc_env()
     row["status"] = "ok"
     return row
 
