@@ -230,6 +230,41 @@ def test_the_child_runs_under_the_allocator_policy_and_the_row_says_so(tiny_onnx
         assert r["malloc_env"]["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
 
 
+# A worker child whose Offline pass (the last phase) allocates 300 MB for a moment.
+_LATE_ALLOCATING_WORKER = """
+import sys
+import bench.measure.offline as offline
+real = offline.measure_offline
+def late(*args, **kwargs):
+    blob = b"\\x01" * (300 << 20)
+    del blob
+    return real(*args, **kwargs)
+offline.measure_offline = late
+from bench.measure.worker import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_spike_in_the_last_phase_counts_against_max_memory_mb(tiny_onnx_artifact, tmp_path, monkeypatch):
+    import bench.measure.isolate as isolate
+
+    monkeypatch.setattr(isolate, "worker_command", lambda spec, result: [
+        sys.executable, "-c", _LATE_ALLOCATING_WORKER, str(spec), str(result)])
+    spec = {"variant": {"threads": 1, "format": "onnx", "device": "cpu", "precision": "fp32"},
+            "artifact_dir": str(tiny_onnx_artifact), "sentences": ["a warm , funny film .", "dull ."] * 5,
+            "labels": [1, 0] * 5, "max_length": 32,
+            "measure": {"ort_gpu_provider": "cuda", "warmup": 1, "min_iterations": 5, "min_seconds": 0,
+                        "eval_batch_size": 4, "offline": {"batch_sizes": [2], "sort_by_length": True,
+                                                          "min_seconds": 0}}}
+    r = run_isolated(spec, tmp_path / "free", "v", timeout_s=120)
+    assert r["status"] == "ok", r.get("error")
+    assert r["peak_rss_mb"] - r["rss_before_load_mb"] < 200  # read before the Offline pass
+    assert r["peak_rss_all_phases_mb"] - r["rss_before_load_mb"] >= 290
+    budget = (r["peak_rss_mb"] + r["peak_rss_all_phases_mb"]) / 2
+    limited = run_isolated(spec, tmp_path / "limited", "v", timeout_s=120, max_memory_mb=budget)
+    assert limited["status"] == "memory-limit" and f"max_memory_mb={budget:g}" in limited["error"]
+
+
 # ---------------------------------------------------------------- Offline scenario
 
 class _RecordingRuntime:

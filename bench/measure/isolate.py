@@ -93,9 +93,9 @@ def run_isolated(spec: dict, work_dir: Path, name: str, timeout_s: float, max_me
         how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
         return {"status": "failed", "error": f"{how}: {_last_line(log_path)} (log: {log_path})"}
     result = json.loads(result_path.read_text())
-    peak = result.get("peak_rss_mb")
+    peak = result.get("peak_rss_all_phases_mb", result.get("peak_rss_mb"))
     if max_memory_mb is not None and peak is not None and peak > max_memory_mb:
-        # A spike between two 0.2 s polls: the child's own high-water mark still catches it.
+        # A spike between two 0.2 s polls, in any phase: the child's own high-water mark catches it.
         return {"status": "memory-limit", "error": f"child peak RSS {peak:.0f} MB exceeded "
                                                     f"max_memory_mb={max_memory_mb:g} (log: {log_path})"}
     return result

@@ -38,9 +38,15 @@ def measure(spec: dict) -> dict:
     # RSS (and, on cuda, GPU memory through NVML) sampled from before the load to the end.
     sampler = PeakSampler(nvml_probes() if spec["variant"]["device"] == "cuda" else None).start()
     try:
-        return _measure(spec, sampler, rss_before)
+        row = _measure(spec, sampler, rss_before)
     finally:
         sampler.stop()
+    from bench.measure.memory import mb, vmhwm_bytes
+
+    # peak_rss_mb is read after the SingleStream loop; the grid and Offline passes come later and
+    # can go higher. The parent checks max_memory_mb against this one.
+    row["peak_rss_all_phases_mb"] = mb(vmhwm_bytes())
+    return row
 
 
 def _measure(spec: dict, sampler, rss_before: int) -> dict:
