@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import FIXTURE_DATA
 from safetensors.torch import load_file
+from test_general_distill import SUITE as GENERAL_DISTILL_SUITE
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from bench.train.finetune import COMPLETE_MARKER, EpochSeededLengthGroupedSampler, last_complete_checkpoint
@@ -116,20 +117,9 @@ def test_kill_9_then_resume_matches_uninterrupted_run(write_suite, tmp_path):
         assert not list((resumed / "artifacts" / ".work").glob("teacher-*")), "checkpoints removed after publishing"
 
 
-GENERAL_SUITE = f"""
-name: resume-general
-seed: 5
-data: {{source: glue-tsv, path: "{FIXTURE_DATA / 'sst2'}", max_length: 32}}
-teacher:
-  source: "tiny:layers=4,hidden=32,heads=2,intermediate=64,vocab=300"
-  finetune: {{epochs: 1, lr: 1e-3, batch_size: 16}}
-student:
-  layers: [0, 2]
-  general: {{text: TEXT, epochs: 3, lr: 1e-3, batch_size: 8, mlm_probability: 0.3, checkpoint_steps: 5}}
-  distill: {{epochs: 1, lr: 1e-3, batch_size: 16}}
-variants:
-  - {{model: student, format: pytorch}}
-"""
+# test_general_distill's suite, with 3 general epochs and a checkpoint every 5 steps.
+GENERAL_SUITE = GENERAL_DISTILL_SUITE.replace("name: general", "name: resume-general").replace(
+    "general: {text: TEXT, epochs: 2,", "general: {text: TEXT, epochs: 3, checkpoint_steps: 5,")
 
 
 @pytest.mark.slow

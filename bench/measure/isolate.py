@@ -67,10 +67,10 @@ def run_isolated(spec: dict, work_dir: Path, name: str, timeout_s: float, max_me
     result_path.unlink(missing_ok=True)
     write_json_atomic(spec_path, spec)
     deadline = time.monotonic() + timeout_s
+    env = child_env(spec["variant"]["threads"], spec.get("measure", {}).get("allocator", "system"))
     with open(log_path, "w") as log:
         proc = subprocess.Popen(worker_command(spec_path, result_path), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL,
-                                env=child_env(spec["variant"]["threads"], spec["measure"].get("allocator", "system")))
+                                stdin=subprocess.DEVNULL, env=env)
         try:
             while True:
                 try:
