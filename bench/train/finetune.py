@@ -74,10 +74,11 @@ class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
 
     The stock sampler shuffles from the global RNG when each epoch starts. A checkpoint holds the
     RNG state at the step it was saved, not at the start of its epoch, so a run resumed in the
-    middle of its second or a later epoch drew a different batch order than an uninterrupted run and ended with
-    different weights. Epoch 0 keeps the stock draw (the global RNG right after the Trainer's
-    set_seed, which a resume reproduces), so a one-epoch run is exactly what the stock Trainer
-    trains; later epochs shuffle from `seed + epoch`, as accelerate's SeedableRandomSampler does."""
+    middle of its second or a later epoch drew a different batch order than an uninterrupted run
+    and ended with different weights. Epoch 0 keeps the stock draw (the global RNG right after the
+    Trainer's set_seed, which a resume reproduces), so a one-epoch run is exactly what the stock
+    Trainer trains; later epochs shuffle from `seed + epoch`, as accelerate's SeedableRandomSampler
+    does."""
 
     def __init__(self, batch_size: int, lengths: list[int], seed: int):
         super().__init__(batch_size, lengths=lengths)
