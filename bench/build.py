@@ -142,7 +142,8 @@ def build_student(suite: Suite, name: str, data: TaskData, store: ArtifactStore,
                   logits: Artifact | None, seed: int, general: Artifact | None = None) -> Artifact:
     cfg = suite.all_students[name]
     field_name = student_field(suite, name)
-    source = parse_source(cfg.source, f"{field_name}.source").identity() if cfg.init == "pretrained" else None
+    source = parse_source(cfg.source, f"{field_name}.source", allow_pickle=suite.allow_pickle).identity() \
+        if cfg.init == "pretrained" else None
     spec = {"init": cfg.init, "layers": cfg.layers, "distill": cfg.distill.key_fields(), "data": data.fingerprint,
             "max_length": suite.data.max_length, "seed": seed}
     if source is not None:
@@ -186,7 +187,7 @@ def build_models(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore,
     built.models["teacher"] = teacher
     students = [n for n in suite.all_students if n in names]
     needs_logits = any(suite.all_students[n].distill.uses_teacher_logits for n in students)
-    logits = _timed(built, "teacher_logits", lambda: build_teacher_logits(suite, data, store, teacher)) \
+    logits = _timed(built, f"teacher_logits{tag}", lambda: build_teacher_logits(suite, data, store, teacher)) \
         if needs_logits else None
     for name in students:
         cfg = suite.all_students[name]

@@ -1,10 +1,12 @@
 """`bench check RUN_DIR --profile NAME|FILE [--variant ID ...]`: edge-readiness budgets.
 
 A profile (bench/profiles/<name>.yaml, or any YAML file) sets budgets for size, peak memory, batch-1
-p95 latency, accuracy drop, ONNX opset and int8 MatMul coverage; every key is optional and unknown
-keys are an error. Each judged row gets PASS or FAIL with a reason per failed budget. A budget whose
-metric the row does not carry reads "n/a (not measured)": it neither passes nor fails the row, and the
-table says so rather than showing a pass.
+p95 latency, accuracy drop, ONNX opset, int8 MatMul coverage and ONNX operator domains; every key is
+optional, and a profile is validated like a suite (strict types, unknown keys are an error, one line
+naming the file and the key). Each budget is a `Budget`: the row field it reads, its unit, its
+direction and how it judges a value. Each judged row gets PASS or FAIL with a reason per failed budget.
+A budget whose metric the row does not carry reads "n/a (not measured)": it neither passes nor fails
+the row, and the table says so rather than showing a pass.
 
 Exit codes for the CLI (`CheckResult.exit_code`): 0 every requested variant passes, 1 any fails,
 2 bad input (`BenchError`: unknown profile or key, no such run or variant).
@@ -12,55 +14,165 @@ Exit codes for the CLI (`CheckResult.exit_code`): 0 every requested variant pass
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Annotated, Literal
 
 import pandas as pd
 import yaml
+from pydantic import Field, ValidationError
 
 from bench.errors import BenchError
-from bench.results import RESULTS_FILE, load_results
+from bench.formats import REFERENCE
+from bench.results import open_run, reference_mask
+from bench.suite import _format_error
+from bench.suite_training import _Strict
 
 NOT_MEASURED = "n/a (not measured)"
 _EPS = 1e-9  # float slack: a value exactly at the budget passes
 
-# Budget key -> (row field, words for the reason); the accuracy budgets are computed from two rows.
-BUDGETS = {
-    "max_size_mb": ("size_mb", "size"),
-    "max_peak_rss_mb": ("peak_rss_mb", "peak RSS"),
-    "max_p95_ms_bs1": ("latency_p95_ms", "batch-1 p95 latency"),
-    "max_accuracy_drop_vs_teacher_pts": (None, None),
-    "max_accuracy_drop_vs_fp32_pts": (None, None),
-    "max_opset": ("onnx_opset", "ONNX opset"),
-    "min_int8_matmul_coverage_pct": ("int8_matmul_coverage_pct", "int8 MatMul coverage"),
-    "allowed_op_domains": ("onnx_op_domains", "ONNX operator domains"),
-}
-UNITS = {"max_size_mb": " MB", "max_peak_rss_mb": " MB", "max_p95_ms_bs1": " ms", "max_opset": "",
-         "max_accuracy_drop_vs_teacher_pts": " pts", "max_accuracy_drop_vs_fp32_pts": " pts",
-         "min_int8_matmul_coverage_pct": "%", "allowed_op_domains": ""}
+
+def _num(row: Mapping, key: str) -> float | None:
+    value = row.get(key)
+    return None if value is None or pd.isna(value) else float(value)
 
 
 @dataclass(frozen=True)
-class Profile:
+class Budget:
+    """One profile key: the row field it bounds, the unit it is shown in, and its direction ("max": the
+    value may be at most the limit, "min": at least); `words` names the metric in a failure reason."""
+
+    key: str
+    metric: str
+    unit: str
+    direction: Literal["max", "min", "in"]  # "in": AllowedSet
+    words: str
+
+    def value(self, row: Mapping, ok: pd.DataFrame | None = None) -> float | str:
+        """The row's value for this budget, or the n/a cell text when it has none."""
+        value = _num(row, self.metric)
+        return NOT_MEASURED if value is None else value
+
+    def describe(self, row: Mapping) -> str:
+        return self.words
+
+    def judge(self, limit, row: Mapping, ok: pd.DataFrame | None = None) -> tuple[str, str | None]:
+        """(cell text, failure reason or None) for this budget at `limit` on one row; `ok` holds the
+        run's measured rows (the reference rows an accuracy drop is computed against)."""
+        value = self.value(row, ok)
+        if isinstance(value, str):
+            return value, None
+        if self.direction == "min":
+            failed, op = value < limit - _EPS, "<"
+        else:
+            failed, op = value > limit + _EPS, ">"
+        shown = f"{value:.4g}{self.unit}"
+        if failed:
+            return (f"FAIL: {shown} {op} {limit:g}{self.unit}",
+                    f"{self.describe(row)} {shown} {op} {self.direction} {limit:g}{self.unit}")
+        return f"pass: {shown}", None
+
+
+@dataclass(frozen=True)
+class AccuracyDrop(Budget):
+    """Accuracy points below a reference row (the format registry's reference, PyTorch FP32) of the same
+    run and seed, preferring the same device and threads: the teacher's, or the row's own model's."""
+
+    reference: str = "teacher"  # a model name, or "" for the row's own model
+
+    def _model(self, row: Mapping) -> str:
+        return self.reference or row["model"]
+
+    def describe(self, row: Mapping) -> str:
+        return self.words.format(model=self._model(row))
+
+    def value(self, row: Mapping, ok: pd.DataFrame | None = None) -> float | str:
+        acc, model = _num(row, self.metric), self._model(row)
+        if acc is None:
+            return NOT_MEASURED
+        ref = ok[reference_mask(ok, model) & (ok["seed"] == row["seed"])] if ok is not None and len(ok) else ok
+        if ref is not None and len(ref):
+            same = ref[(ref["device"] == row["device"]) & (ref["threads"] == row["threads"])]
+            ref_acc = _num((same if len(same) else ref).iloc[-1], self.metric)
+        else:
+            ref_acc = None
+        if ref_acc is None:
+            return f"n/a (no {model} {REFERENCE.format} {REFERENCE.precision} row)"
+        return (ref_acc - acc) * 100
+
+
+@dataclass(frozen=True)
+class AllowedSet(Budget):
+    """Set membership: every item of the row's list field must be in the allowed list (the operator
+    domains a graph needs must all be provided by the target runtime; e.g. a fused graph needs ORT's
+    com.microsoft contrib ops, which other ONNX runtimes lack)."""
+
+    def judge(self, limit, row: Mapping, ok: pd.DataFrame | None = None) -> tuple[str, str | None]:
+        items = row.get(self.metric)
+        if not isinstance(items, list):
+            return NOT_MEASURED, None
+        missing = sorted(set(items) - set(limit))
+        if missing:
+            return (f"FAIL: {', '.join(missing)}",
+                    f"graph uses {self.words} {', '.join(missing)} not in {self.key} {list(limit)}")
+        return f"pass: {', '.join(items)}", None
+
+
+_DROP_WORDS = f"accuracy drop vs {{model}} {REFERENCE.format} {REFERENCE.precision}"
+BUDGETS: dict[str, Budget] = {b.key: b for b in (
+    Budget("max_size_mb", "size_mb", " MB", "max", "size"),
+    Budget("max_peak_rss_mb", "peak_rss_mb", " MB", "max", "peak RSS"),
+    Budget("max_p95_ms_bs1", "latency_p95_ms", " ms", "max", "batch-1 p95 latency"),
+    AccuracyDrop("max_accuracy_drop_vs_teacher_pts", "accuracy", " pts", "max",
+                 _DROP_WORDS, reference="teacher"),
+    AccuracyDrop("max_accuracy_drop_vs_fp32_pts", "accuracy", " pts", "max",
+                 _DROP_WORDS, reference=""),
+    Budget("max_opset", "onnx_opset", "", "max", "ONNX opset"),
+    Budget("min_int8_matmul_coverage_pct", "int8_matmul_coverage_pct", "%", "min", "int8 MatMul coverage"),
+    AllowedSet("allowed_op_domains", "onnx_op_domains", "", "in", "operator domain(s)"),
+)}
+
+
+Limit = Annotated[float, Field(ge=0, strict=True)]  # strict: `true` is not a number, "40" is not either
+Count = Annotated[int, Field(ge=1, strict=True)]
+Text = Annotated[str, Field(strict=True)]
+
+
+class Profile(_Strict):
+    """An edge profile: which rows to judge (threads, device) and a limit per budget key; None: not judged."""
+
     name: str
-    threads: int | None = None
-    device: str | None = None
-    max_size_mb: float | None = None
-    max_peak_rss_mb: float | None = None
-    max_p95_ms_bs1: float | None = None
-    max_accuracy_drop_vs_teacher_pts: float | None = None
-    max_accuracy_drop_vs_fp32_pts: float | None = None
-    max_opset: int | None = None
-    min_int8_matmul_coverage_pct: float | None = None
-    allowed_op_domains: tuple[str, ...] | None = None
+    threads: Count | None = None
+    device: Text | None = None
+    max_size_mb: Limit | None = None
+    max_peak_rss_mb: Limit | None = None
+    max_p95_ms_bs1: Limit | None = None
+    max_accuracy_drop_vs_teacher_pts: Limit | None = None
+    max_accuracy_drop_vs_fp32_pts: Limit | None = None
+    max_opset: Count | None = None
+    min_int8_matmul_coverage_pct: Limit | None = None
+    allowed_op_domains: tuple[Text, ...] | None = None
 
     def budgets(self) -> list[str]:
         return [k for k in BUDGETS if getattr(self, k) is not None]
 
 
-_INT_KEYS = {"threads", "max_opset"}
-_STR_KEYS = {"device"}
+# What a key takes, in the one-line error; every other key takes a number >= 0.
+_EXPECTED = {"threads": "a positive integer", "max_opset": "a positive integer", "device": "a string",
+             "allowed_op_domains": "a list of domain names"}
+
+
+def _profile_error(err: dict, data: dict, file: str) -> str:
+    """One line naming the file and the key, in the suite's style (bench.suite._format_error)."""
+    key = err["loc"][0] if err["loc"] else None
+    allowed = [k for k in Profile.model_fields if k != "name"]
+    if err["type"] == "extra_forbidden":
+        return f"{file}: unknown key {key!r} (allowed: {', '.join(allowed)})"
+    if key in allowed:
+        return f"{file}: {key}: expected {_EXPECTED.get(key, 'a number >= 0')}, got {data[key]!r}"
+    return _format_error(err, file)
 
 
 def _profile_file(name_or_path: str | Path) -> Path:
@@ -90,26 +202,12 @@ def load_profile(name_or_path: str | Path) -> Profile:
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise BenchError(f"{path}: a profile is a mapping of budget keys, got {type(data).__name__}")
-    allowed = [f.name for f in fields(Profile) if f.name != "name"]
-    for key, value in data.items():
-        if key not in allowed:
-            raise BenchError(f"{path}: unknown key {key!r} (allowed: {', '.join(allowed)})")
-        if value is None:
-            continue
-        if key == "allowed_op_domains":
-            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-            data[key] = tuple(value) if ok else value
-        elif key in _STR_KEYS:
-            ok = isinstance(value, str)
-        elif key in _INT_KEYS:
-            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-        else:
-            ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
-        if not ok:
-            want = ("a list of domain names" if key == "allowed_op_domains" else "a string" if key in _STR_KEYS
-                    else "a positive integer" if key in _INT_KEYS else "a number >= 0")
-            raise BenchError(f"{path}: {key}: expected {want}, got {value!r}")
-    return Profile(name=path.stem, **data)
+    if "name" in data:  # the name is the file's stem, not a key
+        raise BenchError(_profile_error({"type": "extra_forbidden", "loc": ("name",)}, data, str(path)))
+    try:
+        return Profile.model_validate({**data, "name": path.stem})
+    except ValidationError as exc:
+        raise BenchError(_profile_error(exc.errors()[0], data, str(path))) from None
 
 
 @dataclass
@@ -127,71 +225,10 @@ class CheckResult:
         return 0 if self.passed else 1
 
 
-def _num(row: pd.Series, key: str) -> float | None:
-    value = row.get(key)
-    return None if value is None or pd.isna(value) else float(value)
-
-
-def _reference_accuracy(ok: pd.DataFrame, row: pd.Series, model: str) -> float | None:
-    """Accuracy of `model` pytorch fp32 in the same run and seed, preferring the same device and threads."""
-    ref = ok[(ok["model"] == model) & (ok["format"] == "pytorch") & (ok["precision"] == "fp32")
-             & (ok["seed"] == row["seed"])]
-    same = ref[(ref["device"] == row["device"]) & (ref["threads"] == row["threads"])]
-    ref = same if len(same) else ref
-    return _num(ref.iloc[-1], "accuracy") if len(ref) else None
-
-
-def _judge_domains(allowed: tuple[str, ...], row: pd.Series) -> tuple[str, str | None]:
-    """Operators the target runtime must provide: every op domain of the graph must be allowed
-    (e.g. a fused graph needs ORT's com.microsoft contrib ops, which other ONNX runtimes lack)."""
-    domains = row.get("onnx_op_domains")
-    if not isinstance(domains, list):
-        return NOT_MEASURED, None
-    missing = sorted(set(domains) - set(allowed))
-    if missing:
-        return f"FAIL: {', '.join(missing)}", f"graph uses operator domain(s) {', '.join(missing)} not in " \
-                                              f"allowed_op_domains {list(allowed)}"
-    return f"pass: {', '.join(domains)}", None
-
-
-def _judge(budget: str, limit, row: pd.Series, ok: pd.DataFrame) -> tuple[str, str | None]:
-    """(cell text, failure reason or None) for one budget on one row."""
-    if budget == "allowed_op_domains":
-        return _judge_domains(limit, row)
-    if budget.startswith("max_accuracy_drop"):
-        model = "teacher" if budget.endswith("teacher_pts") else row["model"]
-        acc, ref = _num(row, "accuracy"), _reference_accuracy(ok, row, model)
-        if acc is None:
-            return NOT_MEASURED, None
-        if ref is None:
-            return f"n/a (no {model} pytorch fp32 row)", None
-        value, what = (ref - acc) * 100, f"accuracy drop vs {model} pytorch fp32"
-    else:
-        field, what = BUDGETS[budget]
-        value = _num(row, field)
-        if value is None:
-            return NOT_MEASURED, None
-    unit = UNITS[budget]
-    if budget.startswith("min_"):
-        failed, op, bound = value < limit - _EPS, "<", "min"
-    else:
-        failed, op, bound = value > limit + _EPS, ">", "max"
-    shown = f"{value:.4g}{unit}"
-    if failed:
-        return f"FAIL: {shown} {op} {limit:g}{unit}", f"{what} {shown} {op} {bound} {limit:g}{unit}"
-    return f"pass: {shown}", None
-
-
 def check_run(run_dir: Path, profile: Profile, variants: list[str] | None = None) -> CheckResult:
     """Judge the rows of `run_dir` selected by the profile's threads/device (and `variants`, if given)."""
     run_dir = Path(run_dir)
-    if not (run_dir / RESULTS_FILE).is_file():
-        raise BenchError(f"{run_dir}: no {RESULTS_FILE} (is this a run directory?)")
-    df = load_results(run_dir)
-    if df.empty:
-        raise BenchError(f"{run_dir / RESULTS_FILE}: no complete rows")
-    # A resumed run can hold a variant twice; the last row is the latest measurement.
-    df = df.drop_duplicates(subset=["variant_id", "seed"], keep="last")
+    df = open_run(run_dir).frame()  # the latest row per (variant, seed): a resumed run re-measures
     ok = df[df["status"] == "ok"]
     selected = df
     if profile.threads is not None:
@@ -216,12 +253,12 @@ def check_run(run_dir: Path, profile: Profile, variants: list[str] | None = None
             error = str(row.get("error") or "").strip().splitlines()
             reasons.append(f"not measured: {row['status']}" + (f" ({error[0]})" if error else ""))
         else:
-            for budget in profile.budgets():
-                cells[budget], reason = _judge(budget, getattr(profile, budget), row, ok)
+            for key in profile.budgets():
+                cells[key], reason = BUDGETS[key].judge(getattr(profile, key), row, ok)
                 if reason:
                     reasons.append(reason)
-                elif cells[budget].startswith("n/a"):
-                    not_measured.append(budget)
+                elif cells[key].startswith("n/a"):
+                    not_measured.append(key)
         out.append({"variant": row["variant_id"], "seed": row["seed"], "verdict": "FAIL" if reasons else "PASS",
                     **cells, "reasons": "; ".join(reasons), "not_measured": ", ".join(not_measured)})
     columns = ["variant", "seed", "verdict", *profile.budgets(), "reasons", "not_measured"]

@@ -11,18 +11,18 @@ Exit codes for the CLI (`Comparison.exit_code`): 0 no regression, 1 a regression
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
 from bench.errors import BenchError
-from bench.results import IDENTITY, RESULTS_FILE, RUN_FILE, load_results
+from bench.results import IDENTITY, RESULTS_FILE, Run, open_run
 
 ALPHA = 0.01  # significance level of the one-sided Mann-Whitney U test
 _EPS = 1e-9  # float slack, so that a change exactly at the tolerance is not a regression
@@ -30,18 +30,49 @@ _EPS = 1e-9  # float slack, so that a change exactly at the tolerance is not a r
 
 @dataclass(frozen=True)
 class Tolerance:
+    """How much worse the current run may be than the baseline on one metric: `value` in `unit` ("%":
+    relative, for latency; "pt": percentage points of a fraction, for accuracy). `metric` is the row
+    field and `direction` which way it may move: "max", at most `value` above the baseline (latency),
+    "min", at most `value` below it (accuracy). Two tolerances are equal when value and unit are."""
+
     value: float
-    unit: str  # "%" (relative, latency) or "pt" (percentage points, accuracy)
+    unit: str
+    metric: str = field(default="", compare=False)
+    direction: Literal["max", "min"] = field(default="max", compare=False)
 
     def __str__(self) -> str:
         return f"{self.value:g}{self.unit}"
 
+    def change(self, base: float, cur: float) -> float:
+        """current vs baseline in this tolerance's unit (NaN when either is missing)."""
+        if self.unit == "%":
+            return (cur / base - 1) * 100 if base > 0 else math.nan
+        return (cur - base) * 100
 
-# Metric name -> the unit its tolerance must use.
-UNITS = {"latency_p50": "%", "accuracy": "pt"}
-DEFAULT_TOLERANCES = {"latency_p50": Tolerance(10.0, "%"), "accuracy": Tolerance(0.5, "pt")}
+    def judge(self, base: float, cur: float) -> str:
+        """ "ok", "regressed" (worse than the baseline by more than the tolerance) or "n/a"."""
+        change = self.change(base, cur)
+        if math.isnan(change):
+            return "n/a"
+        worse = change if self.direction == "max" else -change
+        return "regressed" if worse > self.value + _EPS else "ok"
+
+
+# Metric name -> its default tolerance, which also fixes the unit, the row field and the direction.
+DEFAULT_TOLERANCES = {"latency_p50": Tolerance(10.0, "%", "latency_p50_ms", "max"),
+                      "accuracy": Tolerance(0.5, "pt", "accuracy", "min")}
+UNITS = {name: tol.unit for name, tol in DEFAULT_TOLERANCES.items()}
 
 _TOL_RE = re.compile(r"^\s*([a-z0-9_]+)\s*=\s*([0-9]*\.?[0-9]+)\s*(%|pts?)\s*$")
+
+
+def _bind(name: str, value: float, unit: str, item: str) -> Tolerance:
+    """The tolerance for metric `name`: the default's metric and direction with this value."""
+    if name not in DEFAULT_TOLERANCES:
+        raise BenchError(f"bad tolerance {item!r}: unknown metric {name!r} (known: {', '.join(UNITS)})")
+    if unit != UNITS[name]:
+        raise BenchError(f"bad tolerance {item!r}: {name} takes a tolerance in {UNITS[name]}, not {unit}")
+    return replace(DEFAULT_TOLERANCES[name], value=value)
 
 
 def parse_tolerances(items: list[str] | None) -> dict[str, Tolerance]:
@@ -53,12 +84,7 @@ def parse_tolerances(items: list[str] | None) -> dict[str, Tolerance]:
             raise BenchError(f"bad tolerance {item!r}: expected METRIC=NUMBER% or METRIC=NUMBERpt, "
                              f"e.g. latency_p50=10% or accuracy=0.5pt")
         name, value, unit = m.group(1), float(m.group(2)), m.group(3)
-        unit = "pt" if unit.startswith("pt") else unit
-        if name not in UNITS:
-            raise BenchError(f"bad tolerance {item!r}: unknown metric {name!r} (known: {', '.join(UNITS)})")
-        if unit != UNITS[name]:
-            raise BenchError(f"bad tolerance {item!r}: {name} takes a tolerance in {UNITS[name]}, not {unit}")
-        out[name] = Tolerance(value, unit)
+        out[name] = _bind(name, value, "pt" if unit.startswith("pt") else unit, item)
     return out
 
 
@@ -92,27 +118,17 @@ def _label(row) -> str:
     return f"{row['variant_id']} seed={row['seed']}"
 
 
-def _load(run_dir: Path, side: str) -> pd.DataFrame:
-    run_dir = Path(run_dir)
-    if not (run_dir / RESULTS_FILE).is_file():
-        raise BenchError(f"{side} {run_dir}: no {RESULTS_FILE} (is this a run directory?)")
-    df = load_results(run_dir, raw=True)
-    if df.empty:
-        raise BenchError(f"{side} {run_dir / RESULTS_FILE}: no complete rows")
+def _frame(run: Run, side: str, metrics: list[str]) -> pd.DataFrame:
+    """The latest row per variant and seed (a resumed run re-measures), raw latency samples kept."""
+    df = run.frame(raw=True)
     missing = [c for c in [*IDENTITY, "status"] if c not in df.columns]
     if missing:
-        raise BenchError(f"{side} {run_dir / RESULTS_FILE}: rows lack identity columns {missing}")
-    for col in ["latency_p50_ms", "latency_raw_ms", "accuracy", "error"]:
+        raise BenchError(f"{side} {run.path / RESULTS_FILE}: rows lack identity columns {missing}")
+    for col in ["latency_raw_ms", "error", *metrics]:
         if col not in df.columns:
             df[col] = None
     df["variant"] = df.apply(_label, axis=1)
     return df
-
-
-def _ok_rows(df: pd.DataFrame) -> pd.DataFrame:
-    ok = df[df["status"] == "ok"]
-    # A resumed run can hold a variant twice; the last row is the latest measurement.
-    return ok.drop_duplicates(subset=IDENTITY, keep="last")
 
 
 def _samples(value) -> np.ndarray | None:
@@ -127,7 +143,7 @@ def _num(value) -> float:
 
 def _compare_row(r, tolerances: dict[str, Tolerance]) -> dict:
     lat_tol, acc_tol = tolerances["latency_p50"], tolerances["accuracy"]
-    base_p50, cur_p50 = _num(r["latency_p50_ms_base"]), _num(r["latency_p50_ms_cur"])
+    base_p50, cur_p50 = _num(r[f"{lat_tol.metric}_base"]), _num(r[f"{lat_tol.metric}_cur"])
     ratio = cur_p50 / base_p50 if base_p50 > 0 else math.nan
     base_raw, cur_raw = _samples(r["latency_raw_ms_base"]), _samples(r["latency_raw_ms_cur"])
     p_value, note = math.nan, ""
@@ -136,44 +152,30 @@ def _compare_row(r, tolerances: dict[str, Tolerance]) -> dict:
         p_value = float(mannwhitneyu(cur_raw, base_raw, alternative="greater").pvalue)
     else:
         note = "no raw latency samples: latency judged on the tolerance alone"
-    if math.isnan(ratio):
-        lat_verdict = "n/a"
-    elif ratio <= 1 + lat_tol.value / 100 + _EPS:
-        lat_verdict = "ok"
-    elif math.isnan(p_value) or p_value < ALPHA:
-        lat_verdict = "regressed"
-    else:
+    lat_verdict = lat_tol.judge(base_p50, cur_p50)
+    if lat_verdict == "regressed" and not (math.isnan(p_value) or p_value < ALPHA):
         lat_verdict = "not significant"
 
-    base_acc, cur_acc = _num(r["accuracy_base"]), _num(r["accuracy_cur"])
-    delta_pts = (cur_acc - base_acc) * 100
-    if math.isnan(delta_pts):
-        acc_verdict = "n/a"
-    else:
-        acc_verdict = "regressed" if -delta_pts > acc_tol.value + _EPS else "ok"
+    base_acc, cur_acc = _num(r[f"{acc_tol.metric}_base"]), _num(r[f"{acc_tol.metric}_cur"])
     return {
         "variant": r["variant"], **{c: r[c] for c in IDENTITY},
         "baseline_p50_ms": base_p50, "current_p50_ms": cur_p50, "latency_ratio": ratio,
         "latency_p_value": p_value, "latency_verdict": lat_verdict,
-        "baseline_accuracy": base_acc, "current_accuracy": cur_acc, "accuracy_delta_pts": delta_pts,
-        "accuracy_verdict": acc_verdict, "note": note,
+        "baseline_accuracy": base_acc, "current_accuracy": cur_acc,
+        "accuracy_delta_pts": acc_tol.change(base_acc, cur_acc), "accuracy_verdict": acc_tol.judge(base_acc, cur_acc),
+        "note": note,
     }
-
-
-def _cpu_model(run_dir: Path) -> str | None:
-    path = Path(run_dir) / RUN_FILE
-    try:
-        return json.loads(path.read_text()).get("environment", {}).get("cpu", {}).get("model")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def compare_runs(baseline_dir: Path, current_dir: Path, tolerances: dict[str, Tolerance] | None = None) -> Comparison:
     """Compare every variant measured "ok" on both sides; list those on one side only and current failures."""
-    tolerances = {**DEFAULT_TOLERANCES, **(tolerances or {})}
-    base_all, cur_all = _load(baseline_dir, "baseline"), _load(current_dir, "current")
-    base, cur = _ok_rows(base_all), _ok_rows(cur_all)
-    cols = [*IDENTITY, "variant", "latency_p50_ms", "latency_raw_ms", "accuracy"]
+    tolerances = {**DEFAULT_TOLERANCES, **{name: tol if tol.metric else _bind(name, tol.value, tol.unit, str(tol))
+                                           for name, tol in (tolerances or {}).items()}}
+    base_run, cur_run = open_run(baseline_dir, side="baseline"), open_run(current_dir, side="current")
+    metrics = [t.metric for t in tolerances.values()]
+    base_all, cur_all = _frame(base_run, "baseline", metrics), _frame(cur_run, "current", metrics)
+    base, cur = base_all[base_all["status"] == "ok"], cur_all[cur_all["status"] == "ok"]
+    cols = list(dict.fromkeys([*IDENTITY, "variant", "latency_raw_ms", *metrics]))
     joined = base[cols].merge(cur[cols].drop(columns="variant"), on=IDENTITY, how="outer",
                               suffixes=("_base", "_cur"), indicator=True)
     both = joined[joined["_merge"] == "both"]
@@ -191,7 +193,7 @@ def compare_runs(baseline_dir: Path, current_dir: Path, tolerances: dict[str, To
                     for _, r in bad.iterrows())
 
     notes = []
-    base_cpu, cur_cpu = _cpu_model(baseline_dir), _cpu_model(current_dir)
+    base_cpu, cur_cpu = base_run.cpu_model, cur_run.cpu_model
     if base_cpu and cur_cpu and base_cpu != cur_cpu:
         notes.append(f"baseline ran on {base_cpu!r}, current on {cur_cpu!r}: latency ratios compare machines too")
     regressed = bool(table[["latency_verdict", "accuracy_verdict"]].eq("regressed").any().any())

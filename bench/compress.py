@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench import formats
 from bench.artifacts import Artifact, ArtifactStore
 from bench.data import TaskData
 from bench.envinfo import library_versions
@@ -174,17 +175,5 @@ class Compressor:
 
     # ------------------------------------------------------------------ dispatch
     def artifact_for(self, variant: Variant, model: Artifact) -> Artifact:
-        fmt, precision, graph = variant.format, variant.precision, variant.graph
-        if fmt == "pytorch":
-            return model if precision == "fp32" else self.pytorch_converted(model, precision, variant.device)
-        if fmt == "tensorrt":
-            return self.tensorrt_engine(model, precision)
-        if precision == "fp32":
-            return self.base_graph(model, graph)
-        if precision == "int8-dynamic":
-            return self.onnx_int8_dynamic(model, graph)
-        if precision == "int8-static":
-            return self.onnx_int8_static(model, graph, variant.calibration)
-        if precision == "fp16":
-            return self.onnx_fp16(model, graph)
-        raise ValueError(f"no artifact recipe for {variant.id}")
+        """The format decides which recipe above makes the variant's artifact (bench/formats/)."""
+        return formats.get(variant.format).build(self, variant, model)

@@ -4,36 +4,33 @@ lists every source run with its environment. A variant measured in two inputs ke
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from bench.artifacts import write_json_atomic
 from bench.errors import BenchError
-from bench.results import RESULTS_FILE, RUN_FILE, SCHEMA_VERSION, append_row, read_rows
+from bench.results import RESULTS_FILE, RUN_FILE, SCHEMA_VERSION, append_row, open_run
 
 
 def merge_runs(run_dirs: list[Path], out: Path) -> Path:
     if (out / RESULTS_FILE).exists():
         raise BenchError(f"{out}: already holds {RESULTS_FILE}; merge into a new directory")
-    rows, sources, suites = {}, [], set()
-    for run_dir in run_dirs:
-        if not (run_dir / RESULTS_FILE).is_file():
-            raise BenchError(f"{run_dir}: no {RESULTS_FILE} (is this a run directory?)")
-        run = json.loads((run_dir / RUN_FILE).read_text()) if (run_dir / RUN_FILE).is_file() else {}
-        suites.add(run.get("suite"))
-        sources.append({"run_dir": str(run_dir), **{k: run.get(k) for k in ("run_id", "shard", "environment",
-                                                                                  "skipped", "stages")}})
-        for row in read_rows(run_dir):
+    runs = [open_run(run_dir) for run_dir in run_dirs]
+    suites = {run.suite for run in runs} - {None}
+    if len(suites) > 1:
+        raise BenchError(f"cannot merge runs of different suites: {', '.join(sorted(suites))}")
+    rows, sources = {}, []
+    for run in runs:
+        sources.append({"run_dir": str(run.path), **{k: run.info.get(k) for k in ("run_id", "shard", "environment",
+                                                                                      "skipped", "stages")}})
+        for row in run.rows:  # every row, not only the latest: the later measurement wins across inputs
             key = (row["variant_id"], row.get("seed"))
-            if key not in rows or row.get("measured_at", "") >= rows[key].get("measured_at", ""):
+            if key not in rows or (row.get("measured_at") or "") >= (rows[key].get("measured_at") or ""):
                 rows[key] = row
-    if len(suites - {None}) > 1:
-        raise BenchError(f"cannot merge runs of different suites: {', '.join(sorted(s for s in suites if s))}")
     out.mkdir(parents=True, exist_ok=True)
     for row in sorted(rows.values(), key=lambda r: (r["variant_id"], r.get("seed"))):
         append_row(out, row)
-    first = json.loads((run_dirs[0] / RUN_FILE).read_text()) if (run_dirs[0] / RUN_FILE).is_file() else {}
-    skipped = {s["variant"]: s for src in sources for s in (src.get("skipped") or [])}
+    first = runs[0].info
+    skipped = {s["variant"]: s for run in runs for s in run.skipped}
     measured = {key[0] for key in rows}
     write_json_atomic(out / RUN_FILE, {
         "schema_version": SCHEMA_VERSION, "run_id": out.name, "suite": first.get("suite"),

@@ -12,15 +12,9 @@ import itertools
 from dataclasses import asdict, dataclass
 from functools import cache
 
+from bench import formats
 from bench.errors import BenchError
-from bench.suite import Suite
-
-# Which precisions make sense for each format.
-VALID_PRECISIONS = {
-    "pytorch": {"fp32", "fp16", "bf16", "int8-dynamic"},
-    "onnx": {"fp32", "fp16", "int8-dynamic", "int8-static"},
-    "tensorrt": {"fp32", "fp16", "int8"},
-}
+from bench.suite import MeasureConfig, Suite
 
 
 @dataclass(frozen=True, order=True)
@@ -81,63 +75,45 @@ def tensorrt_importable() -> bool:
     return importlib.util.find_spec("tensorrt") is not None
 
 
-def _skip_reason(v: Variant, ort_gpu_provider: str = "cuda") -> str | None:
-    if v.format == "onnx" and not ort_providers():
-        return "onnx: onnxruntime is not installed (pip install 'bench[onnx]')"
-    if v.precision == "int8-static" and v.graph == "optimized":
-        return ("onnx int8-static on the optimized graph: ORT's static quantizer leaves the fused Attention in "
-                "float and its histogram calibrators fail on it; static QDQ uses the plain graph")
-    if v.device == "cpu":
-        if v.precision in ("fp16", "bf16"):
-            return f"{v.precision} on cpu: planned for cuda devices only"
-        return None
-    # cuda
-    if not cuda_available():
+def _skip_reason(v: Variant, measure: MeasureConfig) -> str | None:
+    """Device-wide reasons first (no GPU, half precision on CPU), then the format's own."""
+    fmt = formats.get(v.format)
+    if v.device == "cpu" and v.precision in ("fp16", "bf16"):
+        return f"{v.precision} on cpu: planned for cuda devices only"
+    if v.device == "cuda" and not cuda_available():
         return "cuda: no GPU (torch.cuda.is_available() is False)"
-    if v.format == "pytorch" and v.precision == "int8-dynamic":
-        return "pytorch int8-dynamic on cuda: torch.ao dynamic quantization has CPU kernels only"
-    if v.format == "onnx":
-        if "CUDAExecutionProvider" not in ort_providers():
-            return "cuda: onnxruntime has no CUDAExecutionProvider (pip install 'bench[gpu]')"
-        if ort_gpu_provider == "tensorrt" and "TensorrtExecutionProvider" not in ort_providers():
-            return "cuda: onnxruntime has no TensorrtExecutionProvider (measure.ort_gpu_provider: tensorrt)"
-        if v.precision.startswith("int8"):
-            return ("onnx int8 on the CUDA provider: ORT has no CUDA kernels for these INT8 ops and silently "
-                    "falls back to CPU; use format tensorrt, precision int8")
-    if v.format == "tensorrt" and not tensorrt_importable():
-        return "tensorrt: the Python package is not importable (pip install 'bench[gpu]' on an NVIDIA machine)"
-    return None
+    return fmt.skip_reason(v, measure)
 
 
-def _check_valid(index: int, fmt: str, precision: str, device: str, file: str) -> None:
+def _check_valid(index: int, fmt: formats.Format, precision: str, device: str, file: str) -> None:
     where = f"{file}: variants[{index}]"
-    if precision not in VALID_PRECISIONS[fmt]:
-        allowed = ", ".join(sorted(VALID_PRECISIONS[fmt]))
-        raise BenchError(f"{where}.precision: {fmt} does not support {precision} (allowed: {allowed})")
-    if fmt == "tensorrt" and device != "cuda":
-        raise BenchError(f"{where}.device: tensorrt runs on cuda only, got {device!r}")
+    if precision not in fmt.precisions:
+        allowed = ", ".join(sorted(fmt.precisions))
+        raise BenchError(f"{where}.precision: {fmt.name} does not support {precision} (allowed: {allowed})")
+    if device not in fmt.devices:
+        raise BenchError(f"{where}.device: {fmt.name} runs on {' or '.join(sorted(fmt.devices))} only, "
+                         f"got {device!r}")
 
 
 def make_plan(suite: Suite, file: str = "suite") -> Plan:
     """Expand every variants line into the product of its lists, one variant per thread count."""
     seen: dict[Variant, None] = {}
     for i, spec in enumerate(suite.variants):
-        for model, fmt, precision, device, graph in itertools.product(
+        for model, name, precision, device, graph in itertools.product(
             spec.model, spec.format, spec.precision, spec.device, spec.graph
         ):
+            fmt = formats.get(name)
             _check_valid(i, fmt, precision, device, file)
-            graph = graph if fmt == "onnx" else "plain"
-            calibrations = suite.quantize.calibrators if precision == "int8-static" else [""]
-            if fmt == "tensorrt" and precision == "int8":
-                calibrations = [suite.quantize.calibrators[0]]  # TensorRT INT8 builds from a QDQ graph
+            graph = graph if fmt.has_graph_variants else "plain"
+            calibrations = fmt.calibrations(precision, suite.quantize)
             # Threads only matter on CPU; a GPU variant is measured once.
             threads = spec.threads or suite.measure.threads
             threads = threads if device == "cpu" else threads[:1]
             for t, calibration in itertools.product(threads, calibrations):
-                seen.setdefault(Variant(model, fmt, precision, device, t, graph, calibration))
+                seen.setdefault(Variant(model, name, precision, device, t, graph, calibration))
     runnable, skipped = [], []
     for v in seen:
-        reason = _skip_reason(v, suite.measure.ort_gpu_provider)
+        reason = _skip_reason(v, suite.measure)
         (skipped.append(Skipped(v, reason)) if reason else runnable.append(v))
     return Plan(variants=runnable, skipped=skipped)
 

@@ -13,17 +13,18 @@ import platform
 import time
 from pathlib import Path
 
-from bench import __version__
+from bench import __version__, formats
 from bench.artifacts import ArtifactStore, canonical_hash, file_lock, write_json_atomic
 from bench.build import Built, build_all, seed_tag
 from bench.data import load_task_data
 from bench.envinfo import environment
 from bench.errors import BenchError
-from bench.export.onnx import WEIGHT_SUFFIXES
 from bench.measure.isolate import run_isolated
 from bench.paths import confined
 from bench.plan import Plan, Variant, make_plan, shard_plan
 from bench.results import RUN_FILE, SCHEMA_VERSION, append_row, latest_rows, read_rows
+from bench.schema import ArtifactFacts, Bookkeeping, Identity, Machine, Outcome, Roofline, Row, Training
+from bench.schema.child import ChildFailure, ChildResult, ChildSpec
 from bench.suite import Suite, load_suite, suite_to_dict
 
 log = logging.getLogger(__name__)
@@ -31,16 +32,14 @@ log = logging.getLogger(__name__)
 CALIBRATION_FILE = "calibration.json"  # written by `bench calibrate` into the results root
 
 
-def _roofline(result: dict, variant: Variant, peaks: dict) -> dict:
+def _roofline(result: ChildResult, variant: Variant, peaks: dict) -> Roofline:
     """% of this machine's fp32 matmul peak (from `bench calibrate`) at the variant's thread count."""
     peak = peaks.get(str(variant.threads)) if variant.device == "cpu" else None
-    if not peak or result.get("gflops_per_s") is None:
-        return {}
-    best_cell = max((c.get("gflops_per_s", 0) for c in result.get("latency_grid", [])), default=None)
-    out = {"fp32_peak_gflops": peak, "pct_of_fp32_peak": round(100 * result["gflops_per_s"] / peak, 2)}
-    if best_cell:
-        out["grid_best_pct_of_fp32_peak"] = round(100 * best_cell / peak, 2)
-    return out
+    if not peak or result.gflops_per_s is None:
+        return Roofline()
+    best_cell = max((c.gflops_per_s or 0 for c in result.latency_grid or []), default=None)
+    return Roofline(fp32_peak_gflops=peak, pct_of_fp32_peak=round(100 * result.gflops_per_s / peak, 2),
+                    grid_best_pct_of_fp32_peak=round(100 * best_cell / peak, 2) if best_cell else None)
 
 
 def load_calibration(results_root: Path) -> dict:
@@ -48,55 +47,47 @@ def load_calibration(results_root: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: dict, machine: dict,
-             peaks: dict) -> dict:
-    artifact = built.artifacts[variant.artifact_key]
-    model = built.models[variant.model]
-    size_bytes = result.pop("size_bytes", None) or sum(
-        f.stat().st_size for f in artifact.weights_dir.iterdir() if f.suffix in WEIGHT_SUFFIXES)
+def _artifact_facts(artifact, fmt, size_bytes: int | None) -> ArtifactFacts:
+    """What the manifest of the measured artifact says about it (bench/compress.py writes `info`)."""
     info = artifact.info
-    return {
-        "run_id": run_id,
-        "suite": suite.name,
-        "task": suite.task,
-        "variant_id": variant.id,
-        **variant.as_dict(),
-        "seed": built.seed,
-        "status": result.get("status", "failed"),
-        "error": result.get("error"),
-        "artifact": artifact.path.name,
-        "artifact_build_time_s": artifact.build_time_s,
-        "size_mb": round(size_bytes / 2**20, 3),
-        "train_dev_accuracy": model.info.get("dev_accuracy"),
-        "train_s_per_epoch": model.info.get("train_s_per_epoch") or (
-            model.info.get("train_runtime_s") and round(model.info["train_runtime_s"] / model.info["epochs"], 2)),
-        "train_rows": model.info.get("train_rows"),
-        "train_loss_terms": model.info.get("loss"),  # students: which distillation terms were on
-        "parity_max_abs_diff": info.get("parity_max_abs_diff"),
-        "parity_label_agreement": info.get("parity_label_agreement"),
-        "graph_fused_ops": info.get("fused_ops"),
-        "graph_fully_fused": info.get("fully_fused"),
-        "int8_matmul_coverage_pct": info.get("int8_matmul_coverage_pct"),
-        "quant_reduce_range": info.get("reduce_range"),
-        "quant_per_channel": info.get("per_channel"),
-        "calibration_hash": info.get("calibration_hash"),
-        "calibration_samples": info.get("calibration_samples"),
-        **{k: v for k, v in result.items() if k not in ("status", "error")},
-        **_roofline(result, variant, peaks),
-        **machine,  # rows merged from several machines keep where each was measured
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    return ArtifactFacts(
+        artifact=artifact.path.name, artifact_build_time_s=artifact.build_time_s,
+        size_mb=round((size_bytes or fmt.size_bytes(artifact.weights_dir)) / 2**20, 3),
+        parity_max_abs_diff=info.get("parity_max_abs_diff"), parity_label_agreement=info.get("parity_label_agreement"),
+        graph_fused_ops=info.get("fused_ops"), graph_fully_fused=info.get("fully_fused"),
+        int8_matmul_coverage_pct=info.get("int8_matmul_coverage_pct"), int8_matmul_ops=info.get("int8_matmul_ops"),
+        fp_matmul_ops=info.get("fp_matmul_ops"), quant_reduce_range=info.get("reduce_range"),
+        quant_reduce_range_reason=info.get("reduce_range_reason"), quant_per_channel=info.get("per_channel"),
+        calibration_hash=info.get("calibration_hash"), calibration_samples=info.get("calibration_samples"))
 
 
-def _measure_spec(suite: Suite, variant: Variant, built: Built, data) -> dict:
-    return {
-        "variant": variant.as_dict(),
-        "artifact_dir": str(built.artifacts[variant.artifact_key].weights_dir),
-        "sentences": data.sentences("validation"),
-        "labels": data.labels("validation"),
-        "max_length": suite.data.max_length,
-        "measure": suite.measure.model_dump(),
-    }
+def _training(model) -> Training:
+    info = model.info
+    per_epoch = info.get("train_s_per_epoch") or (
+        info.get("train_runtime_s") and round(info["train_runtime_s"] / info["epochs"], 2))
+    return Training(train_dev_accuracy=info.get("dev_accuracy"), train_s_per_epoch=per_epoch,
+                    train_rows=info.get("train_rows"), train_loss_terms=info.get("loss"))
+
+
+def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: ChildResult | ChildFailure,
+             machine: Machine, peaks: dict, bookkeeping: Bookkeeping) -> Row:
+    """The row from its parts: identity, outcome, artifact and training facts, what the child measured,
+    roofline, machine and bookkeeping. Validated strictly (bench.schema.Row.for_write)."""
+    ok = isinstance(result, ChildResult)
+    identity = Identity(run_id=run_id, suite=suite.name, task=suite.task, variant_id=variant.id,
+                        **variant.as_dict(), seed=built.seed)
+    outcome = Outcome(status=result.status, error=None if ok else result.error)
+    facts = _artifact_facts(built.artifacts[variant.artifact_key], formats.get(variant.format),
+                            result.size_bytes if ok else None)
+    measured = (result.row_fields(), _roofline(result, variant, peaks)) if ok else ()
+    return Row.for_write(identity, outcome, facts, _training(built.models[variant.model]), *measured, machine,
+                         bookkeeping, {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
+def _measure_spec(suite: Suite, variant: Variant, built: Built, data) -> ChildSpec:
+    return ChildSpec(variant=variant.as_dict(), artifact_dir=built.artifacts[variant.artifact_key].weights_dir,
+                     sentences=data.sentences("validation"), labels=data.labels("validation"),
+                     max_length=suite.data.max_length, measure=suite.measure)
 
 
 def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: str | None = None,
@@ -124,12 +115,12 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
     peaks = calibration.get("fp32_matmul_peak_gflops", {}) if calibration.get("host") == platform.node() else {}
     started = time.perf_counter()
     env = environment()
-    machine = {"host": env["hostname"], "cpu_model": env["cpu"]["model"], "gpus": env["gpus"],
-               "shard": f"{shard[0]}/{shard[1]}" if shard else None}
+    machine = Machine(host=env["hostname"], cpu_model=env["cpu"]["model"], gpus=env["gpus"],
+                      shard=f"{shard[0]}/{shard[1]}" if shard else None)
     run_info = {
         "schema_version": SCHEMA_VERSION, "bench_version": __version__, "run_id": run_id, "suite": suite.name,
         "suite_file": str(suite_path), "suite_resolved": suite_to_dict(suite), "seeds": suite.training_seeds,
-        "environment": env, "shard": machine["shard"], "status": "running",
+        "environment": env, "shard": machine.shard, "status": "running",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "calibration": calibration or None,
         "planned": [v.id for v in plan.variants],
@@ -164,7 +155,7 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
     return run_dir
 
 
-def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, run_id: str, machine: dict,
+def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, run_id: str, machine: Machine,
                   peaks: dict, measure_key: str) -> dict:
     """Measure every planned variant of one training seed; returns wall seconds per variant."""
     planned = {v.id: v for v in plan.variants}
@@ -188,14 +179,15 @@ def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, r
                               suite.measure.timeout_s, suite.measure.max_memory_mb)
         wall = time.perf_counter() - t0
         measure_wall[variant.id + tag] = round(wall, 2)
-        row = _row_for(suite, variant, built, run_id, result, machine, peaks) | {"measure_wall_s": round(wall, 2),
-                                                                           "measure_key": measure_key}
+        row = _row_for(suite, variant, built, run_id, result, machine, peaks,
+                       Bookkeeping(schema_version=SCHEMA_VERSION, measure_wall_s=round(wall, 2),
+                                   measure_key=measure_key))
         append_row(run_dir, row)
-        if row["status"] == "ok":
-            log.info("  accuracy %.4f  p50 %.2f ms  p90 %.2f ms  (%.1f s)", row["accuracy"],
-                     row["latency_p50_ms"], row["latency_p90_ms"], wall)
+        if row.status == "ok":
+            log.info("  accuracy %.4f  p50 %.2f ms  p90 %.2f ms  (%.1f s)", row.accuracy,
+                     row.latency_p50_ms, row.latency_p90_ms, wall)
         else:
-            log.error("  %s: %s", row["status"], row["error"])
+            log.error("  %s: %s", row.status, row.error)
     return measure_wall
 
 

@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bench.errors import BenchError
+from bench.formats import FORMAT_NAMES, PRECISIONS
 from bench.suite_training import (  # noqa: F401  (re-exported: the schema is one namespace)
     DistillConfig,
     FinetuneConfig,
@@ -30,8 +31,9 @@ from bench.suite_training import (  # noqa: F401  (re-exported: the schema is on
     check_student_shapes,
 )
 
-Format = Literal["pytorch", "onnx", "tensorrt"]
-Precision = Literal["fp32", "fp16", "bf16", "int8-dynamic", "int8-static", "int8"]
+# Names come from the format registry (bench/formats/): a new format is accepted here without an edit.
+Format = Literal[FORMAT_NAMES]
+Precision = Literal[PRECISIONS]
 Device = Literal["cpu", "cuda"]
 Graph = Literal["plain", "optimized"]
 Calibrator = Literal["minmax", "entropy", "percentile"]

@@ -83,11 +83,16 @@ def watch_parent(proc: subprocess.Popen, every_s: float = 1.0) -> tuple[float, f
 
 
 def read_rows(run_dir: Path) -> dict[str, dict]:
-    """The latest row of each variant, read the way bench reads it (a partial last line is skipped)."""
-    from bench.results import latest_rows
-    from bench.results import read_rows as bench_rows
+    """The latest row of each variant, read through bench's one run reader (bench.results.open_run)."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from bench.errors import BenchError
+    from bench.results import open_run
 
-    return {row["variant_id"]: row for row in latest_rows(bench_rows(run_dir))}
+    try:
+        return {row["variant_id"]: row for row in open_run(run_dir).latest()}
+    except BenchError as exc:
+        raise SystemExit(f"stability: {exc}") from None
 
 
 def cv(values: list[float]) -> float:

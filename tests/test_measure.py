@@ -32,17 +32,19 @@ def test_loop_meets_min_iterations_and_min_seconds():
 
 
 def _spec(threads=1):
-    return {"variant": {"threads": threads}}
+    return {"variant": {"model": "student", "format": "onnx", "precision": "fp32", "device": "cpu", "threads": threads},
+            "artifact_dir": ".", "sentences": ["x"], "labels": [0], "max_length": 8}
 
 
 def test_child_crash_becomes_failed_result(tmp_path, monkeypatch):
     # A spec that the worker cannot use: the child exits non-zero and its last log line is kept.
-    result = run_isolated({"variant": {"threads": 1, "format": "nope", "device": "cpu", "precision": "fp32"},
+    result = run_isolated({"variant": {"model": "student", "threads": 1, "format": "nope", "device": "cpu",
+                                       "precision": "fp32"},
                            "artifact_dir": str(tmp_path), "measure": {"ort_gpu_provider": "cuda"},
                            "sentences": ["x"], "labels": [0], "max_length": 8},
                           tmp_path, "v", timeout_s=120)
-    assert result["status"] == "failed" and "exit code 1" in result["error"]
-    assert "ValueError: no runtime adapter for format 'nope'" in result["error"]
+    assert result.status == "failed" and "exit code 1" in result.error
+    assert "ValueError: no runtime adapter for format 'nope'" in result.error
 
 
 def test_child_timeout_becomes_timeout_result(tmp_path, monkeypatch):
@@ -50,7 +52,7 @@ def test_child_timeout_becomes_timeout_result(tmp_path, monkeypatch):
 
     monkeypatch.setattr(isolate, "worker_command", lambda *_: [sys.executable, "-c", "import time; time.sleep(60)"])
     result = run_isolated(_spec(), tmp_path, "v", timeout_s=1)
-    assert result["status"] == "timeout" and "timeout_s=1" in result["error"]
+    assert result.status == "timeout" and "timeout_s=1" in result.error
 
 
 def test_results_append_and_partial_line_ignored(tmp_path):
@@ -187,26 +189,26 @@ def test_worker_child_memory_fields(tiny_onnx_artifact, tmp_path, monkeypatch, a
     monkeypatch.setattr(isolate, "worker_command", lambda spec, result: [
         sys.executable, "-c", _ALLOCATING_WORKER.format(alloc_mb=alloc_mb), str(spec), str(result)])
     sentences = ["a warm , funny film .", "dull .", "the plot goes nowhere and the jokes fall flat ."] * 10
-    spec = {"variant": {"threads": 1, "format": "onnx", "device": "cpu", "precision": "fp32"},
+    spec = {"variant": {"model": "student", "threads": 1, "format": "onnx", "device": "cpu", "precision": "fp32"},
             "artifact_dir": str(tiny_onnx_artifact), "sentences": sentences, "labels": [1, 0, 0] * 10,
             "max_length": 32, "measure": {"ort_gpu_provider": "cuda", "warmup": 2, "min_iterations": 20,
                                           "min_seconds": 0, "eval_batch_size": 8,
                                           "offline": {"batch_sizes": [1, 4], "sort_by_length": True,
                                                       "min_seconds": 0}}}
     r = run_isolated(spec, tmp_path, "v", timeout_s=120)
-    assert r["status"] == "ok", r.get("error")
-    grew = r["peak_rss_sampled_mb"] - r["rss_before_load_mb"]
+    assert r.status == "ok", r.error
+    grew = r.peak_rss_sampled_mb - r.rss_before_load_mb
     assert (grew >= alloc_mb - 10) if alloc_mb else (grew < 150)
-    assert r["peak_rss_mb"] >= r["peak_rss_sampled_mb"] - 1  # VmHWM is exact; sampling can only miss
-    assert r["ru_maxrss_mb"] >= r["peak_rss_mb"] - 1
+    assert r.peak_rss_mb >= r.peak_rss_sampled_mb - 1  # VmHWM is exact; sampling can only miss
+    assert r.ru_maxrss_mb >= r.peak_rss_mb - 1
     # The Offline passes run after the load: their own (reset) peaks no longer hold the allocation.
-    assert [e["batch_size"] for e in r["offline"]] == [1, 4]
+    assert [e.batch_size for e in r.offline] == [1, 4]
     # Each Offline pass reports its own peak (the sampler is reset before it): it holds the loaded
     # model, so it is above the RSS before load, and it cannot exceed the whole child's peak.
-    assert all(r["rss_before_load_mb"] < e["peak_rss_sampled_mb"] <= r["peak_rss_sampled_mb"] + 1
-               for e in r["offline"])
-    assert r["ort_session_options"]["intra_op_num_threads"] == 1
-    assert r["ort_session_options"]["enable_cpu_mem_arena"] is True and r["ort_session_options"]["io_binding"] is False
+    assert all(r.rss_before_load_mb < e.peak_rss_sampled_mb <= r.peak_rss_sampled_mb + 1
+               for e in r.offline)
+    assert r.ort_session_options["intra_op_num_threads"] == 1
+    assert r.ort_session_options["enable_cpu_mem_arena"] is True and r.ort_session_options["io_binding"] is False
 
 
 @pytest.mark.parametrize("allocator", ["system", "glibc-retain"])
@@ -216,18 +218,18 @@ def test_the_child_runs_under_the_allocator_policy_and_the_row_says_so(tiny_onnx
 
     for var in MALLOC_VARS:
         monkeypatch.delenv(var, raising=False)
-    spec = {"variant": {"threads": 1, "format": "onnx", "device": "cpu", "precision": "fp32"},
+    spec = {"variant": {"model": "student", "threads": 1, "format": "onnx", "device": "cpu", "precision": "fp32"},
             "artifact_dir": str(tiny_onnx_artifact), "sentences": ["a warm , funny film .", "dull ."] * 5,
             "labels": [1, 0] * 5, "max_length": 32,
             "measure": {"ort_gpu_provider": "cuda", "warmup": 1, "min_iterations": 5, "min_seconds": 0,
                         "eval_batch_size": 4, "allocator": allocator}}
     r = run_isolated(spec, tmp_path, "v", timeout_s=120)
-    assert r["status"] == "ok", r.get("error")
-    assert r["allocator"] == allocator
+    assert r.status == "ok", r.error
+    assert r.allocator == allocator
     # What the child process itself saw at start-up, not what the parent meant to give it.
-    assert r["malloc_env"] == ALLOCATOR_ENV[allocator]
+    assert r.malloc_env == ALLOCATOR_ENV[allocator]
     if allocator == "glibc-retain":
-        assert r["malloc_env"]["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
+        assert r.malloc_env["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
 
 
 # A worker child whose Offline pass (the last phase) allocates 300 MB for a moment.
@@ -250,19 +252,19 @@ def test_a_spike_in_the_last_phase_counts_against_max_memory_mb(tiny_onnx_artifa
 
     monkeypatch.setattr(isolate, "worker_command", lambda spec, result: [
         sys.executable, "-c", _LATE_ALLOCATING_WORKER, str(spec), str(result)])
-    spec = {"variant": {"threads": 1, "format": "onnx", "device": "cpu", "precision": "fp32"},
+    spec = {"variant": {"model": "student", "threads": 1, "format": "onnx", "device": "cpu", "precision": "fp32"},
             "artifact_dir": str(tiny_onnx_artifact), "sentences": ["a warm , funny film .", "dull ."] * 5,
             "labels": [1, 0] * 5, "max_length": 32,
             "measure": {"ort_gpu_provider": "cuda", "warmup": 1, "min_iterations": 5, "min_seconds": 0,
                         "eval_batch_size": 4, "offline": {"batch_sizes": [2], "sort_by_length": True,
                                                           "min_seconds": 0}}}
     r = run_isolated(spec, tmp_path / "free", "v", timeout_s=120)
-    assert r["status"] == "ok", r.get("error")
-    assert r["peak_rss_mb"] - r["rss_before_load_mb"] < 200  # read before the Offline pass
-    assert r["peak_rss_all_phases_mb"] - r["rss_before_load_mb"] >= 290
-    budget = (r["peak_rss_mb"] + r["peak_rss_all_phases_mb"]) / 2
+    assert r.status == "ok", r.error
+    assert r.peak_rss_mb - r.rss_before_load_mb < 200  # read before the Offline pass
+    assert r.peak_rss_all_phases_mb - r.rss_before_load_mb >= 290
+    budget = (r.peak_rss_mb + r.peak_rss_all_phases_mb) / 2
     limited = run_isolated(spec, tmp_path / "limited", "v", timeout_s=120, max_memory_mb=budget)
-    assert limited["status"] == "memory-limit" and f"max_memory_mb={budget:g}" in limited["error"]
+    assert limited.status == "memory-limit" and f"max_memory_mb={budget:g}" in limited.error
 
 
 # ---------------------------------------------------------------- Offline scenario

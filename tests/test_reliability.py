@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import FIXTURE_DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -198,6 +199,29 @@ def test_pickle_checkpoint_needs_explicit_opt_in(tmp_path, capsys):
     allowed = parse_source(str(tmp_path / "m"), allow_pickle=True)
     loaded, _ = load_for_classification(allowed, 2)
     assert loaded.config.num_hidden_layers == 1
+
+
+def test_pickle_pretrained_student_builds_with_opt_in(tmp_path):
+    # allow_pickle reaches every source parse: the student's pretrained source is parsed again when
+    # the student is built (its identity goes into the cache key), not only when the suite loads.
+    from bench.models import load_for_classification, parse_source
+    from bench.run import train_suite
+
+    src = parse_source("tiny:layers=1,hidden=16,heads=2,intermediate=32,vocab=100")
+    model, tok = load_for_classification(src, 2, corpus=["a b c"] * 5)
+    model.save_pretrained(tmp_path / "m", safe_serialization=False)  # pytorch_model.bin only
+    tok.save_pretrained(tmp_path / "m")
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump(VALID | {
+        "allow_pickle": True, "data": {"source": "glue-tsv", "path": str(FIXTURE_DATA / "sst2"), "max_length": 32},
+        "student": {"init": "pretrained", "source": str(tmp_path / "m"),
+                    "distill": {"epochs": 1, "batch_size": 16, "logging_steps": 5}},
+        "teacher": {"source": "tiny:layers=1,hidden=16,heads=2,intermediate=32",
+                    "finetune": {"epochs": 1, "batch_size": 16, "logging_steps": 5}},
+        "variants": [{"model": "student", "format": "pytorch"}]}))
+    trained = train_suite(suite, tmp_path / "results")
+    student = Path(next(iter(trained.values()))["student"])
+    assert (student / "model.safetensors").is_file()  # trained models are saved as safetensors
 
 
 def test_trust_remote_code_is_announced(tmp_path, caplog):

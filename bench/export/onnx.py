@@ -14,9 +14,6 @@ from bench.runtimes import Runtime, load_runtime, predict
 
 log = logging.getLogger(__name__)
 
-WEIGHT_SUFFIXES = (".onnx", ".onnx_data", ".safetensors", ".engine", ".plan")
-
-
 def export_onnx(model_dir: Path, out_dir: Path, opset: int | None = None) -> None:
     from optimum.exporters.onnx import main_export
 

@@ -7,7 +7,6 @@ text, and the run goes on with the next variant.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,8 +14,9 @@ import time
 from pathlib import Path
 
 import psutil
+from pydantic import ValidationError
 
-from bench.artifacts import write_json_atomic
+from bench.schema.child import ChildFailure, ChildResult, ChildSpec, validation_message
 
 # measure.allocator -> what the child's environment says to glibc malloc (read at process start).
 ALLOCATOR_ENV = {
@@ -58,16 +58,20 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def run_isolated(spec: dict, work_dir: Path, name: str, timeout_s: float, max_memory_mb: float | None = None) -> dict:
-    """Measure one variant in a child; returns its result dict or {'status': 'failed'|'timeout'|
-    'memory-limit', 'error': ...}. The parent sleeps in wait(), waking every 0.2 s to check the
-    child's RSS against max_memory_mb: a negligible load next to the child's cores."""
+def run_isolated(spec: ChildSpec | dict, work_dir: Path, name: str, timeout_s: float,
+                 max_memory_mb: float | None = None) -> ChildResult | ChildFailure:
+    """Measure one variant in a child; returns its validated result, or a failure with status
+    'failed' | 'timeout' | 'memory-limit' and the error. The parent sleeps in wait(), waking every
+    0.2 s to check the child's RSS against max_memory_mb: a negligible load next to the child's cores."""
+    spec = ChildSpec.model_validate(spec)
     work_dir.mkdir(parents=True, exist_ok=True)
     spec_path, result_path, log_path = (work_dir / f"{name}.{ext}" for ext in ("spec.json", "result.json", "log"))
     result_path.unlink(missing_ok=True)
-    write_json_atomic(spec_path, spec)
+    tmp = spec_path.with_suffix(".tmp")
+    tmp.write_text(spec.to_json())
+    tmp.replace(spec_path)
     deadline = time.monotonic() + timeout_s
-    env = child_env(spec["variant"]["threads"], spec.get("measure", {}).get("allocator", "system"))
+    env = child_env(spec.variant.threads, spec.measure.allocator)
     with open(log_path, "w") as log:
         proc = subprocess.Popen(worker_command(spec_path, result_path), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env)
@@ -80,22 +84,25 @@ def run_isolated(spec: dict, work_dir: Path, name: str, timeout_s: float, max_me
                     pass
                 if time.monotonic() > deadline:
                     error = f"measurement exceeded timeout_s={timeout_s:g} (log: {log_path})"
-                    return {"status": "timeout", "error": error}
+                    return ChildFailure(status="timeout", error=error)
                 rss = _rss(proc.pid)
                 if max_memory_mb is not None and rss > max_memory_mb * 2**20:
-                    return {"status": "memory-limit", "error": f"child RSS {rss / 2**20:.0f} MB exceeded "
-                                                              f"max_memory_mb={max_memory_mb:g} (log: {log_path})"}
+                    return ChildFailure(status="memory-limit", error=f"child RSS {rss / 2**20:.0f} MB exceeded "
+                                        f"max_memory_mb={max_memory_mb:g} (log: {log_path})")
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
     if proc.returncode != 0 or not result_path.is_file():
         how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
-        return {"status": "failed", "error": f"{how}: {_last_line(log_path)} (log: {log_path})"}
-    result = json.loads(result_path.read_text())
-    peak = result.get("peak_rss_all_phases_mb", result.get("peak_rss_mb"))
-    if max_memory_mb is not None and peak is not None and peak > max_memory_mb:
+        return ChildFailure(status="failed", error=f"{how}: {_last_line(log_path)} (log: {log_path})")
+    try:  # the parent's end of the boundary: a result that does not fit the schema is not a measurement
+        result = ChildResult.model_validate_json(result_path.read_bytes())
+    except ValidationError as exc:
+        return ChildFailure(status="failed", error=f"{validation_message(exc, 'child result')} ({result_path})")
+    peak = result.peak_rss_all_phases_mb or result.peak_rss_mb
+    if max_memory_mb is not None and peak > max_memory_mb:
         # A spike between two 0.2 s polls, in any phase: the child's own high-water mark catches it.
-        return {"status": "memory-limit", "error": f"child peak RSS {peak:.0f} MB exceeded "
-                                                    f"max_memory_mb={max_memory_mb:g} (log: {log_path})"}
+        return ChildFailure(status="memory-limit", error=f"child peak RSS {peak:.0f} MB exceeded "
+                                                         f"max_memory_mb={max_memory_mb:g} (log: {log_path})")
     return result

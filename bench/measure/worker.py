@@ -2,13 +2,13 @@
 
 Loads one variant's artifact through its runtime, measures accuracy on the whole eval split, then
 batch-1 latency over the real dev sentences (SingleStream), optionally the batch x length grid and
-the Offline scenario, and writes a plain dict of metrics. A background thread samples the child's
-memory throughout (bench/measure/memory.py).
+the Offline scenario. The spec is a `ChildSpec` and the result a `ChildResult` (bench/schema/child.py),
+both validated here as well as in the parent. A background thread samples the child's memory
+throughout (bench/measure/memory.py).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from bench.artifacts import write_json_atomic
+from bench import formats
+from bench.schema.child import ChildResult, ChildSpec
 
 
 def memory_fields(sampler, rss_before: int, fmt: str) -> dict:
@@ -26,17 +27,17 @@ def memory_fields(sampler, rss_before: int, fmt: str) -> dict:
 
     fields = {"rss_before_load_mb": mb(rss_before), "peak_rss_mb": mb(vmhwm_bytes()),
               **peak_fields(sampler.peaks()), "ru_maxrss_mb": mb(ru_maxrss_bytes())}
-    if fmt == "pytorch":
+    if formats.get(fmt).torch_cuda_memory:
         fields |= torch_cuda_peaks()  # {} on CPU
     return fields
 
 
-def measure(spec: dict) -> dict:
+def measure(spec: ChildSpec) -> dict:
     from bench.measure.memory import PeakSampler, nvml_probes
 
     rss_before = psutil.Process().memory_info().rss
     # RSS (and, on cuda, GPU memory through NVML) sampled from before the load to the end.
-    sampler = PeakSampler(nvml_probes() if spec["variant"]["device"] == "cuda" else None).start()
+    sampler = PeakSampler(nvml_probes() if spec.variant.device == "cuda" else None).start()
     try:
         row = _measure(spec, sampler, rss_before)
     finally:
@@ -49,7 +50,7 @@ def measure(spec: dict) -> dict:
     return row
 
 
-def _measure(spec: dict, sampler, rss_before: int) -> dict:
+def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
     from bench.measure.accuracy import classification_metrics, predict_labels
     from bench.measure.flops import flops_for_config
     from bench.measure.isolate import malloc_env
@@ -58,12 +59,12 @@ def _measure(spec: dict, sampler, rss_before: int) -> dict:
     from bench.runtimes import load_runtime
     from bench.runtimes.tokenizer import FastTokenizer
 
-    variant, m = spec["variant"], spec["measure"]
-    path = Path(spec["artifact_dir"])
-    sentences, labels, max_length = spec["sentences"], spec["labels"], spec["max_length"]
+    variant, m = spec.variant, spec.measure
+    path = Path(spec.artifact_dir)
+    sentences, labels, max_length = spec.sentences, spec.labels, spec.max_length
     t0 = time.perf_counter()
-    runtime = load_runtime(variant["format"], path, variant["device"], variant["threads"], variant["precision"],
-                           m["ort_gpu_provider"])
+    runtime = load_runtime(variant.format, path, variant.device, variant.threads, variant.precision,
+                           m.ort_gpu_provider)
     load_time = time.perf_counter() - t0
     tokenizer = FastTokenizer(path)
     row = {"load_time_s": round(load_time, 4), "params": runtime.params}
@@ -77,15 +78,15 @@ def _measure(spec: dict, sampler, rss_before: int) -> dict:
     runtime.run(stream[0])  # the first call after load: cold caches, lazy initialisation
     row["first_call_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
 
-    preds = predict_labels(runtime, tokenizer, sentences, max_length, m["eval_batch_size"])
-    samples = time_calls(runtime.run, stream, m["warmup"], m["min_iterations"], m["min_seconds"])
+    preds = predict_labels(runtime, tokenizer, sentences, max_length, m.eval_batch_size)
+    samples = time_calls(runtime.run, stream, m.warmup, m.min_iterations, m.min_seconds)
     # Batch-1 deployment memory (load, accuracy pass, SingleStream loop): read before the grid,
     # the Offline passes and the metric imports.
-    row |= memory_fields(sampler, rss_before, variant["format"])
-    if m.get("grid"):
-        row["latency_grid"] = measure_grid(runtime, tokenizer, sentences, m["grid"])
-    if m.get("offline"):
-        row["offline"] = measure_offline(runtime, tokenizer, sentences, max_length, m["offline"], sampler)
+    row |= memory_fields(sampler, rss_before, variant.format)
+    if m.grid:
+        row["latency_grid"] = measure_grid(runtime, tokenizer, sentences, m.grid.model_dump())
+    if m.offline:
+        row["offline"] = measure_offline(runtime, tokenizer, sentences, max_length, m.offline.model_dump(), sampler)
     row |= classification_metrics(labels, preds)
     row |= latency_stats(samples)
     row["latency_raw_ms"] = np.round(samples, 4).tolist()
@@ -109,7 +110,7 @@ def _measure(spec: dict, sampler, rss_before: int) -> dict:
     # Which cores the child may run on: with fewer cores than threads, numbers are not comparable.
     row["cpu_affinity"] = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     row["interop_threads"] = 1
-    row["allocator"] = m.get("allocator", "system")
+    row["allocator"] = m.allocator
     row["malloc_env"] = malloc_env()
     row["status"] = "ok"
     return row
@@ -149,8 +150,13 @@ def _die_with_parent() -> None:
 def main(argv: list[str]) -> int:
     _die_with_parent()
     spec_path, result_path = Path(argv[0]), Path(argv[1])
-    spec = json.loads(spec_path.read_text())
-    write_json_atomic(result_path, measure(spec))
+    spec = ChildSpec.model_validate_json(spec_path.read_bytes())
+    # The child's end of the boundary: a field the schema does not declare, or one it requires and
+    # the measurement did not produce, fails here with its name, before anything is written.
+    result = ChildResult.model_validate(measure(spec))
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(result.model_dump_json(exclude_unset=True))
+    tmp.replace(result_path)
     return 0
 
 

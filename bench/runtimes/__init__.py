@@ -26,20 +26,10 @@ class Runtime(Protocol):
 
 def load_runtime(fmt: str, path: Path, device: str, threads: int, precision: str = "fp32",
                  gpu_provider: str = "cuda") -> Runtime:
-    path = Path(path)
-    if fmt == "pytorch":
-        from bench.runtimes.torch_runtime import TorchRuntime
+    """The format's runtime for the artifact in `path` (bench/formats/ names the adapter)."""
+    from bench import formats
 
-        return TorchRuntime(path, device, threads, precision)
-    if fmt == "onnx":
-        from bench.runtimes.ort_runtime import OrtRuntime
-
-        return OrtRuntime(path / "model.onnx", device, threads, gpu_provider)
-    if fmt == "tensorrt":
-        from bench.runtimes.tensorrt_runtime import TensorRTRuntime
-
-        return TensorRTRuntime(path / "model.engine")
-    raise ValueError(f"no runtime adapter for format {fmt!r}")
+    return formats.get(fmt).runtime(Path(path), device, threads, precision, gpu_provider)
 
 
 def predict(runtime: Runtime, encoding: dict[str, np.ndarray]) -> np.ndarray:

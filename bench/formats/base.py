@@ -1,0 +1,56 @@
+"""What a model format declares: its precisions and devices, why a machine cannot run a variant, how
+its artifact is built from a trained model, the runtime that measures it, and its weight files.
+
+plan, compress, run, the measuring child and the plots ask the format (bench.formats.get) instead of
+branching on its name; a new format is one module here and one line in bench/formats/__init__.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from bench.artifacts import Artifact
+    from bench.compress import Compressor
+    from bench.plan import Variant
+    from bench.runtimes import Runtime
+    from bench.suite import MeasureConfig, QuantizeConfig
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The variant every compressed one is judged against (accuracy drop, parity, speedup)."""
+
+    format: str
+    precision: str
+
+
+class Format:
+    name: ClassVar[str]
+    precisions: ClassVar[frozenset[str]]
+    devices: ClassVar[frozenset[str]] = frozenset({"cpu", "cuda"})
+    has_graph_variants: ClassVar[bool] = False  # `graph: optimized` means something for this format
+    weight_suffixes: ClassVar[tuple[str, ...]]  # the files counted in size_mb
+    plot_marker: ClassVar[str] = "x"
+    torch_cuda_memory: ClassVar[bool] = False  # the child reads torch.cuda's allocator peaks
+
+    def calibrations(self, precision: str, quantize: QuantizeConfig) -> list[str]:
+        """One variant per calibrator where the precision is calibrated; [""] otherwise."""
+        return [""]
+
+    def skip_reason(self, variant: Variant, measure: MeasureConfig) -> str | None:
+        """Why this machine cannot run a valid variant (planned as skipped, never reported)."""
+        return None
+
+    def build(self, compressor: Compressor, variant: Variant, model: Artifact) -> Artifact:
+        """The artifact the variant measures, built from the trained model through the cache."""
+        raise NotImplementedError
+
+    def runtime(self, path: Path, device: str, threads: int, precision: str, gpu_provider: str) -> Runtime:
+        """Load the artifact in `path` for measuring (bench/runtimes/)."""
+        raise NotImplementedError
+
+    def size_bytes(self, weights_dir: Path) -> int:
+        return sum(f.stat().st_size for f in Path(weights_dir).iterdir() if f.suffix in self.weight_suffixes)

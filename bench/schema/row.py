@@ -1,0 +1,291 @@
+"""The results row as typed parts. JSONL stays flat: a row is the union of its parts' fields.
+
+Each part declares its fields once, with type and meaning; README's schema table is generated from
+these declarations (`python -m bench.schema.doc`, checked by tests/test_schema.py). A field without a
+default is one the stage that produces the part always writes; the measuring child's parts are
+checked that way when it writes its result and again when the parent reads it (bench.schema.child).
+
+`Row` is every part's field, all optional, so rows from older schema-version-1 files (which lack
+fields added since) keep loading. `Row.for_write` is the strict side: identity and outcome present,
+and for an `ok` row every field the measurement parts require.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, model_validator
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "timeout", "memory-limit")
+
+
+class Part(BaseModel):
+    # extra="forbid": a field no part declares is an error, wherever a row is built or read.
+    model_config = ConfigDict(extra="forbid")
+
+
+def f(meaning: str, default: Any = ...) -> Any:
+    """A field with its meaning (the README table's text); no default means always written."""
+    return Field(default, description=meaning)
+
+
+# ------------------------------------------------------------------ written by `bench run` (the parent)
+class Identity(Part):
+    """Which run and which variant; compare and report join rows on the variant keys and the seed."""
+
+    run_id: str = f("the run directory's name")
+    suite: str = f("the suite's `name`")
+    task: str = f("the suite's task")
+    variant_id: str = f("`model-format-precision[-calibrator][-opt]-device-tN`")
+    model: str = f("`teacher`, `student` or a name under `students:`")
+    format: str = f("`pytorch`, `onnx` or `tensorrt` (bench/formats/)")
+    precision: str = f("`fp32`, `fp16`, `bf16`, `int8-dynamic`, `int8-static` or `int8`")
+    calibration: str = f("the int8-static calibrator (`minmax`, `entropy`, `percentile`); empty otherwise", "")
+    graph: str = f("`plain`, or `optimized` (ONNX Runtime transformer optimizer)", "plain")
+    device: str = f("`cpu` or `cuda`")
+    threads: int = f("intra-op threads of the measuring child")
+    seed: int | None = f("the training seed of the models measured")
+
+
+class Outcome(Part):
+    status: Literal["ok", "failed", "timeout", "memory-limit"] = f(
+        "`ok`, `failed` (crash, non-zero exit, an invalid child result), `timeout` or `memory-limit`")
+    error: str | None = f("why the variant was not measured; null when ok", None)
+
+
+class ArtifactFacts(Part):
+    """What was measured: read from the artifact's manifest (bench/artifacts.py)."""
+
+    artifact: str = f("the artifact folder measured (results/artifacts/<kind>-<hash>)")
+    artifact_build_time_s: float | None = f("how long the artifact took to build", None)
+    size_mb: float = f("weights on disk (the format's weight files: `.safetensors`, `.onnx` + external data, "
+                       "`.engine`), MiB")
+    parity_max_abs_diff: float | None = f("max abs logit difference to the FP32 PyTorch source on "
+                                          "`parity_samples` dev sentences; null for PyTorch fp32", None)
+    parity_label_agreement: float | None = f("share of those sentences given the same label", None)
+    graph_fused_ops: dict[str, int] | None = f("fusion counts of the ORT transformer optimizer (optimized "
+                                               "graphs)", None)
+    graph_fully_fused: bool | None = f("every attention and layer norm fused", None)
+    int8_matmul_coverage_pct: float | None = f("INT8 rows: share of matmul-like nodes that run in INT8, "
+                                               "counted from the graph's node types (not measured)", None)
+    int8_matmul_ops: int | None = f("INT8 rows: matmul-like nodes in INT8 (MatMulInteger, QLinearMatMul, "
+                                    "QDQ-wrapped MatMul/Attention)", None)
+    fp_matmul_ops: int | None = f("INT8 rows: matmul-like nodes left in float", None)
+    quant_reduce_range: bool | None = f("INT8 rows: 7-bit weights (`quantize.reduce_range`)", None)
+    quant_reduce_range_reason: str | None = f("why reduce_range was chosen (`auto`: the CPU's VNNI flag)", None)
+    quant_per_channel: bool | None = f("INT8 rows: per-channel weight scales", None)
+    calibration_hash: str | None = f("int8-static: sha256 of the calibration sentences", None)
+    calibration_samples: int | None = f("int8-static: how many train sentences calibrated", None)
+
+
+class Training(Part):
+    """How the measured model was trained (its trained artifact's manifest); null for untrained models."""
+
+    train_dev_accuracy: float | None = f("dev accuracy the Trainer reported at the end of training", None)
+    train_s_per_epoch: float | None = f("training-loop wall time per epoch (a resumed build counts only "
+                                        "its remaining steps)", None)
+    train_rows: int | None = f("rows trained on", None)
+    train_loss_terms: str | None = f("students: the loss terms switched on (`hard`, `soft+hard`, "
+                                     "`soft+hard+hidden+attn`, ...)", None)
+
+
+# ------------------------------------------------------------------ written by the measuring child
+class RuntimeFacts(Part):
+    """The runtime the child loaded (bench/runtimes/)."""
+
+    load_time_s: float = f("model load, outside the timed loop")
+    params: int = f("parameters (PyTorch) or float initialiser elements (ONNX)")
+    providers: list[str] | None = f("ONNX Runtime execution providers in use", None)
+    onnx_opset: int | None = f("the ONNX graph's default-domain opset", None)
+    onnx_op_domains: list[str] | None = f("operator domains the graph uses (`ai.onnx`, `com.microsoft`); "
+                                          "`bench check` budgets on them (`allowed_op_domains`)", None)
+    ort_session_options: dict[str, Any] | None = f(
+        "ONNX rows: intra/inter-op threads, execution mode, graph optimisation level, `enable_cpu_mem_arena`, "
+        "`enable_mem_pattern`, `enable_mem_reuse`, the provider's options, `io_binding`", None)
+
+
+class TaskMetrics(Part):
+    """On the whole eval split through the variant's own runtime (bench/measure/accuracy.py)."""
+
+    accuracy: float = f("share of eval sentences labelled correctly")
+    precision_score: float | None = f("precision of the positive class (1)", None)
+    recall: float | None = f("recall of the positive class", None)
+    f1: float | None = f("F1 of the positive class", None)
+    confusion_matrix: list[list[int]] | None = f("`[[tn, fp], [fn, tp]]`, positive = 1", None)
+    eval_samples: int = f("eval sentences scored")
+
+
+class GridCell(Part):
+    batch: int
+    seq_len: int
+    p50_ms: float
+    p90_ms: float
+    n: int
+    samples_per_s: float
+    tokens_per_s: float
+    gflops_per_s: float | None = None
+
+
+class OfflineEntry(Part):
+    scenario: Literal["Offline"]
+    batch_size: int
+    sort_by_length: bool
+    samples: int
+    batches: int
+    passes: int
+    wall_s: float
+    samples_per_s: float
+    tokens_per_s: float
+    padded_tokens_per_s: float
+    padding_pct: float
+    peak_rss_sampled_mb: float | None = None
+    gpu_nvml_used_peak_mb: float | None = None
+    gpu_nvml_process_peak_mb: float | None = None
+
+
+class Latency(Part):
+    """Batch-1 SingleStream over the real dev sentences (bench/measure/latency.py), and the optional
+    grid and Offline passes."""
+
+    latency_p50_ms: float = f("median per-call latency, ms")
+    latency_p90_ms: float = f("90th percentile, ms")
+    latency_p95_ms: float = f("95th percentile, ms")
+    latency_p99_ms: float = f("99th percentile, ms")
+    latency_mean_ms: float = f("mean, ms")
+    latency_stdev_ms: float = f("sample standard deviation, ms")
+    latency_min_ms: float = f("fastest call, ms")
+    latency_max_ms: float = f("slowest call, ms")
+    latency_cv: float = f("coefficient of variation of the per-call times")
+    latency_n: int = f("timed calls: the loop cycles the dev sentences until `min_iterations` and "
+                       "`min_seconds` are both met, after `warmup` calls")
+    latency_p50_ci95_low_ms: float | None = f("95 % percentile-bootstrap confidence interval of the median, "
+                                              "low end (scipy, seeded)", None)
+    latency_p50_ci95_high_ms: float | None = f("... high end", None)
+    latency_raw_ms: list[float] = f("every timed call, ms")
+    latency_input: str = f("`dev-stream-bs1`")
+    tokenization_timed: bool = f("`false`: tokenisation is outside the timed region")
+    mean_tokens: float = f("mean tokens per dev sentence")
+    first_call_ms: float = f("the first (cold) call after load, outside the loop")
+    scenario: str | None = f("`SingleStream` (MLPerf's one query at a time)", None)
+    gflops_per_s: float | None = f("achieved GFLOP/s over the timed calls (analytic BERT FLOPs per "
+                                   "sentence length, bench/measure/flops.py)", None)
+    latency_grid: list[GridCell] | None = f(
+        "with `measure.grid`: one cell per (batch, seq_len): `p50_ms`, `p90_ms`, `n`, `samples_per_s`, "
+        "`tokens_per_s`, `gflops_per_s`; real dev sentences cut or padded to exactly seq_len", None)
+    offline: list[OfflineEntry] | None = f(
+        "with `measure.offline`: one entry per batch size: the whole eval split with dynamic padding "
+        "(tokenised untimed): `batch_size`, `sort_by_length`, `samples`, `batches`, `passes`, `wall_s`, "
+        "`samples_per_s`, `tokens_per_s` (real), `padded_tokens_per_s`, `padding_pct`, and that pass's "
+        "`peak_rss_sampled_mb`", None)
+
+
+class Memory(Part):
+    """The child's memory (bench/measure/memory.py, docs/measurement.md)."""
+
+    rss_before_load_mb: float = f("RSS before the model was loaded")
+    peak_rss_mb: float = f("peak RSS from load to the end of the SingleStream loop: the kernel's "
+                           "high-water mark (VmHWM)")
+    peak_rss_sampled_mb: float | None = f("the same peak sampled every 5 ms by a thread in the child "
+                                          "(misses spikes under 5 ms)", None)
+    ru_maxrss_mb: float | None = f("`getrusage`'s peak (can include the forked parent's pre-exec peak)", None)
+    peak_rss_all_phases_mb: float | None = f("VmHWM after every phase (SingleStream, grid, Offline): what "
+                                             "`max_memory_mb` is checked against", None)
+    gpu_max_memory_allocated_mb: float | None = f("PyTorch on CUDA: `torch.cuda.max_memory_allocated`", None)
+    gpu_max_memory_reserved_mb: float | None = f("PyTorch on CUDA: `torch.cuda.max_memory_reserved`", None)
+    gpu_nvml_used_peak_mb: float | None = f("CUDA rows with pynvml: sampled peak of the device's used memory "
+                                            "(all processes)", None)
+    gpu_nvml_process_peak_mb: float | None = f("... and of this process's share; absent when NVML never "
+                                               "lists the process", None)
+
+
+class MeasureContext(Part):
+    """How the child ran: what makes two numbers comparable."""
+
+    cpu_affinity: list[int] | None = f("the cores the child could run on", None)
+    interop_threads: int | None = f("inter-op threads (fixed at 1)", None)
+    allocator: str | None = f("`measure.allocator` (`system` or `glibc-retain`)", None)
+    malloc_env: dict[str, str] | None = f("malloc variables (`MALLOC_*_`, `GLIBC_TUNABLES`, `LD_PRELOAD`) the "
+                                          "child started with, whoever set them", None)
+
+
+# ------------------------------------------------------------------ written by `bench run` after the child
+class Roofline(Part):
+    """Against this machine's fp32 matmul peak from `bench calibrate` (CPU rows, same host)."""
+
+    fp32_peak_gflops: float | None = f("the calibrated peak at this thread count", None)
+    pct_of_fp32_peak: float | None = f("`gflops_per_s` as % of that peak", None)
+    grid_best_pct_of_fp32_peak: float | None = f("the best grid cell's GFLOP/s as % of that peak", None)
+
+
+class Machine(Part):
+    """Where the row was measured; kept by `bench merge`, so merged runs say which machine made each row."""
+
+    host: str | None = f("hostname", None)
+    cpu_model: str | None = f("CPU model name", None)
+    gpus: list[str] | None = f("GPU names", None)
+    shard: str | None = f("`I/N` when measured with `--shard`", None)
+
+
+class Bookkeeping(Part):
+    schema_version: int = f("1")
+    measure_key: str | None = f("hash of the measurement settings and data: a resumed run re-measures a "
+                                "variant whose key changed", None)
+    measure_wall_s: float | None = f("wall time of the measuring child", None)
+    measured_at: str | None = f("timestamp", None)
+
+
+# The child writes these parts; the parent writes the others.
+CHILD_PARTS: tuple[type[Part], ...] = (RuntimeFacts, TaskMetrics, Latency, Memory, MeasureContext)
+PARENT_PARTS: tuple[type[Part], ...] = (Identity, Outcome, ArtifactFacts, Training)
+LATE_PARTS: tuple[type[Part], ...] = (Roofline, Machine, Bookkeeping)
+PARTS: tuple[type[Part], ...] = (*PARENT_PARTS, *CHILD_PARTS, *LATE_PARTS)
+
+
+def _required(parts) -> tuple[str, ...]:
+    return tuple(name for p in parts for name, info in p.model_fields.items() if info.is_required())
+
+
+IDENTITY_FIELDS = tuple(n for n in Identity.model_fields if n not in ("run_id", "suite", "task", "variant_id"))
+# Identity fields added after the first rows were written, with the value those rows meant.
+IDENTITY_DEFAULTS = {"graph": "plain", "calibration": ""}
+_REQUIRED_ALWAYS = _required((Identity, Outcome)) + ("artifact", "size_mb")
+_REQUIRED_WHEN_OK = _required(CHILD_PARTS)
+
+
+class _RowBase(Part):
+    @model_validator(mode="after")
+    def _complete_when_written(self, info: ValidationInfo):
+        if info.context and info.context.get("write"):
+            missing = [n for n in _REQUIRED_ALWAYS if getattr(self, n) is None]
+            if self.status == "ok":
+                missing += [n for n in _REQUIRED_WHEN_OK if getattr(self, n) is None]
+            if missing:
+                raise ValueError(f"row lacks required field(s): {', '.join(missing)}")
+        return self
+
+    @classmethod
+    def for_write(cls, *parts: Part | dict) -> Row:
+        """A complete row from its parts (validated strictly); raises ValueError naming the field."""
+        flat: dict[str, Any] = {}
+        for part in parts:
+            flat |= part.model_dump(exclude_unset=True) if isinstance(part, BaseModel) else part
+        return cls.model_validate(flat, context={"write": True})
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+def _optional(parts) -> dict[str, Any]:
+    fields = {}
+    for part in parts:
+        for name, info in part.model_fields.items():
+            default = info.default if not info.is_required() else None
+            fields[name] = (info.annotation | None, Field(default, description=info.description))
+    return fields
+
+
+# Every field of every part, optional: what a stored row may hold.
+Row = create_model("Row", __base__=_RowBase, __doc__="One results.jsonl line: the union of the parts' fields.",
+                   **_optional(PARTS))
+ROW_FIELDS = tuple(Row.model_fields)
