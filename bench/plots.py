@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench import formats  # noqa: E402
+
 COLORS = {"teacher": "tab:blue", "student": "tab:orange"}
 _PALETTE = ["tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
 
@@ -19,7 +21,14 @@ _PALETTE = ["tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:
 def _color(model: str) -> str:
     """Fixed colours for teacher/student; named students (an ablation) get a stable colour by name."""
     return COLORS.get(model) or _PALETTE[sum(map(ord, model)) % len(_PALETTE)]
-MARKERS = {"pytorch": "o", "onnx": "s", "tensorrt": "^"}
+
+
+def _marker(fmt: str) -> str:
+    """The format's own marker (bench/formats/: `plot_marker`); "x" for a name no format declares."""
+    try:
+        return formats.get(fmt).plot_marker
+    except ValueError:
+        return "x"
 
 
 def pareto_mask(cost: pd.Series, value: pd.Series) -> np.ndarray:
@@ -34,7 +43,7 @@ def pareto_mask(cost: pd.Series, value: pd.Series) -> np.ndarray:
 
 def _scatter(ax, df: pd.DataFrame, x: str, y: str) -> None:
     for (model, fmt), group in df.groupby(["model", "format"]):
-        ax.scatter(group[x], group[y], c=_color(model), marker=MARKERS.get(fmt, "x"), s=46,
+        ax.scatter(group[x], group[y], c=_color(model), marker=_marker(fmt), s=46,
                    label=f"{model} {fmt}", edgecolors="black", linewidths=0.4, zorder=3)
     for _, r in df.iterrows():
         ax.annotate(r["label"], (r[x], r[y]), fontsize=6.5, xytext=(4, 3), textcoords="offset points", alpha=0.85)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import base64
 import html
-import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from bench.errors import BenchError
 from bench.paths import confined
-from bench.results import IDENTITY, RESULTS_FILE, RUN_FILE, load_results
+from bench.results import IDENTITY, Run, open_run, reference_mask, variant_label
 
 VARIANT_KEYS = [c for c in IDENTITY if c != "seed"]
 COLUMNS = {
@@ -30,12 +30,6 @@ COLUMNS = {
     "speedup": "speedup vs teacher pytorch fp32", "parity_max_abs_diff": "parity max |Δlogit|",
     "parity_label_agreement": "label agreement", "peak_rss_mb": "peak RSS MB",
 }
-
-
-def _label(r) -> str:
-    precision = f"{r['precision']}-{r['calibration']}" if r["calibration"] else r["precision"]
-    graph = " opt" if r["graph"] == "optimized" else ""
-    return f"{r['model']} {r['format']} {precision}{graph} t{r['threads']}"
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
@@ -56,7 +50,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     out["accuracy_by_seed"] = grouped["accuracy"].apply(lambda s: ", ".join(f"{100 * x:.2f}" for x in s))
     out = out.reset_index()
 
-    base = out[(out["model"] == "teacher") & (out["format"] == "pytorch") & (out["precision"] == "fp32")]
+    base = out[reference_mask(out, "teacher")]
     teacher_acc = base["accuracy"].iloc[0] if len(base) else float("nan")
     # Speed is compared at the same device and thread count, measured in the same run.
     base_p50 = base.set_index(["device", "threads"])["latency_p50_ms"]
@@ -67,9 +61,9 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     out["retained_pct"] = out["accuracy"] / teacher_acc * 100
     out["speedup"] = [base_p50.get((d, t), float("nan")) / p
                       for d, t, p in zip(out["device"], out["threads"], out["latency_p50_ms"], strict=True)]
-    own = out[(out["format"] == "pytorch") & (out["precision"] == "fp32")].groupby("model")["accuracy"].first()
+    own = out[reference_mask(out)].groupby("model")["accuracy"].first()
     out["delta_fp32_pts"] = (out["accuracy"] - out["model"].map(own)) * 100
-    out["label"] = out.apply(_label, axis=1)
+    out["label"] = out.apply(variant_label, axis=1)
     out["precision"] = [f"{p}-{c}" if c else p for p, c in zip(out["precision"], out["calibration"], strict=True)]
     order = ["device", "threads", "model", "format", "precision", "graph"]
     return out.sort_values(order, ascending=[True, True, False, False, True, False], kind="stable", ignore_index=True)
@@ -77,7 +71,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 
 def grid_table(df: pd.DataFrame) -> pd.DataFrame:
     """The batch x sequence-length cells of every measured row, one line per cell, seeds averaged."""
-    cells = [{**cell, "label": _label(r)} for _, r in df[df["status"] == "ok"].iterrows()
+    cells = [{**cell, "label": variant_label(r)} for _, r in df[df["status"] == "ok"].iterrows()
              if isinstance(r.get("latency_grid"), list) for cell in r["latency_grid"]]
     if not cells:
         return pd.DataFrame()
@@ -89,7 +83,7 @@ def grid_table(df: pd.DataFrame) -> pd.DataFrame:
 def training_table(df: pd.DataFrame) -> pd.DataFrame:
     """One line per trained model: how it was trained and its dev accuracy over seeds (PyTorch FP32 rows,
     so the number is the model's, not a runtime's), with train wall time per epoch."""
-    rows = df[(df["status"] == "ok") & (df["format"] == "pytorch") & (df["precision"] == "fp32")]
+    rows = df[(df["status"] == "ok") & reference_mask(df)]
     if rows.empty or "train_s_per_epoch" not in rows or rows["train_s_per_epoch"].isna().all():
         return pd.DataFrame()
     # One line per trained artifact: a teacher pinned by teacher.seed is measured at every seed but
@@ -113,7 +107,7 @@ def training_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def offline_table(df: pd.DataFrame) -> pd.DataFrame:
     """Offline scenario entries of every measured row, one line per batch size, seeds averaged."""
-    entries = [{**e, "label": _label(r)} for _, r in df[df["status"] == "ok"].iterrows()
+    entries = [{**e, "label": variant_label(r)} for _, r in df[df["status"] == "ok"].iterrows()
                if isinstance(r.get("offline"), list) for e in r["offline"]]
     if not entries:
         return pd.DataFrame()
@@ -128,17 +122,19 @@ def _table(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[columns].rename(columns={c: COLUMNS[c] for c in columns})
 
 
-def _load(run_dirs: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
-    frames, runs = [], []
-    for run_dir in run_dirs:
-        if not (run_dir / RESULTS_FILE).is_file():
-            raise BenchError(f"{run_dir}: no {RESULTS_FILE} (is this a run directory?)")
-        df = load_results(run_dir)
-        if df.empty:
-            raise BenchError(f"{run_dir / RESULTS_FILE}: no complete rows")
-        frames.append(df)
-        runs.append(json.loads((run_dir / RUN_FILE).read_text()) if (run_dir / RUN_FILE).is_file() else {})
-    return pd.concat(frames, ignore_index=True), runs
+@dataclass
+class Section:
+    """One part of the report. Built once (`sections`), rendered to Markdown and to HTML, so both
+    outputs carry the same content. Rendered in this order: heading, table, bullets, images, notes."""
+
+    title: str = ""  # "" for the untitled lines under the page title
+    table: pd.DataFrame | None = None
+    floatfmt: str = ".3g"
+    missing: str = ""  # how an empty cell reads
+    literal: bool = False  # cells are text already: a plain pipe table, written as-is
+    items: list[str] = field(default_factory=list)  # a bullet list
+    images: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # paragraphs
 
 
 def _machine_line(run: dict) -> str:
@@ -152,73 +148,120 @@ def _machine_line(run: dict) -> str:
             f"transformers {v.get('transformers')}, onnxruntime {v.get('onnxruntime')}; git {env.get('git_sha')}.")
 
 
-def _markdown(df: pd.DataFrame, summary: pd.DataFrame, runs: list[dict], pngs: list[Path],
-              grid: pd.DataFrame, offline: pd.DataFrame) -> str:
-    first = runs[0]
-    lines = [f"# {first.get('suite', '?')} — {', '.join(r.get('run_id', '?') for r in runs)}", ""]
-    if _machine_line(first):
-        lines += [_machine_line(first), ""]
+def _title(runs: list[Run]) -> str:
+    return f"{runs[0].info.get('suite', '?')} — {', '.join(r.info.get('run_id', '?') for r in runs)}"
+
+
+def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: list[Path],
+             grid: pd.DataFrame, offline: pd.DataFrame) -> list[Section]:
+    """Everything the report says, in order."""
+    first = runs[0].info
+    intro = [_machine_line(first)] if _machine_line(first) else []
     if first.get("data"):
         d = first["data"]
-        lines += [f"Data: {d['origin']} (train {d['train_rows']} rows, eval {d['eval_rows']} rows).", ""]
-    lines += ["## Variants", "", _table(summary).to_markdown(index=False, floatfmt=".3g", missingval="—"), "",
-              "Latency: batch 1 over the real dev sentences (tokenisation not timed), after warmup; CV is the "
-              "coefficient of variation of the per-call times. Accuracy: the whole eval split through the "
-              "variant's own runtime. Speedup: teacher PyTorch FP32 p50 / variant p50, same threads, same run.", ""]
+        intro.append(f"Data: {d['origin']} (train {d['train_rows']} rows, eval {d['eval_rows']} rows).")
+    out = [Section(notes=intro)] if intro else []
+    out.append(Section(
+        "Variants", _table(summary), missing="—",
+        notes=["Latency: batch 1 over the real dev sentences (tokenisation not timed), after warmup; CV is the "
+               "coefficient of variation of the per-call times. Accuracy: the whole eval split through the "
+               "variant's own runtime. Speedup: teacher PyTorch FP32 p50 / variant p50, same threads, same run."]))
     training = training_table(df)
     if not training.empty:
-        lines += ["## Training", "", training.to_markdown(index=False, floatfmt=".4g", missingval="—"), "",
-                  "Dev accuracy of the PyTorch FP32 model on the whole eval split, mean and sample std over seeds. "
-                  "On SST-2 dev (872 rows) one example is 0.11 points: a difference smaller than the seed spread "
-                  "is not a win. Train s/epoch: wall time of the training loop (a resumed build counts only its "
-                  "remaining steps).", ""]
+        out.append(Section(
+            "Training", training, floatfmt=".4g", missing="—",
+            notes=["Dev accuracy of the PyTorch FP32 model on the whole eval split, mean and sample std over seeds. "
+                   "On SST-2 dev (872 rows) one example is 0.11 points: a difference smaller than the seed spread "
+                   "is not a win. Train s/epoch: wall time of the training loop (a resumed build counts only its "
+                   "remaining steps)."]))
     multi = summary[summary["seeds"].str.contains(",")]
     if len(multi):
-        lines += ["## Accuracy per seed", ""] + [f"- {r.label}: {r.accuracy_by_seed}" for r in multi.itertuples()]
-        lines.append("")
+        out.append(Section("Accuracy per seed", items=[f"{r.label}: {r.accuracy_by_seed}" for r in multi.itertuples()]))
     if not grid.empty:
         wide = grid.pivot_table(index="label", columns=["batch", "seq_len"], values="p50_ms")
         wide.columns = [f"b{b}×{s}" for b, s in wide.columns]
-        lines += ["## Latency grid (p50 ms, batch × sequence length)", "",
-                  wide.reset_index().to_markdown(index=False, floatfmt=".3g"), "",
-                  "Every cell with p90, samples/s and tokens/s: latency_grid.csv.", ""]
+        out.append(Section("Latency grid (p50 ms, batch × sequence length)", wide.reset_index(),
+                           notes=["Every cell with p90, samples/s and tokens/s: latency_grid.csv."]))
     if not offline.empty:
-        lines += ["## Offline throughput (whole dev set per batch size)", "",
-                  offline.rename(columns={"batch_size": "batch", "sort_by_length": "sorted",
-                                          "tokens_per_s": "real tokens/s", "padded_tokens_per_s": "padded tokens/s",
-                                          "padding_pct": "padding %", "samples_per_s": "samples/s",
-                                          "wall_s": "timed s"}).to_markdown(index=False, floatfmt=".4g"), "",
-                  "Dynamic padding per batch, tokenisation untimed; real tokens exclude padding.", ""]
-    lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in pngs] + [""]
+        out.append(Section(
+            "Offline throughput (whole dev set per batch size)",
+            offline.rename(columns={"batch_size": "batch", "sort_by_length": "sorted",
+                                    "tokens_per_s": "real tokens/s", "padded_tokens_per_s": "padded tokens/s",
+                                    "padding_pct": "padding %", "samples_per_s": "samples/s", "wall_s": "timed s"}),
+            floatfmt=".4g", notes=["Dynamic padding per batch, tokenisation untimed; real tokens exclude padding."]))
+    out.append(Section("Plots", images=pngs))
     failed = df[df["status"] != "ok"]
     if len(failed):
-        lines += ["## Failed variants", ""] + [f"- {r.variant_id}: {r.status}: {r.error}" for r in failed.itertuples()]
-        lines.append("")
-    skipped = [s for r in runs for s in r.get("skipped", [])]
+        out.append(Section("Failed variants", items=[f"{r.variant_id}: {r.status}: {r.error}"
+                                                     for r in failed.itertuples()]))
+    skipped = [s for r in runs for s in r.skipped]
     if skipped:
-        lines += ["## Skipped variants", ""] + [f"- {s['variant']}: {s['reason']}" for s in skipped] + [""]
+        out.append(Section("Skipped variants", items=[f"{s['variant']}: {s['reason']}" for s in skipped]))
     for run in runs:
-        if run.get("stages"):
-            lines += [f"## Stage wall times ({run.get('run_id')})", "",
-                      "| stage | wall s in this run | build time s | reused |", "|---|---|---|---|"]
-            for name, s in run["stages"].items():
-                lines.append(f"| {name} | {s.get('wall_s')} | {s.get('build_time_s', '')} | {s.get('reused', '')} |")
-            lines.append("")
+        if run.info.get("stages"):
+            stages = pd.DataFrame(
+                [[name, f"{s.get('wall_s')}", f"{s.get('build_time_s', '')}", f"{s.get('reused', '')}"]
+                 for name, s in run.info["stages"].items()],
+                columns=["stage", "wall s in this run", "build time s", "reused"], dtype=object)
+            out.append(Section(f"Stage wall times ({run.info.get('run_id')})", stages, literal=True))
+    return out
+
+
+def _md_table(s: Section) -> str:
+    if not s.literal:
+        return s.table.to_markdown(index=False, floatfmt=s.floatfmt, missingval=s.missing)
+    def line(cells: list) -> str:
+        return "".join(f"| {c} " for c in cells) + "|"
+
+    rule = "|---" * len(s.table.columns) + "|"
+    return "\n".join([line(s.table.columns), rule, *(line(r) for r in s.table.astype(str).values.tolist())])
+
+
+def to_markdown(title: str, parts: list[Section]) -> str:
+    lines = [f"# {title}", ""]
+    for s in parts:
+        if s.title:
+            lines += [f"## {s.title}", ""]
+        if s.table is not None:
+            lines += [_md_table(s), ""]
+        if s.items:
+            lines += [f"- {item}" for item in s.items] + [""]
+        if s.images:
+            lines += [f"![{p.stem}]({p.name})" for p in s.images] + [""]
+        for note in s.notes:
+            lines += [note, ""]
     return "\n".join(lines)
 
 
-def _html(markdown_title: str, machine: str, summary: pd.DataFrame, pngs: list[Path]) -> str:
-    table = _table(summary).to_html(index=False, float_format=lambda x: f"{x:.3g}", na_rep="—", border=0)
-    images = "\n".join(
-        f'<figure><img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
-        f"<figcaption>{p.stem.replace('_', ' ')}</figcaption></figure>" for p in pngs)
-    style = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
-             "font-size:12px}th,td{padding:3px 7px;border-bottom:1px solid #ddd;text-align:right}"
-             "th{background:#f3f3f3}td:nth-child(-n+6){text-align:left}img{max-width:100%}"
-             "figure{display:inline-block;margin:1em;max-width:46%}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(markdown_title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(markdown_title)}</h1>"
-            f"<p>{html.escape(machine)}</p>{table}<h2>Plots</h2>{images}</body></html>")
+STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
+         "font-size:12px;margin-bottom:.8em}th,td{padding:3px 7px;border-bottom:1px solid #ddd;text-align:right}"
+         "th{background:#f3f3f3}td:first-child{text-align:left}table.variants td:nth-child(-n+6){text-align:left}"
+         "p.note{font-size:13px;color:#555;max-width:70em}img{max-width:100%}"
+         "figure{display:inline-block;margin:1em;max-width:46%}")
+
+
+def _html_table(s: Section) -> str:
+    cls = s.title.split()[0].lower() if s.title else ""
+    return s.table.to_html(index=False, float_format=lambda x: f"{x:{s.floatfmt}}", na_rep=s.missing or "—",
+                           border=0, classes=cls or None)
+
+
+def to_html(title: str, parts: list[Section]) -> str:
+    """The same sections as self-contained HTML: plots embedded as data URIs, nothing fetched."""
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for s in parts:
+        if s.title:
+            body.append(f"<h2>{html.escape(s.title)}</h2>")
+        if s.table is not None:
+            body.append(_html_table(s))
+        if s.items:
+            body.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in s.items) + "</ul>")
+        body += [f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
+                 f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{html.escape(p.stem.replace("_", " "))}'
+                 "</figcaption></figure>" for p in s.images]
+        body += [f'<p class="{"note" if s.title else "meta"}">{html.escape(n)}</p>' for n in s.notes]
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
 
 
 def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), name: str | None = None) -> Path:
@@ -228,11 +271,12 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
         raise BenchError(f"bench report needs matplotlib ({exc}): pip install 'bench[report]'") from None
 
     run_dirs = [Path(d) for d in (run_dirs if isinstance(run_dirs, list) else [run_dirs])]
-    df, runs = _load(run_dirs)
+    runs = [open_run(d) for d in run_dirs]
+    df = pd.concat([r.frame() for r in runs], ignore_index=True)
     summary = summarise(df)
     if summary.empty:
         raise BenchError(f"{run_dirs[0]}: no variant measured successfully; nothing to report")
-    name = name or "+".join(r.get("run_id", d.name) for r, d in zip(runs, run_dirs, strict=True))
+    name = name or "+".join(r.info.get("run_id", r.path.name) for r in runs)
     out_dir = confined(out_root, name)  # a run_id from a downloaded run.json must not escape reports/
     out_dir.mkdir(parents=True, exist_ok=True)
     grid = grid_table(df)
@@ -242,9 +286,8 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
     offline = offline_table(df)
     df.drop(columns=[c for c in ("latency_raw_ms", "latency_grid", "offline") if c in df]).to_csv(
         out_dir / "results.csv", index=False)
-    md = _markdown(df, summary, runs, pngs, grid, offline)
-    title = md.splitlines()[0].lstrip("# ")
-    for filename, text in (("index.md", md), ("index.html", _html(title, _machine_line(runs[0]), summary, pngs))):
+    title, parts = _title(runs), sections(df, summary, runs, pngs, grid, offline)
+    for filename, text in (("index.md", to_markdown(title, parts)), ("index.html", to_html(title, parts))):
         tmp = out_dir / f".{filename}.tmp"
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(out_dir / filename)

@@ -87,7 +87,9 @@ def test_offline_table_in_report(tmp_path):
     shutil.copytree(GOLDEN / "baseline", run)
     rows = [json.loads(x) for x in (run / "results.jsonl").read_text().splitlines()]
     for i, r in enumerate(rows):  # distinct throughputs per row and batch size
-        r["offline"] = [{"scenario": "Offline", "batch_size": b, "sort_by_length": True, "samples_per_s": 100.0 * b + i,
+        # Offline entries as the worker writes them (the reader checks them against the schema).
+        r["offline"] = [{"scenario": "Offline", "batch_size": b, "sort_by_length": True, "samples": 64,
+                         "batches": -(-64 // b), "passes": 1, "samples_per_s": 100.0 * b + i,
                          "tokens_per_s": 1000.0 * b, "padded_tokens_per_s": 1200.0 * b, "padding_pct": 16.67,
                          "wall_s": 1.5} for b in (1, 8)]
     (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
