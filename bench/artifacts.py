@@ -18,10 +18,12 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench import __version__
+from bench.errors import BenchError
+from bench.paths import confined
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +206,59 @@ class ArtifactStore:
         os.rename(tmp, final)
         if work_dir:
             shutil.rmtree(self.work_dir(name), ignore_errors=True)  # checkpoints: no longer needed
-        log.info("built %s in %.1f s", name, manifest["build_time_s"])
+        log.debug("built %s in %.1f s", name, manifest["build_time_s"])
         return Artifact(kind, key, final, manifest, reused=False)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One get_or_build call of a dry run: `cached` when `bench run` would reuse it (from the cache, or
+    `earlier` when an earlier step of the same run builds it first)."""
+
+    kind: str
+    key: str
+    cached: bool
+    earlier: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-{self.key}"
+
+
+class DryRunStore(ArtifactStore):
+    """The same keys and cache lookups as ArtifactStore (so `cached` is exactly what a build would reuse),
+    but nothing is built or written: each call is recorded in `planned` and an artifact that does not
+    exist yet comes back as a placeholder (its path is where it would be published). A child's key needs
+    only its parents' keys, and build closures that read parent files are never called."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)  # not created: a dry run writes nothing
+        self.planned: list[Planned] = []
+        self._seen: dict[str, Artifact] = {}
+
+    def get_or_build(self, kind: str, spec: dict, parents: list[Artifact], build: Callable[..., dict],
+                     work_dir: bool = False) -> Artifact:
+        key = self.key(kind, spec, parents)
+        name = f"{kind}-{key}"
+        if name in self._seen:  # a real run built (or found) it a moment ago: reused now
+            self.planned.append(Planned(kind, key, cached=True, earlier=not self._seen[name].reused))
+            return replace(self._seen[name], reused=True)
+        found = self.load(kind, key)
+        artifact = found or Artifact(kind, key, self.root / name, {"build_time_s": 0.0, "info": {}, "planned": True})
+        self.planned.append(Planned(kind, key, cached=found is not None))
+        self._seen[name] = artifact
+        return artifact
+
+
+def cache_root(results_root: Path, cache_dir: Path | str | None = None) -> Path:
+    """The artifact cache: `cache_dir` when given (any folder the user chooses, e.g. one CI restores
+    between runs), else <results root>/artifacts as always."""
+    if cache_dir:
+        path = Path(cache_dir).expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise BenchError(f"--cache-dir: {path} exists and is not a directory")
+        return path
+    return confined(results_root, "artifacts")
 
 
 def _distributed():

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -35,6 +36,7 @@ class Built:
     models: dict[str, Artifact] = field(default_factory=dict)
     artifacts: dict[tuple, Artifact] = field(default_factory=dict)
     stages: dict[str, dict] = field(default_factory=dict)
+    dry_run: ClassVar[bool] = False  # True for bench plan's recorder (bench.bill): no stage log lines
 
     def record(self, stage: str, artifact: Artifact, wall_s: float) -> Artifact:
         self.stages[stage] = {"artifact": artifact.path.name, "reused": artifact.reused,
@@ -45,7 +47,16 @@ class Built:
 def _timed(built: Built, stage: str, fn) -> Artifact:
     start = time.perf_counter()
     artifact = fn()
-    return built.record(stage, artifact, time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    if built.dry_run:  # bench plan: nothing was built or reused
+        pass
+    elif any(artifact is m for m in built.models.values()):
+        log.info("%s: the trained model itself (no conversion)", stage)
+    elif artifact.reused:
+        log.info("reused %s (cached, %.1f s)", stage, wall)
+    else:
+        log.info("built %s in %.1f s", stage, wall)
+    return built.record(stage, artifact, wall)
 
 
 def seed_tag(suite: Suite, seed: int) -> str:
@@ -199,11 +210,12 @@ def build_models(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore,
             seed, general))
 
 
-def build_all(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore, seed: int | None = None) -> Built:
+def build_all(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore, seed: int | None = None,
+              built: Built | None = None) -> Built:
     from bench.compress import Compressor
 
     seed = suite.training_seeds[0] if seed is None else seed
-    built = Built(seed=seed)
+    built = Built(seed=seed) if built is None else built
     build_models(suite, plan, data, store, seed, built)
     compressor = Compressor(suite, data, store)
     tag = seed_tag(suite, seed)

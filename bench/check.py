@@ -9,13 +9,14 @@ A budget whose metric the row does not carry reads "n/a (not measured)": it neit
 the row, and the table says so rather than showing a pass.
 
 Exit codes for the CLI (`CheckResult.exit_code`): 0 every requested variant passes, 1 any fails,
-2 bad input (`BenchError`: unknown profile or key, no such run or variant).
+2 bad input (`BenchError`: unknown profile or key, no such run or variant). `--json FILE` and
+`--annotations` report the same verdicts for machines (bench/gate_report.py, docs/ci.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
@@ -29,6 +30,7 @@ from bench.formats import REFERENCE
 from bench.results import open_run, reference_mask
 from bench.suite import _format_error
 from bench.suite_training import _Strict
+from bench.yamlload import safe_load_unique
 
 NOT_MEASURED = "n/a (not measured)"
 _EPS = 1e-9  # float slack: a value exactly at the budget passes
@@ -153,7 +155,7 @@ class Profile(_Strict):
     max_accuracy_drop_vs_fp32_pts: Limit | None = None
     max_opset: Count | None = None
     min_int8_matmul_coverage_pct: Limit | None = None
-    allowed_op_domains: tuple[Text, ...] | None = None
+    allowed_op_domains: Annotated[tuple[Text, ...], Field(strict=False)] | None = None  # YAML gives a list
 
     def budgets(self) -> list[str]:
         return [k for k in BUDGETS if getattr(self, k) is not None]
@@ -196,7 +198,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
     """A bare name loads bench/profiles/<name>.yaml; anything ending in .yaml or holding a / is a path."""
     path = _profile_file(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_load_unique(path.read_text(), path)
     except yaml.YAMLError as exc:
         raise BenchError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     data = {} if data is None else data
@@ -215,6 +217,7 @@ class CheckResult:
     profile: Profile
     run_dir: Path
     table: pd.DataFrame  # one row per judged variant: verdict, a cell per budget, reasons, not_measured
+    reason_lists: list[list[str]] = field(default_factory=list)  # table row i's reasons, one per item
 
     @property
     def passed(self) -> bool:
@@ -260,10 +263,12 @@ def check_run(run_dir: Path, profile: Profile, variants: list[str] | None = None
                 elif cells[key].startswith("n/a"):
                     not_measured.append(key)
         out.append({"variant": row["variant_id"], "seed": row["seed"], "verdict": "FAIL" if reasons else "PASS",
-                    **cells, "reasons": "; ".join(reasons), "not_measured": ", ".join(not_measured)})
-    columns = ["variant", "seed", "verdict", *profile.budgets(), "reasons", "not_measured"]
+                    **cells, "reasons": "; ".join(reasons), "not_measured": ", ".join(not_measured),
+                    "reason_list": reasons})
+    columns = ["variant", "seed", "verdict", *profile.budgets(), "reasons", "not_measured", "reason_list"]
     table = pd.DataFrame(out, columns=columns).sort_values(["variant", "seed"], ignore_index=True)
-    return CheckResult(profile, run_dir, table)
+    reason_lists = table.pop("reason_list").tolist()
+    return CheckResult(profile, run_dir, table, reason_lists)
 
 
 def format_markdown(result: CheckResult) -> str:

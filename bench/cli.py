@@ -14,12 +14,21 @@ from bench.errors import BenchError, ParityError
 
 
 def _cmd_plan(args) -> int:
+    from bench.artifacts import cache_root
     from bench.plan import format_plan, make_plan
     from bench.suite import load_suite
 
     suite = load_suite(args.suite)
     plan = make_plan(suite, str(args.suite))
-    print(format_plan(plan, suite))
+    bill = None
+    if plan.variants:  # data is validated (and needed for cache keys) only when something would run
+        from bench.bill import make_bill
+        from bench.data import load_task_data
+
+        data = load_task_data(suite.data, suite.task, suite.seed)
+        results = Path(args.results_dir)
+        bill = make_bill(suite, plan, data, cache_root(results, args.cache_dir), results)
+    print(format_plan(plan, suite, bill))
     return 0
 
 
@@ -28,7 +37,7 @@ def _cmd_run(args) -> int:
     from bench.run import run_suite
 
     shard = parse_shard(args.shard) if args.shard else None
-    run_dir = run_suite(Path(args.suite), Path(args.results_dir), args.run_id, shard)
+    run_dir = run_suite(Path(args.suite), Path(args.results_dir), args.run_id, shard, cache_dir=args.cache_dir)
     print(run_dir)
     status = json.loads((run_dir / "run.json").read_text())["status"]
     return 0 if status == "finished" else 1  # a crashed, timed-out or over-budget variant fails the run
@@ -37,7 +46,7 @@ def _cmd_run(args) -> int:
 def _cmd_train(args) -> int:
     from bench.run import train_suite
 
-    trained = train_suite(Path(args.suite), Path(args.results_dir), args.model)
+    trained = train_suite(Path(args.suite), Path(args.results_dir), args.model, cache_dir=args.cache_dir)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(trained, indent=1))
     return 0
@@ -79,37 +88,73 @@ def _cmd_merge(args) -> int:
     return 0
 
 
-def _cmd_compare(args) -> int:
-    from bench.compare import compare_runs, format_markdown, parse_tolerances
+def _gate_output(text: str, report, annotations: list[str], args) -> None:
+    """compare/check: Markdown on stdout and in $GITHUB_STEP_SUMMARY, --json FILE, --annotations."""
+    from bench.gate_report import write_json
 
-    comparison = compare_runs(Path(args.baseline), Path(args.current), parse_tolerances(args.tolerance))
-    text = format_markdown(comparison)
     print(text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:  # GitHub Actions shows this file on the job page
         with open(summary, "a", encoding="utf-8") as fh:
             fh.write(text + "\n")
-    if args.fail_on_missing and (comparison.failed or comparison.baseline_only or comparison.table.empty):
-        return 1
-    return comparison.exit_code
+    if args.json:
+        write_json(report, args.json)
+    if args.annotations:  # GitHub turns these stdout lines into annotations on the run and the PR
+        for line in annotations:
+            print(line)
+
+
+def _cmd_compare(args) -> int:
+    from bench.compare import compare_runs, format_markdown, parse_tolerances
+    from bench.gate_report import compare_annotations, compare_report
+
+    comparison = compare_runs(Path(args.baseline), Path(args.current), parse_tolerances(args.tolerance))
+    report = compare_report(comparison, args.fail_on_missing)
+    _gate_output(format_markdown(comparison), report, compare_annotations(report), args)
+    return report.exit_code
 
 
 def _cmd_check(args) -> int:
     from bench.check import check_run, format_markdown, load_profile
+    from bench.gate_report import check_annotations, check_report
 
     result = check_run(Path(args.run_dir), load_profile(args.profile), args.variant or None)
-    print(format_markdown(result))
+    report = check_report(result)
+    _gate_output(format_markdown(result), report, check_annotations(report), args)
     return result.exit_code
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"bench {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _log_options(default) -> argparse.ArgumentParser:
+    """-v/-q as a parent parser. The subcommands' copies default to SUPPRESS, so `bench -v run x` keeps
+    the top-level value instead of the subparser resetting it to False."""
+    opts = argparse.ArgumentParser(add_help=False)
+    opts.add_argument("-v", "--verbose", action="store_true", default=default, help="debug logging")
+    opts.add_argument("-q", "--quiet", action="store_true", default=default,
+                      help="only warnings and errors from bench")
+    return opts
 
-    p = sub.add_parser("plan", help="print the variants a suite would build and measure, and those skipped")
+
+class _SubcommandParser(argparse.ArgumentParser):
+    """Every subcommand (present and future) also takes -v/-q, so they work anywhere on the line."""
+
+    def __init__(self, *args, parents=(), **kwargs):
+        super().__init__(*args, parents=[*parents, _log_options(argparse.SUPPRESS)], **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__, parents=[_log_options(False)])
+    parser.add_argument("--version", action="version", version=f"bench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
+
+    p = sub.add_parser("plan", help="print the variants a suite would measure (and those skipped), what it would "
+                                    "build per seed (cached or not), the rows and an estimated wall time")
     p.add_argument("suite", type=Path)
+    p.add_argument("--results-dir", default=os.environ.get("BENCH_RESULTS_DIR", "results"),
+                   help="results root; its earlier runs give the time estimate (default: results, or "
+                        "$BENCH_RESULTS_DIR)")
+    p.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR") or None,
+                   help="artifact cache folder, e.g. one CI keeps between runs "
+                        "(default: $BENCH_CACHE_DIR, else <results-dir>/artifacts)")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("run", help="build every artifact and measure every variant of a suite")
@@ -118,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="results root (default: results, or $BENCH_RESULTS_DIR)")
     p.add_argument("--run-id", help="name of the run directory; an existing one is resumed")
     p.add_argument("--shard", metavar="I/N", help="measure only shard I of N (deterministic), e.g. for a CI matrix")
+    p.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR") or None,
+                   help="artifact cache folder, e.g. one CI keeps between runs "
+                        "(default: $BENCH_CACHE_DIR, else <results-dir>/artifacts)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("train", help="build only the trained models (teacher, students); runs under torchrun "
@@ -125,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", type=Path)
     p.add_argument("--results-dir", default=os.environ.get("BENCH_RESULTS_DIR", "results"))
     p.add_argument("--model", action="append", help="only this model and what it needs (repeatable)")
+    p.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR") or None,
+                   help="artifact cache folder, e.g. one CI keeps between runs "
+                        "(default: $BENCH_CACHE_DIR, else <results-dir>/artifacts)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("report", help="one report (index.md, index.html, PNGs, CSV) over one or more run directories")
@@ -133,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="report folder name (default: the run ids joined by '+')")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("calibrate", help="measure this machine's fp32 matmul peak; later runs show % of it")
+    p = sub.add_parser("calibrate", help="measure this machine's fp32 matmul peak; later runs show %% of it")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--seconds", type=float, default=2.0, help="per thread count")
     p.add_argument("--results-dir", default=os.environ.get("BENCH_RESULTS_DIR", "results"))
@@ -147,11 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="regression gate: baseline vs current run (exit 1 on regression)")
     p.add_argument("baseline")
     p.add_argument("current")
-    p.add_argument("--tolerance", action="append", default=[], metavar="METRIC=N%|Npt",
-                   help="e.g. latency_p50=10%% accuracy=0.5pt (repeatable; these are the defaults)")
+    p.add_argument("--tolerance", action="append", default=[], metavar="METRIC=N%|Npt|0",
+                   help="repeatable; defaults latency_p50=10%% accuracy=0.5pt; other metrics (latency_p95=10%%, "
+                        "size_mb=0, peak_rss_mb=5%%, gflops_per_s=5%%, ...) are judged only when given")
     p.add_argument("--fail-on-missing", action="store_true",
                    help="also exit 1 when a current variant failed, a baseline variant is missing, "
                         "or nothing was compared")
+    p.add_argument("--json", metavar="FILE", help="also write the comparison as JSON (docs/compare.schema.json)")
+    p.add_argument("--annotations", action="store_true",
+                   help="also print GitHub annotations (::error per regression or failed variant, ::warning per note)")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("check", help="edge-readiness budgets for a run (exit 1 if a variant fails)")
@@ -160,12 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a shipped profile (edge-cpu-1t, server-cpu, gpu-t4-like) or a YAML file")
     p.add_argument("--variant", action="append",
                    help="variant_id to judge (repeatable); default: every row the profile selects")
+    p.add_argument("--json", metavar="FILE", help="also write the verdicts as JSON (docs/check.schema.json)")
+    p.add_argument("--annotations", action="store_true",
+                   help="also print GitHub annotations (::error per failed variant, ::warning per unmeasured budget)")
     p.set_defaults(func=_cmd_check)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose and args.quiet:
+        print("bench: error: -v/--verbose and -q/--quiet cannot be used together", file=sys.stderr)
+        return 2
     if os.environ.get("BENCH_OFFLINE", "") not in ("", "0"):
         # Make the Hugging Face libraries refuse the network too, not only bench's own checks.
         for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -173,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     # Our own progress at INFO; libraries (the ORT quantizer logs every tensor at INFO) at WARNING.
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("bench").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logging.getLogger("bench").setLevel(
+        logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
     try:
         return args.func(args)
     except BenchError as exc:

@@ -1,9 +1,12 @@
 """`bench compare BASELINE CURRENT`: the CI regression gate between two run directories.
 
-Rows are joined on `bench.results.IDENTITY`, never by position. Latency regresses only when the p50
-slowdown exceeds its tolerance AND the raw samples say the slowdown is real (one-sided Mann-Whitney U,
-p < 0.01), so run-to-run noise on a shared CI machine does not fail the build. Accuracy regresses when
-its drop in points exceeds the tolerance.
+Rows are joined on `bench.results.IDENTITY`, never by position. Latency regresses only when the
+slowdown exceeds its tolerance AND the raw samples say the slowdown is real (one-sided Mann-Whitney
+U on `latency_raw_ms`, p < 0.01), so run-to-run noise on a shared CI machine does not fail the build;
+every percentile (p50, p90, p95, p99) and the mean are computed from those samples and share that
+test. Accuracy regresses when its drop in points exceeds the tolerance. Any other metric of
+bench.compare_metrics.METRICS (size, peak RSS, throughput, ...) is judged, on its tolerance alone,
+when a tolerance is given for it.
 
 Exit codes for the CLI (`Comparison.exit_code`): 0 no regression, 1 a regression, 2 bad input
 (`BenchError`: a missing run directory, an unparsable tolerance).
@@ -12,80 +15,30 @@ Exit codes for the CLI (`Comparison.exit_code`): 0 no regression, 1 a regression
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
+from bench.compare_metrics import (
+    ALPHA,
+    DEFAULT_TOLERANCES,
+    METRICS,
+    UNITS,
+    Tolerance,
+    format_change,
+    parse_tolerances,
+    resolve,
+)
 from bench.errors import BenchError
 from bench.results import IDENTITY, RESULTS_FILE, Run, open_run
 
-ALPHA = 0.01  # significance level of the one-sided Mann-Whitney U test
-_EPS = 1e-9  # float slack, so that a change exactly at the tolerance is not a regression
+__all__ = ["ALPHA", "DEFAULT_TOLERANCES", "DETAIL_COLUMNS", "METRICS", "TABLE_COLUMNS", "UNITS", "Comparison",
+           "Tolerance", "compare_runs", "format_markdown", "parse_tolerances"]
 
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How much worse the current run may be than the baseline on one metric: `value` in `unit` ("%":
-    relative, for latency; "pt": percentage points of a fraction, for accuracy). `metric` is the row
-    field and `direction` which way it may move: "max", at most `value` above the baseline (latency),
-    "min", at most `value` below it (accuracy). Two tolerances are equal when value and unit are."""
-
-    value: float
-    unit: str
-    metric: str = field(default="", compare=False)
-    direction: Literal["max", "min"] = field(default="max", compare=False)
-
-    def __str__(self) -> str:
-        return f"{self.value:g}{self.unit}"
-
-    def change(self, base: float, cur: float) -> float:
-        """current vs baseline in this tolerance's unit (NaN when either is missing)."""
-        if self.unit == "%":
-            return (cur / base - 1) * 100 if base > 0 else math.nan
-        return (cur - base) * 100
-
-    def judge(self, base: float, cur: float) -> str:
-        """ "ok", "regressed" (worse than the baseline by more than the tolerance) or "n/a"."""
-        change = self.change(base, cur)
-        if math.isnan(change):
-            return "n/a"
-        worse = change if self.direction == "max" else -change
-        return "regressed" if worse > self.value + _EPS else "ok"
-
-
-# Metric name -> its default tolerance, which also fixes the unit, the row field and the direction.
-DEFAULT_TOLERANCES = {"latency_p50": Tolerance(10.0, "%", "latency_p50_ms", "max"),
-                      "accuracy": Tolerance(0.5, "pt", "accuracy", "min")}
-UNITS = {name: tol.unit for name, tol in DEFAULT_TOLERANCES.items()}
-
-_TOL_RE = re.compile(r"^\s*([a-z0-9_]+)\s*=\s*([0-9]*\.?[0-9]+)\s*(%|pts?)\s*$")
-
-
-def _bind(name: str, value: float, unit: str, item: str) -> Tolerance:
-    """The tolerance for metric `name`: the default's metric and direction with this value."""
-    if name not in DEFAULT_TOLERANCES:
-        raise BenchError(f"bad tolerance {item!r}: unknown metric {name!r} (known: {', '.join(UNITS)})")
-    if unit != UNITS[name]:
-        raise BenchError(f"bad tolerance {item!r}: {name} takes a tolerance in {UNITS[name]}, not {unit}")
-    return replace(DEFAULT_TOLERANCES[name], value=value)
-
-
-def parse_tolerances(items: list[str] | None) -> dict[str, Tolerance]:
-    """`["latency_p50=10%", "accuracy=0.5pt"]` -> tolerances, over the defaults for metrics not given."""
-    out = dict(DEFAULT_TOLERANCES)
-    for item in items or []:
-        m = _TOL_RE.match(item)
-        if not m:
-            raise BenchError(f"bad tolerance {item!r}: expected METRIC=NUMBER% or METRIC=NUMBERpt, "
-                             f"e.g. latency_p50=10% or accuracy=0.5pt")
-        name, value, unit = m.group(1), float(m.group(2)), m.group(3)
-        out[name] = _bind(name, value, "pt" if unit.startswith("pt") else unit, item)
-    return out
+_PLANTED = "+planted-"  # latency_input of rows measured with BENCH_TEST_SLOWDOWN_MS (bench/measure/worker.py)
 
 
 @dataclass
@@ -99,15 +52,37 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     baseline_dir: Path | None = None
     current_dir: Path | None = None
+    # One row per (variant, judged metric): DETAIL_COLUMNS. What --json and --annotations report.
+    details: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DETAIL_COLUMNS))
 
     @property
     def exit_code(self) -> int:
         return 1 if self.regressed else 0
 
+    @property
+    def incomplete(self) -> bool:
+        """What `--fail-on-missing` fails on: a failed or missing variant, or nothing compared."""
+        return bool(self.failed or self.baseline_only or self.table.empty)
+
+    def gate_exit_code(self, fail_on_missing: bool = False) -> int:
+        return 1 if self.regressed or (fail_on_missing and self.incomplete) else 0
+
+    @property
+    def extra_metrics(self) -> list[str]:
+        """The metrics judged because a tolerance was given for them, beyond the defaults."""
+        return [name for name in self.tolerances if name not in DEFAULT_TOLERANCES]
+
 
 TABLE_COLUMNS = ["variant", *IDENTITY, "baseline_p50_ms", "current_p50_ms", "latency_ratio", "latency_p_value",
                  "latency_verdict", "baseline_accuracy", "current_accuracy", "accuracy_delta_pts",
                  "accuracy_verdict", "note"]
+DETAIL_COLUMNS = ["variant", "metric", "field", "baseline", "current", "change", "unit", "tolerance", "p_value",
+                  "verdict"]
+
+
+def _extra_columns(name: str) -> list[str]:
+    p = [f"{name}_p_value"] if METRICS[name].sampled else []
+    return [f"baseline_{name}", f"current_{name}", f"{name}_change", *p, f"{name}_verdict"]
 
 
 def _first_line(text) -> str:
@@ -124,7 +99,7 @@ def _frame(run: Run, side: str, metrics: list[str]) -> pd.DataFrame:
     missing = [c for c in [*IDENTITY, "status"] if c not in df.columns]
     if missing:
         raise BenchError(f"{side} {run.path / RESULTS_FILE}: rows lack identity columns {missing}")
-    for col in ["latency_raw_ms", "error", *metrics]:
+    for col in ["latency_raw_ms", "latency_input", "error", *metrics]:
         if col not in df.columns:
             df[col] = None
     df["variant"] = df.apply(_label, axis=1)
@@ -141,46 +116,82 @@ def _num(value) -> float:
     return float(value) if value is not None and not pd.isna(value) else math.nan
 
 
-def _compare_row(r, tolerances: dict[str, Tolerance]) -> dict:
-    lat_tol, acc_tol = tolerances["latency_p50"], tolerances["accuracy"]
-    base_p50, cur_p50 = _num(r[f"{lat_tol.metric}_base"]), _num(r[f"{lat_tol.metric}_cur"])
-    ratio = cur_p50 / base_p50 if base_p50 > 0 else math.nan
+def _compare_row(r, tolerances: dict[str, Tolerance]) -> tuple[dict, list[dict]]:
+    """The wide table row of one variant, and its per-metric detail rows."""
     base_raw, cur_raw = _samples(r["latency_raw_ms_base"]), _samples(r["latency_raw_ms_cur"])
-    p_value, note = math.nan, ""
+    p_value, notes = math.nan, []
     if base_raw is not None and cur_raw is not None:
         # alternative="greater": is the current distribution stochastically larger (slower)?
         p_value = float(mannwhitneyu(cur_raw, base_raw, alternative="greater").pvalue)
     else:
-        note = "no raw latency samples: latency judged on the tolerance alone"
-    lat_verdict = lat_tol.judge(base_p50, cur_p50)
-    if lat_verdict == "regressed" and not (math.isnan(p_value) or p_value < ALPHA):
-        lat_verdict = "not significant"
-
-    base_acc, cur_acc = _num(r[f"{acc_tol.metric}_base"]), _num(r[f"{acc_tol.metric}_cur"])
-    return {
+        notes.append("no raw latency samples: latency judged on the tolerance alone")
+    details = []
+    for name, tol in tolerances.items():
+        metric = METRICS[name]
+        base, cur = _num(r[f"{tol.metric}_base"]), _num(r[f"{tol.metric}_cur"])
+        verdict, p = tol.judge(base, cur), p_value if metric.sampled else math.nan
+        if verdict == "regressed" and not (math.isnan(p) or p < ALPHA):
+            verdict = "not significant"
+        if verdict == "n/a" and name not in DEFAULT_TOLERANCES:
+            side = " and ".join(s for s, v in (("baseline", base), ("current", cur)) if math.isnan(v))
+            notes.append(f"{name} not compared: " + (f"not measured in {side}" if side else "baseline is 0"))
+        details.append({"variant": r["variant"], "metric": name, "field": tol.metric, "baseline": base,
+                        "current": cur, "change": tol.change(base, cur), "unit": tol.unit, "tolerance": tol.value,
+                        "p_value": p, "verdict": verdict})
+    by = {d["metric"]: d for d in details}
+    lat, acc = by["latency_p50"], by["accuracy"]
+    wide = {
         "variant": r["variant"], **{c: r[c] for c in IDENTITY},
-        "baseline_p50_ms": base_p50, "current_p50_ms": cur_p50, "latency_ratio": ratio,
-        "latency_p_value": p_value, "latency_verdict": lat_verdict,
-        "baseline_accuracy": base_acc, "current_accuracy": cur_acc,
-        "accuracy_delta_pts": acc_tol.change(base_acc, cur_acc), "accuracy_verdict": acc_tol.judge(base_acc, cur_acc),
-        "note": note,
+        "baseline_p50_ms": lat["baseline"], "current_p50_ms": lat["current"],
+        "latency_ratio": lat["current"] / lat["baseline"] if lat["baseline"] > 0 else math.nan,
+        "latency_p_value": p_value, "latency_verdict": lat["verdict"],
+        "baseline_accuracy": acc["baseline"], "current_accuracy": acc["current"],
+        "accuracy_delta_pts": acc["change"], "accuracy_verdict": acc["verdict"],
+        "note": "; ".join(notes),
     }
+    for name in tolerances:
+        if name not in DEFAULT_TOLERANCES:
+            d = by[name]
+            wide |= {f"baseline_{name}": d["baseline"], f"current_{name}": d["current"],
+                     f"{name}_change": d["change"], f"{name}_verdict": d["verdict"]}
+            if METRICS[name].sampled:
+                wide[f"{name}_p_value"] = d["p_value"]
+    return wide, details
+
+
+def _input_notes(both: pd.DataFrame) -> list[str]:
+    """A baseline and a current measured on different inputs (a planted test slowdown among them)."""
+    pairs: dict[tuple[str, str], int] = {}
+    for _, r in both.iterrows():
+        b, c = r["latency_input_base"], r["latency_input_cur"]
+        if isinstance(b, str) and isinstance(c, str) and b != c:
+            pairs[(b, c)] = pairs.get((b, c), 0) + 1
+    notes = []
+    for (b, c), n in pairs.items():
+        planted = " (a planted test slowdown, BENCH_TEST_SLOWDOWN_MS)" if _PLANTED in b + c else ""
+        notes.append(f"latency_input differs in {n} of {len(both)} variants: baseline {b!r}, current {c!r}{planted}")
+    return notes
 
 
 def compare_runs(baseline_dir: Path, current_dir: Path, tolerances: dict[str, Tolerance] | None = None) -> Comparison:
     """Compare every variant measured "ok" on both sides; list those on one side only and current failures."""
-    tolerances = {**DEFAULT_TOLERANCES, **{name: tol if tol.metric else _bind(name, tol.value, tol.unit, str(tol))
-                                           for name, tol in (tolerances or {}).items()}}
+    tolerances = resolve(tolerances)
     base_run, cur_run = open_run(baseline_dir, side="baseline"), open_run(current_dir, side="current")
     metrics = [t.metric for t in tolerances.values()]
     base_all, cur_all = _frame(base_run, "baseline", metrics), _frame(cur_run, "current", metrics)
     base, cur = base_all[base_all["status"] == "ok"], cur_all[cur_all["status"] == "ok"]
-    cols = list(dict.fromkeys([*IDENTITY, "variant", "latency_raw_ms", *metrics]))
+    cols = list(dict.fromkeys([*IDENTITY, "variant", "latency_raw_ms", "latency_input", *metrics]))
     joined = base[cols].merge(cur[cols].drop(columns="variant"), on=IDENTITY, how="outer",
                               suffixes=("_base", "_cur"), indicator=True)
     both = joined[joined["_merge"] == "both"]
-    rows = [_compare_row(r, tolerances) for _, r in both.iterrows()]
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS).sort_values("variant", ignore_index=True)
+    rows, details = [], []
+    for _, r in both.iterrows():
+        wide, detail = _compare_row(r, tolerances)
+        rows.append(wide)
+        details += detail
+    extra = [c for name in tolerances if name not in DEFAULT_TOLERANCES for c in _extra_columns(name)]
+    table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS[:-1], *extra, "note"]).sort_values("variant", ignore_index=True)
+    detail = pd.DataFrame(details, columns=DETAIL_COLUMNS).sort_values("variant", kind="stable", ignore_index=True)
 
     key = base_all.set_index(IDENTITY)["variant"].to_dict() | cur_all.set_index(IDENTITY)["variant"].to_dict()
     one_side = joined[joined["_merge"] != "both"]
@@ -196,9 +207,10 @@ def compare_runs(baseline_dir: Path, current_dir: Path, tolerances: dict[str, To
     base_cpu, cur_cpu = base_run.cpu_model, cur_run.cpu_model
     if base_cpu and cur_cpu and base_cpu != cur_cpu:
         notes.append(f"baseline ran on {base_cpu!r}, current on {cur_cpu!r}: latency ratios compare machines too")
-    regressed = bool(table[["latency_verdict", "accuracy_verdict"]].eq("regressed").any().any())
+    notes += _input_notes(both)
+    regressed = bool(detail["verdict"].eq("regressed").any())
     return Comparison(table, baseline_only, current_only, failed, regressed, tolerances, notes,
-                      Path(baseline_dir), Path(current_dir))
+                      Path(baseline_dir), Path(current_dir), detail)
 
 
 def _fmt(value, spec: str, suffix: str = "") -> str:
@@ -213,10 +225,41 @@ def _verdict(v: str) -> str:
     return "**REGRESSED**" if v == "regressed" else v
 
 
+def describe_tolerance(name: str, tol: Tolerance) -> str:
+    """`latency_p95 +10% with p < 0.01`, `size_mb +0%`, `gflops_per_s −5%`."""
+    sign = "+" if tol.direction == "max" else "−"
+    test = f" with p < {ALPHA:g}" if METRICS[name].sampled else ""
+    return f"{name} {sign}{tol}{test}"
+
+
+def _fmt_value(name: str, value: float) -> str:
+    m = METRICS[name]
+    return _fmt(value * m.scale if m.unit == "pt" else value, ".2f" if m.unit == "pt" else ".6g")
+
+
+def _fmt_change(value: float, unit: str) -> str:
+    return "—" if pd.isna(value) else format_change(value, unit)
+
+
+def _extra_table(c: Comparison) -> list[str]:
+    d = c.details[c.details["metric"].isin(c.extra_metrics)]
+    if d.empty:
+        return []
+    disp = pd.DataFrame({
+        "variant": d["variant"], "metric": d["metric"],
+        "baseline": [_fmt_value(n, v) for n, v in zip(d["metric"], d["baseline"], strict=True)],
+        "current": [_fmt_value(n, v) for n, v in zip(d["metric"], d["current"], strict=True)],
+        "change": [_fmt_change(v, u) for v, u in zip(d["change"], d["unit"], strict=True)],
+        "p (MWU)": [_fmt_p(v) for v in d["p_value"]],
+        "verdict": [_verdict(v) for v in d["verdict"]],
+    })
+    return ["### Other metrics", "", disp.to_markdown(index=False, disable_numparse=True), ""]
+
+
 def format_markdown(comparison: Comparison) -> str:
     """A Markdown summary for a CI job: verdict, per-variant table, one-sided and failed variants."""
     c, t = comparison, comparison.tolerances
-    n_bad = int(c.table[["latency_verdict", "accuracy_verdict"]].eq("regressed").any(axis=1).sum())
+    n_bad = c.details.loc[c.details["verdict"] == "regressed", "variant"].nunique()
     head = f"**REGRESSED**: {n_bad} of {len(c.table)} variants" if c.regressed \
         else f"**No regression** in {len(c.table)} variants compared"
     # Say up front what was not compared: an all-failed current run must not read as a clean pass.
@@ -230,6 +273,8 @@ def format_markdown(comparison: Comparison) -> str:
     lines += [head, "",
               f"Tolerances: latency p50 +{t['latency_p50']} and one-sided Mann-Whitney U p < {ALPHA:g} "
               f"on the raw samples; accuracy −{t['accuracy']}.", ""]
+    if c.extra_metrics:
+        lines += ["Also judged: " + "; ".join(describe_tolerance(n, t[n]) for n in c.extra_metrics) + ".", ""]
     if len(c.table):
         disp = pd.DataFrame({
             "variant": c.table["variant"],
@@ -244,6 +289,7 @@ def format_markdown(comparison: Comparison) -> str:
             "accuracy": [_verdict(v) for v in c.table["accuracy_verdict"]],
         })
         lines += [disp.to_markdown(index=False, disable_numparse=True), ""]  # keep our number formats
+        lines += _extra_table(c)
     notes = [f"{v}: {n}" for v, n in zip(c.table["variant"], c.table["note"], strict=True) if n]
     for title, items in [("Only in baseline (not compared)", c.baseline_only),
                          ("Only in current (not compared)", c.current_only),

@@ -110,25 +110,30 @@ class Compressor:
         assert not dev.intersection(picked)
         return picked
 
-    def onnx_int8_static(self, model: Artifact, graph: str, calibrator: str) -> Artifact:
+    def onnx_int8_static(self, model: Artifact, graph: str, calibrator: str, symmetric: bool = False) -> Artifact:
+        """Calibrated QDQ INT8; symmetric (zero-point 0 everywhere, no reduce_range) is the graph TensorRT
+        builds its INT8 engine from."""
         from transformers import AutoTokenizer
 
         from bench.export.quantize import STATIC_OP_TYPES, calibration_hash, quantize_int8_static, resolve_reduce_range
 
         q = self.suite.quantize
-        reduce_range, why = resolve_reduce_range(q.reduce_range)
+        reduce_range, why = resolve_reduce_range(q.reduce_range) if not symmetric else (False, "symmetric QDQ")
         sentences = self.calibration_sentences()
         spec = {"calibrator": calibrator, "calibration": calibration_hash(sentences), "per_channel": q.per_channel,
                 "op_types": STATIC_OP_TYPES,
                 "reduce_range": reduce_range, "percentile": q.percentile if calibrator == "percentile" else None}
+        if symmetric:
+            spec["symmetric"] = True  # only when set: asymmetric graphs keep their cache keys
 
         def convert(src, out):
             tokenizer = AutoTokenizer.from_pretrained(src.parent)
             info = quantize_int8_static(src, out, tokenizer, sentences, self.max_length, calibrator, q.per_channel,
-                                        reduce_range, q.percentile)
+                                        reduce_range, q.percentile, symmetric)
             return {**info, "reduce_range_reason": why}
 
-        return self._derived_onnx(f"onnx-int8-static-{calibrator}", spec, self.base_graph(model, graph), model, convert)
+        kind = f"onnx-int8-static-{calibrator}" + ("-symmetric" if symmetric else "")
+        return self._derived_onnx(kind, spec, self.base_graph(model, graph), model, convert)
 
     def onnx_fp16(self, model: Artifact, graph: str) -> Artifact:
         from bench.export.quantize import convert_fp16
@@ -149,21 +154,27 @@ class Compressor:
         spec = {"precision": precision, "device": device, **self._parity_spec()}
         return self.store.get_or_build(f"pytorch-{precision}-{model.kind}", spec, [model], build)
 
+    def tensorrt_profile(self) -> dict:
+        """[batch, sequence] shapes the engine must accept: parity batches (16), the accuracy pass, the
+        grid and the Offline batches, up to the suite's max_length (or the grid's longest cell)."""
+        from bench.export.tensorrt import profile_for
+
+        m, grid = self.suite.measure, self.suite.measure.grid
+        return profile_for(max(m.eval_batch_size, 16, *(grid.batch_sizes if grid else [1]),
+                               *(m.offline.batch_sizes if m.offline else [1])),
+                           max(self.max_length, *(grid.seq_lens if grid else [1])))
+
     def tensorrt_engine(self, model: Artifact, precision: str) -> Artifact:
         from bench.export.onnx import copy_sidecars
-        from bench.export.tensorrt import build_engine, gpu_name, profile_for, tensorrt_version
+        from bench.export.tensorrt import build_engine, gpu_name, tensorrt_version
 
-        if precision == "int8":
-            graph = self.onnx_int8_static(model, "plain", self.suite.quantize.calibrators[0])
+        if precision == "int8":  # TensorRT's explicit quantization needs zero-point 0: a symmetric QDQ graph
+            graph = self.onnx_int8_static(model, "plain", self.suite.quantize.calibrators[0], symmetric=True)
         elif precision == "fp16":
             graph = self.onnx_fp16(model, "plain")
         else:
             graph = self.onnx_export(model)
-        m, grid = self.suite.measure, self.suite.measure.grid
-        # Shapes the engine must accept: parity batches (16), the accuracy pass, the grid, Offline.
-        profile = profile_for(max(m.eval_batch_size, 16, *(grid.batch_sizes if grid else [1]),
-                                  *(m.offline.batch_sizes if m.offline else [1])),
-                              max(self.max_length, *(grid.seq_lens if grid else [1])))
+        profile = self.tensorrt_profile()
         spec = {"tensorrt": tensorrt_version(), "gpu": gpu_name(), "profile": profile, **self._parity_spec()}
 
         def build(out: Path) -> dict:

@@ -17,15 +17,18 @@ CPU_FLAGS = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_i
 
 
 def _cpu() -> dict:
-    model, flags = platform.processor() or "unknown", set()
+    """The CPU's model name from /proc/cpuinfo (`platform.processor()` is just `x86_64` on Ubuntu, which
+    would hide a runner change from `bench compare`); platform.processor() only where it has none."""
+    model, flags = "", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("unknown", ""):
+            if line.startswith("model name") and not model:
                 model = line.split(":", 1)[1].strip()
             elif line.startswith("flags") and not flags:
                 flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    model = model or platform.processor() or "unknown"
     return {"model": model, "logical_cores": os.cpu_count(), "physical_cores": psutil.cpu_count(logical=False),
             "flags": {f: f in flags for f in CPU_FLAGS}}
 

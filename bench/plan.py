@@ -132,10 +132,16 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(index), int(count)
 
 
-def format_plan(plan: Plan, suite: Suite) -> str:
-    lines = [f"suite {suite.name}: {len(plan.variants)} variant(s) to measure, {len(plan.skipped)} skipped"]
+def format_plan(plan: Plan, suite: Suite, bill=None) -> str:
+    """The variants run and skipped; with `bill` (bench.bill.Bill), what the run builds, the rows it writes
+    and its estimated wall time."""
+    seeds = len(suite.training_seeds)
+    lines = [f"suite {suite.name}: {len(plan.variants)} variant(s) to measure, {len(plan.skipped)} skipped; "
+             f"{seeds} seed(s): {len(plan.variants) * seeds} rows"]
     for v in plan.variants:
         lines.append(f"  run   {v.id}")
     for s in plan.skipped:
         lines.append(f"  skip  {s.variant.id}: {s.reason}")
+    if bill is not None:
+        lines.append(bill.format())
     return "\n".join(lines)

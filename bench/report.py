@@ -152,6 +152,15 @@ def _title(runs: list[Run]) -> str:
     return f"{runs[0].info.get('suite', '?')} — {', '.join(r.info.get('run_id', '?') for r in runs)}"
 
 
+def _one_example(df: pd.DataFrame) -> str:
+    """The accuracy step of one eval example, from the rows' own eval size (not a hard-coded dev set)."""
+    sizes = sorted({int(n) for n in df.get("eval_samples", pd.Series(dtype=float)).dropna()})
+    if not sizes:
+        return ""
+    steps = " / ".join(f"{n} rows: one example is {100 / n:.2g} points" for n in sizes)
+    return f"On this eval split ({steps}): "
+
+
 def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: list[Path],
              grid: pd.DataFrame, offline: pd.DataFrame) -> list[Section]:
     """Everything the report says, in order."""
@@ -171,9 +180,8 @@ def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: lis
         out.append(Section(
             "Training", training, floatfmt=".4g", missing="—",
             notes=["Dev accuracy of the PyTorch FP32 model on the whole eval split, mean and sample std over seeds. "
-                   "On SST-2 dev (872 rows) one example is 0.11 points: a difference smaller than the seed spread "
-                   "is not a win. Train s/epoch: wall time of the training loop (a resumed build counts only its "
-                   "remaining steps)."]))
+                   f"{_one_example(df)}a difference smaller than the seed spread is not a win. Train s/epoch: "
+                   "wall time of the training loop (a resumed build counts only its remaining steps)."]))
     multi = summary[summary["seeds"].str.contains(",")]
     if len(multi):
         out.append(Section("Accuracy per seed", items=[f"{r.label}: {r.accuracy_by_seed}" for r in multi.itertuples()]))

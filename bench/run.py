@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from bench import __version__, formats
-from bench.artifacts import ArtifactStore, canonical_hash, file_lock, write_json_atomic
+from bench.artifacts import ArtifactStore, cache_root, canonical_hash, file_lock, write_json_atomic
+from bench.bill import Progress
 from bench.build import Built, build_all, seed_tag
 from bench.data import load_task_data
 from bench.envinfo import environment
@@ -91,25 +92,29 @@ def _measure_spec(suite: Suite, variant: Variant, built: Built, data) -> ChildSp
 
 
 def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: str | None = None,
-              shard: tuple[int, int] | None = None) -> Path:
+              shard: tuple[int, int] | None = None, cache_dir: Path | None = None) -> Path:
+    """`cache_dir`: the artifact cache (default <results_root>/artifacts)."""
     suite = load_suite(suite_path)
     plan: Plan = make_plan(suite, str(suite_path))
     if shard:
         plan = shard_plan(plan, *shard)
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
     run_dir = confined(results_root, suite.name, run_id)
+    store_root = cache_root(results_root, cache_dir)
+    # Bad data (a missing file, a malformed line) is an error before anything is written.
+    data = load_task_data(suite.data, suite.task, suite.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     if suite.trust_remote_code:
         log.warning("trust_remote_code is ON for suite %s: code shipped with %s will run in this process",
                     suite.name, suite.teacher.source)
     # One process per run directory at a time: a second `bench run --run-id` on it waits, then resumes.
     with file_lock(run_dir / ".lock", f"waiting for another bench run on {run_dir}"):
-        return _run_locked(suite, suite_path, plan, run_dir, run_id, results_root, shard)
+        return _run_locked(suite, suite_path, plan, run_dir, run_id, results_root, shard, data, store_root)
 
 
 def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_id: str, results_root: Path,
-                shard: tuple[int, int] | None) -> Path:
-    store = ArtifactStore(confined(results_root, "artifacts"))
+                shard: tuple[int, int] | None, data, store_root: Path) -> Path:
+    store = ArtifactStore(store_root)
     calibration = load_calibration(results_root)
     # A peak measured on another machine says nothing about this one.
     peaks = calibration.get("fp32_matmul_peak_gflops", {}) if calibration.get("host") == platform.node() else {}
@@ -122,7 +127,7 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
         "suite_file": str(suite_path), "suite_resolved": suite_to_dict(suite), "seeds": suite.training_seeds,
         "environment": env, "shard": machine.shard, "status": "running",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "calibration": calibration or None,
+        "calibration": calibration or None, "artifact_cache": str(store_root),
         "planned": [v.id for v in plan.variants],
         "skipped": [{"variant": s.variant.id, "reason": s.reason} for s in plan.skipped],
     }
@@ -130,7 +135,6 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
     for s in plan.skipped:
         log.info("skip %s: %s", s.variant.id, s.reason)
 
-    data = load_task_data(suite.data, suite.task, suite.seed)
     run_info["data"] = {"origin": data.origin, "fingerprint": data.fingerprint,
                         "train_rows": len(data.splits["train"]), "eval_rows": len(data.splits["validation"])}
     run_info["stages"] = {}
@@ -140,11 +144,13 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
         del measure["allocator"]  # so runs measured before the setting existed still resume
     measure_key = canonical_hash({"measure": measure, "data": data.fingerprint})[:16]
     measure_wall = {}
+    progress = Progress(len(plan.variants) * len(suite.training_seeds), started)
     for seed in suite.training_seeds:  # train a seed's models, then measure them, then the next seed
         built = build_all(suite, plan, data, store, seed)
         run_info["stages"] |= built.stages
         write_json_atomic(run_dir / RUN_FILE, run_info)
-        measure_wall |= _measure_seed(suite, plan, built, data, run_dir, run_id, machine, peaks, measure_key)
+        measure_wall |= _measure_seed(suite, plan, built, data, run_dir, run_id, machine, peaks, measure_key,
+                                      progress)
     rows = [r for r in latest_rows(read_rows(run_dir)) if r["variant_id"] in planned
             and r.get("seed") in suite.training_seeds]
     run_info["stages"]["measure"] = {"wall_s": round(sum(measure_wall.values()), 2), "per_variant_s": measure_wall}
@@ -156,8 +162,9 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
 
 
 def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, run_id: str, machine: Machine,
-                  peaks: dict, measure_key: str) -> dict:
+                  peaks: dict, measure_key: str, progress: Progress | None = None) -> dict:
     """Measure every planned variant of one training seed; returns wall seconds per variant."""
+    progress = progress or Progress(len(plan.variants), time.perf_counter())
     planned = {v.id: v for v in plan.variants}
 
     def current(row: dict) -> bool:  # measured ok, from the same artifact, with the same settings
@@ -172,12 +179,14 @@ def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, r
     for variant in plan.variants:
         if variant.id in done:
             log.info("measured already in this run: %s%s", variant.id, tag)
+            progress.skip()
             continue
-        log.info("measure %s%s", variant.id, tag)
         t0 = time.perf_counter()
+        log.info("%s", progress.line(variant.id + tag, t0))
         result = run_isolated(_measure_spec(suite, variant, built, data), run_dir / "logs", variant.id + tag,
                               suite.measure.timeout_s, suite.measure.max_memory_mb)
         wall = time.perf_counter() - t0
+        progress.measured(wall)
         measure_wall[variant.id + tag] = round(wall, 2)
         row = _row_for(suite, variant, built, run_id, result, machine, peaks,
                        Bookkeeping(schema_version=SCHEMA_VERSION, measure_wall_s=round(wall, 2),
@@ -191,7 +200,8 @@ def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, r
     return measure_wall
 
 
-def train_suite(suite_path: Path, results_root: Path = Path("results"), models: list[str] | None = None) -> dict:
+def train_suite(suite_path: Path, results_root: Path = Path("results"), models: list[str] | None = None,
+                cache_dir: Path | None = None) -> dict:
     """`bench train`: build only the trained models (teacher, students) of a suite, for every seed.
     Runs as is, or under `torchrun`/`accelerate launch` with several processes: the Trainer then
     trains with DDP, every rank joins each build, and rank 0 alone publishes the artifacts.
@@ -211,8 +221,8 @@ def train_suite(suite_path: Path, results_root: Path = Path("results"), models: 
         if unknown:
             raise BenchError(f"--model: {unknown[0]!r} is not a model of suite {suite.name}")
         plan = Plan(variants=[v for v in plan.variants if v.model in models], skipped=plan.skipped)
-    store = ArtifactStore(confined(results_root, "artifacts"))
     data = load_task_data(suite.data, suite.task, suite.seed)
+    store = ArtifactStore(cache_root(results_root, cache_dir))
     trained = {}
     for seed in suite.training_seeds:
         built = Built(seed=seed)

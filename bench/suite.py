@@ -42,7 +42,7 @@ Calibrator = Literal["minmax", "entropy", "percentile"]
 class DataConfig(_Strict):
     source: Literal["glue-tsv", "hub"] = "glue-tsv"
     # GLUE TSV folder holding train.tsv and dev.tsv. Default: ${BENCH_DATA_DIR}/sst2.
-    path: Path | None = None
+    path: Annotated[Path, Field(strict=False)] | None = None  # YAML gives a string
     hub_id: str = "nyu-mll/glue"  # used when source is "hub": load_dataset(hub_id, "sst2")
     max_train_samples: PositiveInt | None = None  # seeded random subset; None = all 67,349 rows
     max_eval_samples: PositiveInt | None = None  # first N dev rows; None = all 872
@@ -102,7 +102,7 @@ class OfflineConfig(_Strict):
 
 
 class MeasureConfig(_Strict):
-    threads: list[Annotated[int, Field(gt=0, le=1024)]] = [2]
+    threads: Annotated[list[Annotated[int, Field(gt=0, le=1024)]], Field(min_length=1)] = [2]
     warmup: Annotated[int, Field(ge=0)] = 10
     # Latency loop runs until both are met, cycling through the real dev sentences at batch 1.
     min_iterations: PositiveInt = 200
@@ -240,6 +240,13 @@ def _format_error(err: dict, file: str) -> str:
     return f"{file}: {loc}: {msg}" if loc else f"{file}: {msg}"
 
 
+def _read_yaml(path: Path, file: str) -> Any:
+    """Safe-load the suite's YAML; a key repeated in any mapping is a BenchError (not last-one-wins)."""
+    from bench.yamlload import safe_load_unique
+
+    return safe_load_unique(path.read_text(encoding="utf-8"), file)
+
+
 def load_suite(path: str | Path) -> Suite:
     """Read, expand and validate a suite file; every problem is a one-line BenchError."""
     path = Path(path)
@@ -247,7 +254,7 @@ def load_suite(path: str | Path) -> Suite:
     if not path.is_file():
         raise BenchError(f"{file}: no such suite file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _read_yaml(path, file)
     except UnicodeDecodeError as exc:
         raise BenchError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:

@@ -17,8 +17,9 @@ NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
 class _Strict(BaseModel):
-    # extra="forbid": a typo in a key is an error, not a silently ignored setting.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # extra="forbid": a typo in a key is an error, not a silently ignored setting. strict: no coercion
+    # (`lr: true` is not 1.0, `epochs: "2"` is not 2, `name: 7` is not "7"); an int is still a float.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 class FinetuneConfig(_Strict):

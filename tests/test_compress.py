@@ -3,6 +3,7 @@ parity recorded against the FP32 PyTorch source, calibration never touching dev.
 
 import importlib.util
 
+import numpy as np
 import onnx
 import pytest
 
@@ -70,6 +71,58 @@ def test_int8_static_qdq(setup, calibrator):
     assert q.info["parity_label_agreement"] >= 0.85
     logits = load_runtime("onnx", q.path, "cpu", 1)
     assert logits.params > 0
+
+
+def test_tensorrt_int8_graph_is_symmetric(setup):
+    # TensorRT's explicit quantization refuses non-zero zero points; ORT's default QDQ activations have them.
+    from bench.export.quantize import nonzero_zero_points
+
+    *_, teacher, comp = setup
+    default = comp.onnx_int8_static(teacher, "plain", "minmax")
+    assert nonzero_zero_points(default.path / "model.onnx"), "expected asymmetric activations by default"
+    sym = comp.onnx_int8_static(teacher, "plain", "minmax", symmetric=True)
+    assert sym.key != default.key and sym.info["symmetric"] is True and sym.info["reduce_range"] is False
+    assert nonzero_zero_points(sym.path / "model.onnx") == []
+    assert sym.info["int8_matmul_ops"] == default.info["int8_matmul_ops"]
+    assert sym.info["parity_label_agreement"] >= 0.85  # runs on ORT's CPU provider too
+
+
+def test_fp16_conversion_is_a_valid_graph_on_cpu(setup, tmp_path):
+    from bench.export.quantize import convert_fp16
+
+    *_, teacher, comp = setup
+    fp32 = comp.onnx_export(teacher)
+    convert_fp16(fp32.path / "model.onnx", tmp_path / "model.onnx")
+    model = onnx.load(str(tmp_path / "model.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    weights = [t for t in model.graph.initializer if len(t.dims) == 2]
+    assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
+    # keep_io_types: the graph takes the same int64 inputs and returns float32 logits.
+    assert [i.type.tensor_type.elem_type for i in model.graph.input] == [onnx.TensorProto.INT64] * len(model.graph.input)
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    ref = ort.InferenceSession(str(fp32.path / "model.onnx"), providers=["CPUExecutionProvider"])
+    feed = {i.name: np.ones((2, 8), dtype=np.int64) for i in ref.get_inputs()}
+    assert np.abs(sess.run(None, feed)[0] - ref.run(None, feed)[0]).max() < 0.05  # ORT's CPU provider runs it
+
+
+def test_tensorrt_profile_covers_every_shape_the_suite_runs(setup):
+    from bench.export.tensorrt import profile_for
+
+    suite, *_, comp = setup
+    assert profile_for(32, 128) == {"min": [1, 1], "opt": [1, 64], "max": [32, 128]}
+    assert profile_for(0, 16) == {"min": [1, 1], "opt": [1, 16], "max": [1, 16]}
+    profile = comp.tensorrt_profile()
+    assert profile["max"] == [max(suite.measure.eval_batch_size, 16), suite.data.max_length]
+    measure = type(suite.measure).model_validate(suite.measure.model_dump() | {"grid": {
+        "batch_sizes": [64], "seq_lens": [256], "min_iterations": 1, "min_seconds": 0}})
+    comp.suite = suite.model_copy(update={"measure": measure})
+    try:
+        assert comp.tensorrt_profile()["max"] == [64, 256]
+    finally:
+        comp.suite = suite
 
 
 def test_calibration_set_is_train_only_and_recorded(setup):

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from conftest import FIXTURE_DATA
 
 from bench.cli import main
 from bench.errors import BenchError
@@ -68,7 +69,9 @@ def test_invalid_combinations_are_errors(write_suite, tmp_path, line, expect):
 
 
 def test_plan_command_prints_runs_and_skips(write_suite, tmp_path, capsys):
-    path = write_suite(SUITE.format(data=tmp_path, variants="  - {model: teacher, format: [pytorch, tensorrt], precision: fp16, device: cuda}"))
+    # Real (fixture) data: on a GPU machine the pytorch fp16 variant is runnable and plan checks the data.
+    path = write_suite(SUITE.format(data=FIXTURE_DATA / "sst2",
+                                    variants="  - {model: teacher, format: [pytorch, tensorrt], precision: fp16, device: cuda}"))
     assert main(["plan", str(path)]) == 0
     out = capsys.readouterr().out
     assert "skip  teacher-tensorrt-fp16-cuda-t1" in out

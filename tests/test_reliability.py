@@ -2,6 +2,7 @@
 cache file, two concurrent runs, fuzzed suite files, memory budget."""
 
 import json
+import math
 import os
 import re
 import signal
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FIXTURE_DATA
+from conftest import FIXTURE_DATA, real_data_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ from bench.cli import main
 from bench.plan import make_plan
 from bench.results import read_rows
 from bench.suite import load_suite
+from bench.yamlload import YAML12_EXPONENT_FLOAT
 
 
 def _bench(*args, env=None) -> subprocess.Popen:
@@ -139,30 +141,91 @@ WEIRD = st.one_of(
     st.text(max_size=20), st.just("${UNDEFINED_BENCH_VAR}"), st.just("../../etc"), st.just("/etc/passwd"),
     st.just("日本語 ✓"), st.lists(st.integers(-5, 5), max_size=3), st.just([]), st.just({}),
     st.dictionaries(st.text(min_size=1, max_size=5), st.integers(), max_size=2),
+    st.sampled_from([1, 2, 64, 1.0, 0.5, 1e-3, "5e-5", "1", "true", [1], [0], [1, 2]]),  # near-valid values
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# ---------------------------------------------------------------- the oracle: what the schema promises,
+# written independently of the code. Strict types: a bool is not a number, a string is not a number.
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v) -> bool:
+    return (_int(v) or isinstance(v, float)) and math.isfinite(float(v))
+
+
+VALID_WHEN = {
+    ("name",): lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v) is not None,
+    # Only the fixture folder holds data; null means ${BENCH_DATA_DIR}/sst2, real SST-2 when it is there.
+    ("data", "path"): lambda v: v is None and real_data_dir() is not None,
+    ("data", "max_length"): lambda v: _int(v) and 8 <= v <= 512,
+    ("teacher", "source"): lambda v: False,  # generated sources name no usable model (the hub is offline)
+    ("teacher", "finetune", "lr"): lambda v: _num(v) and v > 0,
+    ("teacher", "finetune", "epochs"): lambda v: _num(v) and 0 < v <= 1000,
+    ("teacher", "finetune", "batch_size"): lambda v: _int(v) and 0 < v <= 10_000_000,
+    ("student", "layers"): lambda v: v == [0],  # strictly increasing indices of the 1-layer teacher
+    ("variants",): lambda v: False,  # generated values are never a list of variant mappings
+    ("measure", "threads"): lambda v: (_int(v) and 0 < v <= 1024) or (
+        isinstance(v, list) and len(v) > 0 and all(_int(t) and 0 < t <= 1024 for t in v)),
+    ("measure", "min_iterations"): lambda v: _int(v) and 0 < v <= 10_000_000,
+    ("seed",): lambda v: _int(v) and 0 <= v < 2**32,
+}
+# measure keys other than those above, for the extra key: is `key: 1` valid?
+MEASURE_ONE_IS_VALID = {"warmup", "min_seconds", "eval_batch_size", "timeout_s", "max_memory_mb", "parity_samples",
+                        "parity_atol", "threads", "min_iterations"}
+
+
+_ABSENT = object()
+
+
+def _get(doc: dict, path: tuple):
+    for key in path:
+        doc = doc.get(key, _ABSENT) if isinstance(doc, dict) else _ABSENT
+    return doc
+
+
+def _expected_valid(suite: dict, valid: dict) -> bool:
+    for path, rule in VALID_WHEN.items():
+        value, original = _get(suite, path), _get(valid, path)
+        if value is _ABSENT:
+            continue  # not set: the default, which is valid
+        if value != original or type(value) is not type(original):
+            if not rule(value):
+                return False
+    extra = set(suite["measure"]) - set(valid["measure"])
+    return all(k in MEASURE_ONE_IS_VALID and suite["measure"][k] == 1 and _int(suite["measure"][k])
+               for k in extra)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes strings that bench's loader reads as YAML 1.2 floats (`5e-5`), as a person would."""
+
+
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_EXPONENT_FLOAT, list("-+0123456789"))
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.tuples(st.sampled_from(PATHS), WEIRD), min_size=1, max_size=3),
-       extra_key=st.one_of(st.none(), st.text(min_size=1, max_size=8)))
-def test_fuzzed_suites_exit_2_with_one_line(tmp_path, capsys, edits, extra_key):
-    suite = json.loads(json.dumps(VALID).replace("DATA", str(tmp_path)))
+       extra_key=st.one_of(st.none(), st.text(min_size=1, max_size=8), st.sampled_from(sorted(MEASURE_ONE_IS_VALID)),
+                           st.sampled_from(["grid", "offline", "allocator", "ort_gpu_provider"])))
+def test_fuzzed_suites_match_the_oracle(tmp_path, capsys, edits, extra_key):
+    valid = json.loads(json.dumps(VALID).replace("DATA", str(FIXTURE_DATA / "sst2")))
+    suite = json.loads(json.dumps(valid))
     for path, value in edits:
         node = suite
         for key in path[:-1]:
-            node = node.setdefault(key, {}) if isinstance(node, dict) else node
-        if isinstance(node, dict):
-            node[path[-1]] = value
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
     if extra_key is not None:
-        suite.setdefault("measure", {})
-        if isinstance(suite["measure"], dict):
-            suite["measure"][extra_key] = 1
+        suite["measure"][extra_key] = 1
     file = tmp_path / "suite.yaml"
-    file.write_text(yaml.safe_dump(suite, allow_unicode=True))
+    file.write_text(yaml.dump(suite, Dumper=_Dumper, allow_unicode=True))
     capsys.readouterr()
     code = main(["plan", str(file)])
     out, err = capsys.readouterr()
-    assert code in (0, 2)
+    expected = 0 if _expected_valid(suite, valid) else 2
+    assert code == expected, f"exit {code}, oracle says {expected} for {suite}: {err or out[:200]}"
     if code == 2:
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"bench: error: {file}"), err

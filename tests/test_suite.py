@@ -32,7 +32,7 @@ def error_of(write_suite, text: str) -> str:
 
 def test_valid_suite_loads_with_defaults(write_suite, good):
     suite = load_suite(write_suite(good))
-    assert suite.teacher.finetune.lr == 5e-5  # YAML reads 5e-5 as a string; it is accepted as a number
+    assert suite.teacher.finetune.lr == 5e-5  # a YAML 1.2 float (PyYAML alone reads 5e-5 as a string)
     assert suite.variants[0].precision == ["fp32"] and suite.variants[0].device == ["cpu"]
     assert suite.student.distill.temperature == 2.0
     assert suite.measure.threads == [2]
@@ -41,6 +41,19 @@ def test_valid_suite_loads_with_defaults(write_suite, good):
 def test_wrong_type_names_field_and_value(write_suite, good):
     msg = error_of(write_suite, good.replace("lr: 5e-5", "lr: fast"))
     assert msg.endswith("teacher.finetune.lr: expected a number, got 'fast'")
+
+
+@pytest.mark.parametrize(("old", "new", "expect"), [
+    ("lr: 5e-5", "lr: true", "teacher.finetune.lr: expected a number, got True"),  # lax mode made this 1.0
+    ("lr: 5e-5", "lr: '5e-5'", "teacher.finetune.lr: expected a number, got '5e-5'"),  # quoted: a string
+    ("name: ok", "name: 7", "name: expected a string, got 7"),
+    ("layers: [0]", "layers: [true]", "student.layers[0]: expected an integer, got True"),
+    ("layers: [0]", "layers: [0.0]", "student.layers[0]: expected an integer, got 0.0"),
+    ("format: pytorch}", "format: pytorch, threads: '2'}", "variants[0].threads[0]: expected an integer, got '2'"),
+])
+def test_no_type_coercion(write_suite, good, old, new, expect):
+    msg = error_of(write_suite, good.replace(old, new))
+    assert msg.endswith(expect), msg
 
 
 def test_unknown_key_is_an_error(write_suite, good):

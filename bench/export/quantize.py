@@ -89,7 +89,9 @@ def calibration_hash(sentences: list[str]) -> str:
 
 
 def quantize_int8_static(src: Path, out: Path, tokenizer, sentences: list[str], max_length: int, method: str,
-                         per_channel: bool, reduce_range: bool, percentile: float) -> dict:
+                         per_channel: bool, reduce_range: bool, percentile: float, symmetric: bool = False) -> dict:
+    """QDQ INT8 calibrated on `sentences`. symmetric=True: activations and weights with zero-point 0,
+    what TensorRT's explicit quantization requires (onnxruntime's default activations are asymmetric)."""
     import tempfile
 
     import onnxruntime as ort
@@ -99,6 +101,8 @@ def quantize_int8_static(src: Path, out: Path, tokenizer, sentences: list[str], 
                "percentile": CalibrationMethod.Percentile}
     names = [i.name for i in ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()]
     extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
+    if symmetric:
+        extra |= {"ActivationSymmetric": True, "WeightSymmetric": True}
     if method == "percentile":
         extra["CalibPercentile"] = percentile
     with tempfile.TemporaryDirectory(prefix="bench-calib-") as tmp:
@@ -110,7 +114,17 @@ def quantize_int8_static(src: Path, out: Path, tokenizer, sentences: list[str], 
                         extra_options=extra, calibration_cache_path=Path(tmp) / "calib.cache")
     return {"calibrator": method, "calibration_samples": len(sentences),
             "calibration_hash": calibration_hash(sentences), "per_channel": per_channel,
-            "reduce_range": reduce_range, **_quant_info(out)}
+            "reduce_range": reduce_range, "symmetric": symmetric, **_quant_info(out)}
+
+
+def nonzero_zero_points(path: Path) -> list[str]:
+    """Names of the Q/DQ zero-point initialisers that are not all zero (TensorRT refuses those)."""
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {t.name: t for t in graph.initializer}
+    names = {n.input[2] for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2}
+    return sorted(n for n in names if n in inits and numpy_helper.to_array(inits[n]).any())
 
 
 def convert_fp16(src: Path, out: Path) -> dict:

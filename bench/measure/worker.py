@@ -4,7 +4,8 @@ Loads one variant's artifact through its runtime, measures accuracy on the whole
 batch-1 latency over the real dev sentences (SingleStream), optionally the batch x length grid and
 the Offline scenario. The spec is a `ChildSpec` and the result a `ChildResult` (bench/schema/child.py),
 both validated here as well as in the parent. A background thread samples the child's memory
-throughout (bench/measure/memory.py).
+throughout (bench/measure/memory.py). Test only: BENCH_TEST_SLOWDOWN_MS plants a known slowdown in
+the timed calls (`planted_slowdown_ms`), and the row's `latency_input` says so.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
     row["first_call_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
 
     preds = predict_labels(runtime, tokenizer, sentences, max_length, m.eval_batch_size)
-    samples = time_calls(runtime.run, stream, m.warmup, m.min_iterations, m.min_seconds)
+    planted_ms = planted_slowdown_ms()
+    timed = _slowed(runtime.run, planted_ms) if planted_ms else runtime.run
+    samples = time_calls(timed, stream, m.warmup, m.min_iterations, m.min_seconds)
     # Batch-1 deployment memory (load, accuracy pass, SingleStream loop): read before the grid,
     # the Offline passes and the metric imports.
     row |= memory_fields(sampler, rss_before, variant.format)
@@ -90,7 +93,8 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
     row |= classification_metrics(labels, preds)
     row |= latency_stats(samples)
     row["latency_raw_ms"] = np.round(samples, 4).tolist()
-    row["latency_input"] = "dev-stream-bs1"
+    # A planted slowdown is part of what was measured: the row says so, and compare notes it.
+    row["latency_input"] = f"dev-stream-bs1+planted-{planted_ms:g}ms" if planted_ms else "dev-stream-bs1"
     row["tokenization_timed"] = False
     row["mean_tokens"] = round(float(np.mean([e["input_ids"].shape[1] for e in encodings])), 2)
     flops = flops_for_config(path)
@@ -114,6 +118,39 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
     row["malloc_env"] = malloc_env()
     row["status"] = "ok"
     return row
+
+
+SLOWDOWN_ENV = "BENCH_TEST_SLOWDOWN_MS"
+
+
+def planted_slowdown_ms() -> float:
+    """TEST ONLY (scripts/gate_noise.py, tests/test_gate.py): `BENCH_TEST_SLOWDOWN_MS=X` adds a busy-wait
+    of X ms to every timed SingleStream call, a known regression to prove the compare gate catches.
+    Rows measured with it say so in `latency_input` (`dev-stream-bs1+planted-Xms`)."""
+    text = os.environ.get(SLOWDOWN_ENV, "").strip()
+    if not text:
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{SLOWDOWN_ENV}={text!r}: expected a number of milliseconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{SLOWDOWN_ENV}={text!r}: expected a finite number of milliseconds >= 0")
+    return value
+
+
+def _slowed(run, ms: float):
+    """`run` followed by a busy-wait of `ms` (spinning, not sleeping: sleep overshoots by tens of µs)."""
+    wait_ns, clock = int(ms * 1e6), time.perf_counter_ns
+
+    def slowed(x):
+        out = run(x)
+        until = clock() + wait_ns
+        while clock() < until:
+            pass
+        return out
+
+    return slowed
 
 
 def measure_grid(runtime, tokenizer, sentences: list[str], grid: dict) -> list[dict]:

@@ -1,0 +1,156 @@
+"""The metrics `bench compare` can gate on, and their tolerances (`--tolerance METRIC=VALUE`).
+
+Every metric is a numeric row field with a known direction. Its name is the row field, with a
+latency field's `_ms` dropped (`latency_p95`); either spelling is accepted (`latency_p95_ms`).
+
+Units, one per metric (a tolerance in the other unit is an error):
+
+- `%`: relative change vs the baseline. Latency, load time, size, memory, throughput.
+- `pt`: absolute percentage points. Shares: fields in 0..1 (accuracy, f1: 1 pt = 0.01) and fields
+  already in percent (int8_matmul_coverage_pct: 1 pt = 1).
+- a bare `0` (`size_mb=0`) is zero in the metric's own unit: no change for the worse at all.
+
+Sampled metrics (the latency percentiles and mean, all computed from `latency_raw_ms`) regress only
+when the change exceeds the tolerance AND a one-sided Mann-Whitney U test on the raw samples has
+p < ALPHA; every other metric is judged on its tolerance alone. `latency_p50` and `accuracy` are
+always judged (DEFAULT_TOLERANCES); any other metric only when a tolerance is given for it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from bench.errors import BenchError
+
+ALPHA = 0.01  # significance level of the one-sided Mann-Whitney U test
+_EPS = 1e-9  # float slack, so that a change exactly at the tolerance is not a regression
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A row field the gate can judge: "max" = lower is better (it may rise by at most the
+    tolerance), "min" = higher is better. `scale`: points per unit of the field, for "pt"."""
+
+    name: str
+    field: str
+    direction: Literal["max", "min"]
+    unit: Literal["%", "pt"]
+    label: str  # how the Markdown names it
+    sampled: bool = False  # computed from latency_raw_ms: the Mann-Whitney test applies
+    scale: float = 100.0
+
+
+def _latency(q: str) -> Metric:
+    return Metric(f"latency_{q}", f"latency_{q}_ms", "max", "%", f"latency {q} ms", sampled=True)
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    *(_latency(q) for q in ("p50", "p90", "p95", "p99", "mean")),
+    Metric("first_call", "first_call_ms", "max", "%", "first call ms"),
+    Metric("load_time_s", "load_time_s", "max", "%", "load s"),
+    Metric("gflops_per_s", "gflops_per_s", "min", "%", "GFLOP/s"),
+    Metric("size_mb", "size_mb", "max", "%", "size MB"),
+    Metric("peak_rss_mb", "peak_rss_mb", "max", "%", "peak RSS MB"),
+    Metric("peak_rss_all_phases_mb", "peak_rss_all_phases_mb", "max", "%", "peak RSS all phases MB"),
+    Metric("accuracy", "accuracy", "min", "pt", "accuracy %"),
+    Metric("f1", "f1", "min", "pt", "F1 %"),
+    Metric("precision_score", "precision_score", "min", "pt", "precision %"),
+    Metric("recall", "recall", "min", "pt", "recall %"),
+    Metric("parity_label_agreement", "parity_label_agreement", "min", "pt", "parity label agreement %"),
+    Metric("int8_matmul_coverage_pct", "int8_matmul_coverage_pct", "min", "pt", "int8 MatMul coverage %",
+           scale=1.0),
+)}
+_ALIASES = {m.field: m.name for m in METRICS.values()}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How much worse the current run may be than the baseline on one metric: `value` in `unit` ("%":
+    relative; "pt": percentage points of a share). `metric` is the row field and `direction` which way
+    it may move: "max", at most `value` above the baseline (latency), "min", at most `value` below it
+    (accuracy); `scale` turns the field into points. Two tolerances are equal when value and unit are."""
+
+    value: float
+    unit: str
+    metric: str = field(default="", compare=False)
+    direction: Literal["max", "min"] = field(default="max", compare=False)
+    scale: float = field(default=100.0, compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.value:g}{self.unit}"
+
+    def change(self, base: float, cur: float) -> float:
+        """current vs baseline in this tolerance's unit (NaN when either is missing)."""
+        if self.unit == "%":
+            return (cur / base - 1) * 100 if base > 0 else math.nan
+        return (cur - base) * self.scale
+
+    def judge(self, base: float, cur: float) -> str:
+        """ "ok", "regressed" (worse than the baseline by more than the tolerance) or "n/a"."""
+        change = self.change(base, cur)
+        if math.isnan(change):
+            return "n/a"
+        worse = change if self.direction == "max" else -change
+        return "regressed" if worse > self.value + _EPS else "ok"
+
+
+def format_change(change: float, unit: str) -> str:
+    """`+12.34%`, `-0.50 pts`; a change under 0.01 keeps two significant digits, so that a size growth a
+    `size_mb=0` tolerance fails never reads +0.00%."""
+    text = f"{change:+.2g}" if 0 < abs(change) < 0.01 else f"{change:+.2f}"
+    return text + ("%" if unit == "%" else " pts")
+
+
+def tolerance_for(metric: Metric, value: float) -> Tolerance:
+    return Tolerance(value, metric.unit, metric.field, metric.direction, metric.scale)
+
+
+# Metric name -> its default tolerance, which also fixes the unit, the row field and the direction.
+DEFAULT_TOLERANCES = {"latency_p50": tolerance_for(METRICS["latency_p50"], 10.0),
+                      "accuracy": tolerance_for(METRICS["accuracy"], 0.5)}
+UNITS = {name: m.unit for name, m in METRICS.items()}
+
+_TOL_RE = re.compile(r"^\s*([a-z0-9_]+)\s*=\s*([0-9]*\.?[0-9]+)\s*(%|pts?)?\s*$")
+
+
+def metric_named(name: str, item: str = "") -> Metric:
+    """The metric for a name or its row field (`latency_p95` or `latency_p95_ms`)."""
+    found = METRICS.get(name) or METRICS.get(_ALIASES.get(name, ""))
+    if found is None:
+        raise BenchError(f"bad tolerance {item or name!r}: unknown metric {name!r} (known: {', '.join(METRICS)})")
+    return found
+
+
+def bind(name: str, value: float, unit: str | None, item: str) -> tuple[str, Tolerance]:
+    """(canonical name, tolerance) for metric `name` at `value`; unit None (a bare 0) takes the metric's."""
+    metric = metric_named(name, item)
+    if unit is not None and unit != metric.unit:
+        raise BenchError(f"bad tolerance {item!r}: {metric.name} takes a tolerance in {metric.unit}, not {unit}")
+    return metric.name, tolerance_for(metric, value)
+
+
+def parse_tolerances(items: list[str] | None) -> dict[str, Tolerance]:
+    """`["latency_p50=10%", "accuracy=0.5pt", "size_mb=0"]` -> tolerances, over the defaults."""
+    out = dict(DEFAULT_TOLERANCES)
+    for item in items or []:
+        m = _TOL_RE.match(item)
+        if not m or (m.group(3) is None and float(m.group(2)) != 0):
+            raise BenchError(f"bad tolerance {item!r}: expected METRIC=NUMBER% or METRIC=NUMBERpt "
+                             f"(or METRIC=0), e.g. latency_p50=10% or accuracy=0.5pt")
+        unit = m.group(3) and ("pt" if m.group(3).startswith("pt") else "%")
+        name, tol = bind(m.group(1), float(m.group(2)), unit, item)
+        out[name] = tol
+    return out
+
+
+def resolve(tolerances: dict[str, Tolerance] | None) -> dict[str, Tolerance]:
+    """The defaults overlaid with `tolerances`, keyed by canonical name; a bare `Tolerance(0.5, "pt")`
+    gets its metric's field, direction and scale (and an error if its unit is not the metric's)."""
+    out = dict(DEFAULT_TOLERANCES)
+    for name, tol in (tolerances or {}).items():
+        key, bound = bind(name, tol.value, tol.unit, str(tol))
+        out[key] = bound if not tol.metric else replace(bound, metric=tol.metric, direction=tol.direction)
+    return out
