@@ -125,6 +125,7 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
     run_info = {
         "schema_version": SCHEMA_VERSION, "bench_version": __version__, "run_id": run_id, "suite": suite.name,
         "suite_file": str(suite_path), "suite_resolved": suite_to_dict(suite), "seeds": suite.training_seeds,
+        "trust_remote_code": suite.trust_remote_code,  # model code from the source ran in this process
         "environment": env, "shard": machine.shard, "status": "running",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "calibration": calibration or None, "artifact_cache": str(store_root),

@@ -287,16 +287,20 @@ def test_pickle_pretrained_student_builds_with_opt_in(tmp_path):
     assert (student / "model.safetensors").is_file()  # trained models are saved as safetensors
 
 
-def test_trust_remote_code_is_announced(tmp_path, caplog):
-    from bench.errors import BenchError
+def test_trust_remote_code_is_announced_and_recorded(tmp_path, caplog):
     from bench.run import run_suite
 
-    (tmp_path / "empty").mkdir()
     suite = tmp_path / "s.yaml"
-    suite.write_text(yaml.safe_dump(VALID | {"trust_remote_code": True}).replace("DATA", str(tmp_path / "empty")))
-    with pytest.raises(BenchError, match="train.tsv: no such file"):
-        run_suite(suite, tmp_path / "results")
+    suite.write_text(yaml.safe_dump(VALID | {
+        "trust_remote_code": True, "data": {"source": "glue-tsv", "path": str(FIXTURE_DATA / "sst2"), "max_length": 32},
+        "teacher": {"source": "tiny:layers=1,hidden=16,heads=2,intermediate=32",
+                    "finetune": {"epochs": 1, "batch_size": 16, "logging_steps": 5}},
+        "variants": [{"model": "teacher", "format": "pytorch"}],
+        "measure": {"threads": [1], "warmup": 1, "min_iterations": 5, "min_seconds": 0}}))
+    run_dir = run_suite(suite, tmp_path / "results", run_id="t")
     assert "trust_remote_code is ON for suite fuzz" in caplog.text
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["trust_remote_code"] is True and info["status"] == "finished"
 
 
 def test_bench_offline_refuses_hub_sources(tmp_path, capsys, monkeypatch):

@@ -64,10 +64,10 @@ def test_seeds_show_mean_and_std(tmp_path):
 def test_html_renders_in_headless_chromium(tmp_path):
     import subprocess
 
-    import pytest
+    from conftest import skip_or_fail_in_ci
 
     if shutil.which("chromium") is None:
-        pytest.skip("chromium not installed (apt-get install chromium); scripts/screenshot_report.sh needs it")
+        skip_or_fail_in_ci("chromium not installed (apt-get install chromium); scripts/screenshot_report.sh needs it")
     write_report(GOLDEN / "baseline", tmp_path, name="r")
     shot = tmp_path / "shot.png"
     script = Path(__file__).resolve().parent.parent / "scripts" / "screenshot_report.sh"
