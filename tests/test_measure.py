@@ -24,11 +24,24 @@ def test_loop_meets_min_iterations_and_min_seconds():
     samples = time_calls(calls.append, [1, 2, 3], warmup=4, min_iterations=10, min_seconds=0.0)
     assert len(samples) == 10 and len(calls) == 14
     assert calls[4:7] == [1, 2, 3]  # cycles through the inputs
-    import time
 
-    samples = time_calls(lambda x: time.sleep(0.001), [0], warmup=0, min_iterations=1, min_seconds=0.05)
-    assert len(samples) >= 10 and samples.sum() >= 45  # kept going until ~50 ms had passed
-    assert (samples >= 1.0).all()  # each call slept >= 1 ms
+
+
+def test_loop_runs_until_min_seconds_on_its_own_clock(monkeypatch):
+    # A fake clock that each call advances by exactly 1 ms: the loop must stop after 50 calls, whatever
+    # the load on the machine (a real sleep would make this a timing test that flakes on 2 busy cores).
+    import types
+
+    import bench.measure.latency as latency
+
+    now = [0]
+    monkeypatch.setattr(latency, "time", types.SimpleNamespace(perf_counter_ns=lambda: now[0]))
+
+    def call(_):
+        now[0] += 1_000_000
+
+    samples = time_calls(call, [0], warmup=0, min_iterations=1, min_seconds=0.05)
+    assert len(samples) == 50 and (samples == 1.0).all()
 
 
 def _spec(threads=1):
@@ -135,18 +148,26 @@ def test_sampler_sees_a_transient_allocation_and_resets():
     from bench.measure.memory import SAMPLE_INTERVAL_S, PeakSampler
 
     assert SAMPLE_INTERVAL_S <= 0.010
+    def wait_for_samples(sampler, n: int) -> None:
+        # Wait on the sampler's own count, not on wall time: a loaded machine may delay its thread.
+        target, deadline = sampler.samples + n, time.monotonic() + 30
+        while sampler.samples < target and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert sampler.samples >= target, "the sampler thread stopped sampling"
+
     with PeakSampler() as sampler:
+        wait_for_samples(sampler, 2)
         before = sampler.peaks()["rss"]
         blob = _touch(300)
-        time.sleep(0.05)
+        wait_for_samples(sampler, 3)
         del blob
-        time.sleep(0.2)
+        wait_for_samples(sampler, 3)
         peak = sampler.peaks()["rss"]
         sampler.reset()
+        wait_for_samples(sampler, 3)
         after_reset = sampler.peaks()["rss"]
     assert peak - before >= 290 * 2**20  # seen while it lived
     assert peak - after_reset >= 250 * 2**20  # freed, and reset forgets it
-    assert sampler.samples >= 20  # ~50 expected in 0.25 s; a loaded machine may delay a few
 
 
 def test_sampler_drops_a_failing_probe_and_keeps_going():
@@ -161,8 +182,10 @@ def test_sampler_drops_a_failing_probe_and_keeps_going():
         raise RuntimeError("driver gone")
 
     with PeakSampler({"gpu": flaky, "const": lambda: 7}) as sampler:
-        time.sleep(0.05)
-    assert len(calls) == 1 and sampler.peaks()["const"] == 7 and "gpu" not in sampler.peaks()
+        deadline = time.monotonic() + 30
+        while sampler.samples < 3 and time.monotonic() < deadline:  # its own count, not wall time
+            time.sleep(0.005)
+    assert sampler.samples >= 3 and len(calls) == 1 and sampler.peaks()["const"] == 7 and "gpu" not in sampler.peaks()
     assert sampler.peaks()["rss"] > 0
 
 
@@ -173,7 +196,7 @@ import bench.runtimes as runtimes
 real = runtimes.load_runtime
 def load(*args, **kwargs):
     blob = b"\\x01" * ({alloc_mb} << 20)
-    time.sleep(0.1)
+    time.sleep(0.5)  # 100 sampling intervals: the child's sampler sees it even on a busy machine
     del blob
     return real(*args, **kwargs)
 runtimes.load_runtime = load
