@@ -68,10 +68,37 @@ def teacher_seed(suite: Suite, seed: int) -> int:
     return suite.teacher.seed if suite.teacher.seed is not None else seed
 
 
+def _task_of(suite: Suite):
+    from bench.tasks import GLUE_TASKS
+
+    return getattr(suite, "task_def", None) or GLUE_TASKS[suite.task]
+
+
+def build_as_is(suite: Suite, kind: str, spec_text: str, field: str, store: ArtifactStore) -> Artifact:
+    """A model already fine-tuned for the task, taken as it is (bench/asis.py): its head is checked
+    against the task, and the artifact holds its safetensors (or its ONNX graph) and tokenizer."""
+    from bench.asis import check_onnx_source, import_onnx, save_as_is
+
+    source = parse_source(spec_text, field, allow_pickle=suite.allow_pickle)
+    task = _task_of(suite)
+    spec = {"as_is": True, "task": task.name, "num_labels": task.num_labels, "source": source.identity(),
+            "trust_remote_code": suite.trust_remote_code}
+
+    def build(out: Path) -> dict:
+        if source.kind == "onnx":
+            check_onnx_source(source.graph, task, field)
+            return import_onnx(source.graph, out)
+        return save_as_is(source, task, field, out, suite.trust_remote_code)
+
+    return store.get_or_build(kind, spec, [], build)
+
+
 def build_teacher(suite: Suite, data: TaskData, store: ArtifactStore, seed: int) -> Artifact:
+    if suite.teacher.finetune is None:  # fine-tuned already: measured and compressed as it is
+        return build_as_is(suite, "teacher", suite.teacher.source, "teacher.source", store)
     source = parse_source(suite.teacher.source, allow_pickle=suite.allow_pickle)
     seed = teacher_seed(suite, seed)
-    spec = {"task": suite.task, "source": source.identity(), "finetune": suite.teacher.finetune.key_fields(),
+    spec = {"task": suite.task_name, "source": source.identity(), "finetune": suite.teacher.finetune.key_fields(),
             "data": data.fingerprint, "max_length": suite.data.max_length, "seed": seed,
             "trust_remote_code": suite.trust_remote_code}
 
@@ -79,7 +106,7 @@ def build_teacher(suite: Suite, data: TaskData, store: ArtifactStore, seed: int)
         from bench.train.finetune import finetune
 
         model, tokenizer = load_for_classification(
-            source, num_labels=2, corpus=data.sentences("train"), seed=seed,
+            source, data.task, corpus=data.sentences("train"), seed=seed,
             trust_remote_code=suite.trust_remote_code,
         )
         return finetune(model, tokenizer, data, suite.teacher.finetune, suite.data.max_length, seed, out, work)
@@ -97,7 +124,7 @@ def build_teacher_logits(suite: Suite, data: TaskData, store: ArtifactStore, tea
 
         model = AutoModelForSequenceClassification.from_pretrained(teacher.path, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(teacher.path)
-        logits = compute_teacher_logits(model, tokenizer, data.sentences("train"), suite.data.max_length)
+        logits = compute_teacher_logits(model, tokenizer, data.texts("train"), suite.data.max_length)
         np.save(out / "train_logits.npy", logits)
         return {"rows": int(logits.shape[0])}
 
@@ -129,23 +156,22 @@ def _student_start(cfg: StudentConfig, field_name: str, teacher_model, tokenizer
     """(student model, its tokenizer) before task distillation, per the suite's init strategy."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from bench.models import ID2LABEL
+    from bench.models import head_config
     from bench.train.distill import init_random_student, init_student_from_teacher
 
-    if general is not None:  # the general-distilled encoder with a fresh classification head
+    if general is not None:  # the general-distilled encoder with a fresh head for the task
         import torch
 
         torch.manual_seed(seed)
         model = AutoModelForSequenceClassification.from_pretrained(
-            general.path, num_labels=2, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()},
-            use_safetensors=True)
+            general.path, **head_config(data.task), use_safetensors=True)
         return model, AutoTokenizer.from_pretrained(general.path)
     if cfg.init == "teacher-layers":
         return init_student_from_teacher(teacher_model, cfg.layers, f"{field_name}.layers"), tokenizer
     if cfg.init == "random":
         return init_random_student(teacher_model, len(cfg.layers), seed), tokenizer
     source = parse_source(cfg.source, f"{field_name}.source", allow_pickle=suite.allow_pickle)
-    return load_for_classification(source, 2, corpus=data.sentences("train"), seed=seed,
+    return load_for_classification(source, data.task, corpus=data.sentences("train"), seed=seed,
                                    trust_remote_code=suite.trust_remote_code)
 
 
@@ -153,6 +179,11 @@ def build_student(suite: Suite, name: str, data: TaskData, store: ArtifactStore,
                   logits: Artifact | None, seed: int, general: Artifact | None = None) -> Artifact:
     cfg = suite.all_students[name]
     field_name = student_field(suite, name)
+    if not cfg.trains:  # a student trained already (distill: null): measured as it is
+        return build_as_is(suite, "student", cfg.source, f"{field_name}.source", store)
+    if teacher.info.get("format") == "onnx":
+        raise BenchError(f"{field_name}.distill: the teacher is an ONNX model (teacher.source); distillation needs "
+                         "a PyTorch teacher (its logits and layers)")
     source = parse_source(cfg.source, f"{field_name}.source", allow_pickle=suite.allow_pickle).identity() \
         if cfg.init == "pretrained" else None
     spec = {"init": cfg.init, "layers": cfg.layers, "distill": cfg.distill.key_fields(), "data": data.fingerprint,
@@ -197,7 +228,7 @@ def build_models(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore,
     teacher = _timed(built, f"teacher_finetune{tag}", lambda: build_teacher(suite, data, store, seed))
     built.models["teacher"] = teacher
     students = [n for n in suite.all_students if n in names]
-    needs_logits = any(suite.all_students[n].distill.uses_teacher_logits for n in students)
+    needs_logits = any(suite.all_students[n].uses_teacher_logits for n in students)
     logits = _timed(built, f"teacher_logits{tag}", lambda: build_teacher_logits(suite, data, store, teacher)) \
         if needs_logits else None
     for name in students:
@@ -206,7 +237,7 @@ def build_models(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore,
         general = _timed(built, f"{stage}_general{tag}", partial(build_general, suite, name, data, store, seed)) \
             if cfg.general is not None else None
         built.models[name] = _timed(built, f"{stage}_distill{tag}", partial(
-            build_student, suite, name, data, store, teacher, logits if cfg.distill.uses_teacher_logits else None,
+            build_student, suite, name, data, store, teacher, logits if cfg.uses_teacher_logits else None,
             seed, general))
 
 

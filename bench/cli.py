@@ -25,7 +25,7 @@ def _cmd_plan(args) -> int:
         from bench.bill import make_bill
         from bench.data import load_task_data
 
-        data = load_task_data(suite.data, suite.task, suite.seed)
+        data = load_task_data(suite.data, suite.task_def, suite.seed)
         results = Path(args.results_dir)
         bill = make_bill(suite, plan, data, cache_root(results, args.cache_dir), results)
     print(format_plan(plan, suite, bill))
@@ -41,6 +41,18 @@ def _cmd_run(args) -> int:
     print(run_dir)
     status = json.loads((run_dir / "run.json").read_text())["status"]
     return 0 if status == "finished" else 1  # a crashed, timed-out or over-budget variant fails the run
+
+
+def _cmd_quick(args) -> int:
+    from bench.quick import SUITE_FILE, run_quick
+
+    run_dir = run_quick(args.model, Path(args.results_dir), args.run_id, cache_dir=args.cache_dir, task=args.task,
+                        precisions=args.precision, fmts=args.format, threads=args.threads, data=args.data,
+                        max_eval_samples=args.max_eval_samples)
+    print(run_dir)
+    print(f"reproduce: bench run {run_dir / SUITE_FILE}", file=sys.stderr)
+    status = json.loads((run_dir / "run.json").read_text())["status"]
+    return 0 if status == "finished" else 1
 
 
 def _cmd_train(args) -> int:
@@ -167,6 +179,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="artifact cache folder, e.g. one CI keeps between runs "
                         "(default: $BENCH_CACHE_DIR, else <results-dir>/artifacts)")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("quick", help="measure a model you already have (hub id, folder, .onnx) in one line; "
+                                     "writes the suite it ran into the run folder")
+    p.add_argument("model", help="a fine-tuned checkpoint: hub id, local folder, package:<module>, or an ONNX "
+                                 "file / optimum folder")
+    p.add_argument("--task", default="sst2", help="the GLUE task the model was fine-tuned for (default: sst2)")
+    p.add_argument("--precision", nargs="+", default=None, metavar="P",
+                   help="precisions besides fp32, e.g. int8-dynamic int8-static")
+    p.add_argument("--format", nargs="+", default=None, choices=["pytorch", "onnx"],
+                   help="formats (default: pytorch onnx; an ONNX model: onnx)")
+    p.add_argument("--threads", nargs="+", type=int, default=None,
+                   help="intra-op threads, one variant each (default 2)")
+    p.add_argument("--data", default=None, help="folder holding <task>/ in GLUE layout (default: $BENCH_DATA_DIR, "
+                                                "else the hub)")
+    p.add_argument("--max-eval-samples", type=int, default=None, help="first N dev rows (default: all)")
+    p.add_argument("--results-dir", default=os.environ.get("BENCH_RESULTS_DIR", "results"))
+    p.add_argument("--run-id", help="name of the run directory (default: a timestamp)")
+    p.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR") or None,
+                   help="artifact cache folder (default: $BENCH_CACHE_DIR, else <results-dir>/artifacts)")
+    p.set_defaults(func=_cmd_quick)
 
     p = sub.add_parser("train", help="build only the trained models (teacher, students); runs under torchrun "
                                      "/ accelerate launch for DDP")

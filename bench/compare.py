@@ -4,7 +4,10 @@ Rows are joined on `bench.results.IDENTITY`, never by position. Latency regresse
 slowdown exceeds its tolerance AND the raw samples say the slowdown is real (one-sided Mann-Whitney
 U on `latency_raw_ms`, p < 0.01), so run-to-run noise on a shared CI machine does not fail the build;
 every percentile (p50, p90, p95, p99) and the mean are computed from those samples and share that
-test. Accuracy regresses when its drop in points exceeds the tolerance. Any other metric of
+test. Accuracy regresses when its drop in points exceeds the tolerance: the task's primary metric
+(`score`; accuracy for SST-2 and older rows, Matthews correlation for CoLA, ...), named after that
+metric in the Markdown and JSON, and not compared on a variant whose two sides were scored on
+different metrics. Any other metric of
 bench.compare_metrics.METRICS (size, peak RSS, throughput, ...) is judged, on its tolerance alone,
 when a tolerance is given for it.
 
@@ -26,10 +29,12 @@ from bench.compare_metrics import (
     ALPHA,
     DEFAULT_TOLERANCES,
     METRICS,
+    PRIMARY,
     UNITS,
     Tolerance,
     format_change,
     parse_tolerances,
+    primary_tolerances,
     resolve,
 )
 from bench.errors import BenchError
@@ -54,6 +59,9 @@ class Comparison:
     current_dir: Path | None = None
     # One row per (variant, judged metric): DETAIL_COLUMNS. What --json and --annotations report.
     details: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DETAIL_COLUMNS))
+    # The task's primary metric the `accuracy` tolerance judged (the details name it so); "score" when
+    # the rows mix metrics.
+    primary_metric: str = PRIMARY
 
     @property
     def exit_code(self) -> int:
@@ -73,6 +81,7 @@ class Comparison:
         return [name for name in self.tolerances if name not in DEFAULT_TOLERANCES]
 
 
+# baseline_accuracy ... accuracy_verdict: the primary score (Comparison.primary_metric), whatever the task's metric.
 TABLE_COLUMNS = ["variant", *IDENTITY, "baseline_p50_ms", "current_p50_ms", "latency_ratio", "latency_p_value",
                  "latency_verdict", "baseline_accuracy", "current_accuracy", "accuracy_delta_pts",
                  "accuracy_verdict", "note"]
@@ -100,8 +109,8 @@ def _frame(run: Run, side: str, metrics: list[str]) -> pd.DataFrame:
     if missing:
         raise BenchError(f"{side} {run.path / RESULTS_FILE}: rows lack identity columns {missing}")
     for col in ["latency_raw_ms", "latency_input", "error", *metrics]:
-        if col not in df.columns:
-            df[col] = None
+        if col not in df.columns:  # a task metric with no row field of its own: from `metrics` (primary split)
+            df[col] = [m.get(col) if isinstance(m, dict) else None for m in df.get("metrics", [None] * len(df))]
     df["variant"] = df.apply(_label, axis=1)
     return df
 
@@ -116,8 +125,15 @@ def _num(value) -> float:
     return float(value) if value is not None and not pd.isna(value) else math.nan
 
 
-def _compare_row(r, tolerances: dict[str, Tolerance]) -> tuple[dict, list[dict]]:
-    """The wide table row of one variant, and its per-metric detail rows."""
+def _primary(*frames: pd.DataFrame) -> str:
+    """The primary metric of the measured rows of both sides; "score" when they mix metrics."""
+    names = {str(m) for df in frames for m in df.loc[df["status"] == "ok", "metric"].dropna()}
+    return names.pop() if len(names) == 1 else "score" if names else PRIMARY
+
+
+def _compare_row(r, tolerances: dict[str, Tolerance], primary: str = PRIMARY) -> tuple[dict, list[dict]]:
+    """The wide table row of one variant, and its per-metric detail rows (the `accuracy` tolerance's
+    named `primary`)."""
     base_raw, cur_raw = _samples(r["latency_raw_ms_base"]), _samples(r["latency_raw_ms_cur"])
     p_value, notes = math.nan, []
     if base_raw is not None and cur_raw is not None:
@@ -125,7 +141,7 @@ def _compare_row(r, tolerances: dict[str, Tolerance]) -> tuple[dict, list[dict]]
         p_value = float(mannwhitneyu(cur_raw, base_raw, alternative="greater").pvalue)
     else:
         notes.append("no raw latency samples: latency judged on the tolerance alone")
-    details = []
+    by = {}
     for name, tol in tolerances.items():
         metric = METRICS[name]
         base, cur = _num(r[f"{tol.metric}_base"]), _num(r[f"{tol.metric}_cur"])
@@ -135,11 +151,16 @@ def _compare_row(r, tolerances: dict[str, Tolerance]) -> tuple[dict, list[dict]]
         if verdict == "n/a" and name not in DEFAULT_TOLERANCES:
             side = " and ".join(s for s, v in (("baseline", base), ("current", cur)) if math.isnan(v))
             notes.append(f"{name} not compared: " + (f"not measured in {side}" if side else "baseline is 0"))
-        details.append({"variant": r["variant"], "metric": name, "field": tol.metric, "baseline": base,
-                        "current": cur, "change": tol.change(base, cur), "unit": tol.unit, "tolerance": tol.value,
-                        "p_value": p, "verdict": verdict})
-    by = {d["metric"]: d for d in details}
-    lat, acc = by["latency_p50"], by["accuracy"]
+        change = tol.change(base, cur)
+        scored = (r.get("metric_base"), r.get("metric_cur"))
+        if name == PRIMARY and all(isinstance(m, str) for m in scored) and scored[0] != scored[1]:
+            verdict, change = "n/a", math.nan  # two different metrics: no drop to judge
+            notes.append(f"primary metric differs (baseline {scored[0]}, current {scored[1]}): score not compared")
+        by[name] = {"variant": r["variant"], "metric": primary if name == PRIMARY else name, "field": tol.metric,
+                    "baseline": base, "current": cur, "change": change, "unit": tol.unit,
+                    "tolerance": tol.value, "p_value": p, "verdict": verdict}
+    details = list(by.values())
+    lat, acc = by["latency_p50"], by[PRIMARY]
     wide = {
         "variant": r["variant"], **{c: r[c] for c in IDENTITY},
         "baseline_p50_ms": lat["baseline"], "current_p50_ms": lat["current"],
@@ -177,8 +198,10 @@ def compare_runs(baseline_dir: Path, current_dir: Path, tolerances: dict[str, To
     """Compare every variant measured "ok" on both sides; list those on one side only and current failures."""
     tolerances = resolve(tolerances)
     base_run, cur_run = open_run(baseline_dir, side="baseline"), open_run(current_dir, side="current")
-    metrics = [t.metric for t in tolerances.values()]
+    metrics = ["metric", "score", *(t.metric for t in tolerances.values())]
     base_all, cur_all = _frame(base_run, "baseline", metrics), _frame(cur_run, "current", metrics)
+    primary = _primary(base_all, cur_all)
+    tolerances = primary_tolerances(tolerances, primary)
     base, cur = base_all[base_all["status"] == "ok"], cur_all[cur_all["status"] == "ok"]
     cols = list(dict.fromkeys([*IDENTITY, "variant", "latency_raw_ms", "latency_input", *metrics]))
     joined = base[cols].merge(cur[cols].drop(columns="variant"), on=IDENTITY, how="outer",
@@ -186,7 +209,7 @@ def compare_runs(baseline_dir: Path, current_dir: Path, tolerances: dict[str, To
     both = joined[joined["_merge"] == "both"]
     rows, details = [], []
     for _, r in both.iterrows():
-        wide, detail = _compare_row(r, tolerances)
+        wide, detail = _compare_row(r, tolerances, primary)
         rows.append(wide)
         details += detail
     extra = [c for name in tolerances if name not in DEFAULT_TOLERANCES for c in _extra_columns(name)]
@@ -210,7 +233,7 @@ def compare_runs(baseline_dir: Path, current_dir: Path, tolerances: dict[str, To
     notes += _input_notes(both)
     regressed = bool(detail["verdict"].eq("regressed").any())
     return Comparison(table, baseline_only, current_only, failed, regressed, tolerances, notes,
-                      Path(baseline_dir), Path(current_dir), detail)
+                      Path(baseline_dir), Path(current_dir), detail, primary)
 
 
 def _fmt(value, spec: str, suffix: str = "") -> str:
@@ -270,9 +293,10 @@ def format_markdown(comparison: Comparison) -> str:
     lines = ["## Benchmark comparison", ""]
     if c.baseline_dir and c.current_dir:
         lines += [f"Baseline `{c.baseline_dir}`, current `{c.current_dir}`.", ""]
+    score = c.primary_metric
     lines += [head, "",
               f"Tolerances: latency p50 +{t['latency_p50']} and one-sided Mann-Whitney U p < {ALPHA:g} "
-              f"on the raw samples; accuracy −{t['accuracy']}.", ""]
+              f"on the raw samples; {score} −{t[PRIMARY]}.", ""]
     if c.extra_metrics:
         lines += ["Also judged: " + "; ".join(describe_tolerance(n, t[n]) for n in c.extra_metrics) + ".", ""]
     if len(c.table):
@@ -283,10 +307,12 @@ def format_markdown(comparison: Comparison) -> str:
             "ratio": [_fmt(v, ".3f", "×") for v in c.table["latency_ratio"]],
             "p (MWU)": [_fmt_p(v) for v in c.table["latency_p_value"]],
             "latency": [_verdict(v) for v in c.table["latency_verdict"]],
-            "acc baseline %": [_fmt(v * 100, ".2f") for v in c.table["baseline_accuracy"]],
-            "acc current %": [_fmt(v * 100, ".2f") for v in c.table["current_accuracy"]],
+            "acc baseline %" if score == PRIMARY else f"{score} baseline ×100":
+                [_fmt(v * 100, ".2f") for v in c.table["baseline_accuracy"]],
+            "acc current %" if score == PRIMARY else f"{score} current ×100":
+                [_fmt(v * 100, ".2f") for v in c.table["current_accuracy"]],
             "Δ pts": [_fmt(v, "+.2f") for v in c.table["accuracy_delta_pts"]],
-            "accuracy": [_verdict(v) for v in c.table["accuracy_verdict"]],
+            score: [_verdict(v) for v in c.table["accuracy_verdict"]],
         })
         lines += [disp.to_markdown(index=False, disable_numparse=True), ""]  # keep our number formats
         lines += _extra_table(c)

@@ -14,6 +14,13 @@ Sampled metrics (the latency percentiles and mean, all computed from `latency_ra
 when the change exceeds the tolerance AND a one-sided Mann-Whitney U test on the raw samples has
 p < ALPHA; every other metric is judged on its tolerance alone. `latency_p50` and `accuracy` are
 always judged (DEFAULT_TOLERANCES); any other metric only when a tolerance is given for it.
+
+`accuracy` is the task's primary score (the row's `score`, bench/tasks.py): accuracy for SST-2 and
+rows written before tasks were declared, Matthews correlation for CoLA, F1 for MRPC, Pearson for STS-B,
+in points ×100. `score=0.5pt` is the same tolerance, and so is the primary metric's own name
+(`matthews_correlation=1pt` on a CoLA run: `primary_tolerances`), which wins over `accuracy=`.
+A metric's own name on a run whose primary it is not judges that metric on the primary eval split
+(`f1` on SST-2; `matthews_correlation`, `pearson`, `spearmanr` from the row's `metrics`).
 """
 
 from __future__ import annotations
@@ -62,8 +69,14 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("parity_label_agreement", "parity_label_agreement", "min", "pt", "parity label agreement %"),
     Metric("int8_matmul_coverage_pct", "int8_matmul_coverage_pct", "min", "pt", "int8 MatMul coverage %",
            scale=1.0),
+    # Task metrics that are no row field of their own: read from the row's `metrics` (primary eval split).
+    Metric("matthews_correlation", "matthews_correlation", "min", "pt", "matthews_correlation ×100"),
+    Metric("pearson", "pearson", "min", "pt", "pearson ×100"),
+    Metric("spearmanr", "spearmanr", "min", "pt", "spearmanr ×100"),
 )}
-_ALIASES = {m.field: m.name for m in METRICS.values()}
+PRIMARY = "accuracy"  # the tolerance of the task's primary score, whatever the task's metric
+SCORE_FIELD = "score"  # the row field it judges (bench.results.with_score: accuracy on older rows)
+_ALIASES = {m.field: m.name for m in METRICS.values()} | {SCORE_FIELD: PRIMARY}
 
 
 @dataclass(frozen=True)
@@ -143,6 +156,20 @@ def parse_tolerances(items: list[str] | None) -> dict[str, Tolerance]:
         unit = m.group(3) and ("pt" if m.group(3).startswith("pt") else "%")
         name, tol = bind(m.group(1), float(m.group(2)), unit, item)
         out[name] = tol
+    return out
+
+
+def primary_tolerances(tolerances: dict[str, Tolerance], primary: str) -> dict[str, Tolerance]:
+    """The tolerances of a comparison whose rows are scored on `primary`: the `accuracy` entry judges the
+    row's `score`, at the tolerance given under the primary metric's own name if there is one (that entry
+    then goes: `matthews_correlation=1pt` on a CoLA run is the score tolerance, judged once)."""
+    own = tolerances.get(primary) if primary != PRIMARY else None
+    out = {}
+    for name, tol in tolerances.items():
+        if name == PRIMARY:
+            out[name] = replace(tol if own is None else own, metric=SCORE_FIELD, direction="min")
+        elif own is None or name != primary:
+            out[name] = tol
     return out
 
 

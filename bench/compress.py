@@ -5,12 +5,13 @@
     onnx fp32 plain         optimum export                           ─┐
     onnx fp32 optimized     ORT transformer optimizer on the export   ├─ "base graph" for:
     onnx int8-dynamic       quantize_dynamic(base graph)              │
-    onnx int8-static-<cal>  quantize_static QDQ(base graph, train calibration sentences)
+    onnx int8-static-<cal>  quantize_static QDQ(base graph, train calibration examples)
     onnx fp16               float16 conversion(base graph)           ─┘
     tensorrt fp32|fp16|int8 engine from the plain fp32 | fp16 | QDQ int8 graph
 
 Each step is an artifact in the content-hash cache, with its parents' keys in its own key, and
-each records parity against the FP32 PyTorch source on dev sentences and its build time.
+each records parity against the FP32 PyTorch source on dev examples (pairs for a pair task) and its
+build time.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bench.data import TaskData
 from bench.envinfo import library_versions
 from bench.plan import Variant
 from bench.suite import Suite
+from bench.tasks import Texts
 
 # Libraries whose version can change what a conversion produces.
 CONVERTERS = ["torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt"]
@@ -31,15 +33,17 @@ CONVERTERS = ["torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxr
 class Compressor:
     def __init__(self, suite: Suite, data: TaskData, store: ArtifactStore):
         self.suite, self.data, self.store = suite, data, store
-        n = suite.measure.parity_samples
-        self.parity_sentences = data.sentences("validation")[:n] if n else data.sentences("validation")
+        from bench.measure.accuracy import split_texts
+
+        # The first parity_samples examples of the primary eval split (all of them when 0).
+        self.parity_texts = split_texts(data, "validation").head(suite.measure.parity_samples or None)
         self.max_length = suite.data.max_length
 
     # ------------------------------------------------------------------ helpers
     def _parity_spec(self) -> dict:
         """In every conversion's key: the parity set, and the versions of the libraries that convert
         (an onnxruntime or optimum upgrade must not reuse graphs the old one produced)."""
-        return {"parity_samples": len(self.parity_sentences), "data": self.data.fingerprint,
+        return {"parity_samples": len(self.parity_texts), "data": self.data.fingerprint,
                 "libs": library_versions(CONVERTERS)}
 
     def _parity(self, model: Artifact, out: Path, fmt: str, name: str, atol: float | None,
@@ -48,7 +52,8 @@ class Compressor:
         from bench.runtimes import load_runtime
 
         candidate = load_runtime(fmt, runtime_dir or out, device, threads=2, precision=precision)
-        return check_parity(model.path, candidate, name, self.parity_sentences, self.max_length, atol, device)
+        return check_parity(model.path, candidate, name, self.parity_texts, self.max_length, atol, device,
+                            reference_format=model.info.get("format", "pytorch"))
 
     def _derived_onnx(self, kind: str, spec: dict, base: Artifact, model: Artifact, convert, atol=None,
                       device: str = "cpu") -> Artifact:
@@ -66,10 +71,12 @@ class Compressor:
     def onnx_export(self, model: Artifact) -> Artifact:
         from bench.export.onnx import export_with_parity
 
+        if model.info.get("format") == "onnx":
+            return model  # an ONNX source (bench/asis.py): measured as it is, never re-exported
         atol = self.suite.measure.parity_atol
 
         def build(out: Path) -> dict:
-            return export_with_parity(model.path, out, self.parity_sentences, self.max_length, atol,
+            return export_with_parity(model.path, out, self.parity_texts, self.max_length, atol,
                                       name=f"onnx-{model.kind}")
 
         spec = {"opset": None, "parity_atol": atol, **self._parity_spec()}
@@ -98,17 +105,25 @@ class Compressor:
 
         return self._derived_onnx("onnx-int8-dynamic", spec, self.base_graph(model, graph), model, convert)
 
-    def calibration_sentences(self) -> list[str]:
-        """The first N train sentences of a fixed shuffle; never a dev sentence (checked)."""
+    def calibration_texts(self) -> Texts:
+        """The first N train examples of a fixed shuffle; never an example (sentence, or pair) of any
+        eval split (checked)."""
         import random
 
-        train = self.data.sentences("train")
-        dev = set(self.data.sentences("validation"))
+        from bench.measure.accuracy import eval_splits, split_texts
+
+        train = split_texts(self.data, "train")
+        dev = {s.texts.example(i) for s in eval_splits(self.data) for i in range(len(s.texts))}
         order = list(range(len(train)))
         random.Random(self.suite.seed).shuffle(order)
-        picked = [train[i] for i in order if train[i] not in dev][: self.suite.quantize.calibration_samples]
-        assert not dev.intersection(picked)
-        return picked
+        picked = [i for i in order if train.example(i) not in dev][: self.suite.quantize.calibration_samples]
+        texts = train.take(picked)
+        assert not dev.intersection(texts.example(i) for i in range(len(texts)))
+        return texts
+
+    def calibration_sentences(self) -> list[str]:
+        """The calibration examples as one string each (Texts.joined)."""
+        return self.calibration_texts().joined()
 
     def onnx_int8_static(self, model: Artifact, graph: str, calibrator: str, symmetric: bool = False) -> Artifact:
         """Calibrated QDQ INT8; symmetric (zero-point 0 everywhere, no reduce_range) is the graph TensorRT
@@ -119,8 +134,8 @@ class Compressor:
 
         q = self.suite.quantize
         reduce_range, why = resolve_reduce_range(q.reduce_range) if not symmetric else (False, "symmetric QDQ")
-        sentences = self.calibration_sentences()
-        spec = {"calibrator": calibrator, "calibration": calibration_hash(sentences), "per_channel": q.per_channel,
+        texts = self.calibration_texts()
+        spec = {"calibrator": calibrator, "calibration": calibration_hash(texts), "per_channel": q.per_channel,
                 "op_types": STATIC_OP_TYPES,
                 "reduce_range": reduce_range, "percentile": q.percentile if calibrator == "percentile" else None}
         if symmetric:
@@ -128,7 +143,7 @@ class Compressor:
 
         def convert(src, out):
             tokenizer = AutoTokenizer.from_pretrained(src.parent)
-            info = quantize_int8_static(src, out, tokenizer, sentences, self.max_length, calibrator, q.per_channel,
+            info = quantize_int8_static(src, out, tokenizer, texts, self.max_length, calibrator, q.per_channel,
                                         reduce_range, q.percentile, symmetric)
             return {**info, "reduce_range_reason": why}
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bench.compare_metrics import ALPHA, DEFAULT_TOLERANCES, METRICS, format_change
+from bench.compare_metrics import ALPHA, DEFAULT_TOLERANCES, METRICS, PRIMARY, format_change
 
 SCHEMA_VERSION = 1
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -30,7 +30,9 @@ class _Model(BaseModel):
 
 # ------------------------------------------------------------------ bench compare --json
 class ToleranceInfo(_Model):
-    metric: str = Field(description="metric name (bench/compare_metrics.py), e.g. latency_p95, size_mb, accuracy")
+    metric: str = Field(description="metric name (bench/compare_metrics.py), e.g. latency_p95, size_mb; the "
+                                    "default score tolerance is named after the task's primary metric (accuracy, "
+                                    "matthews_correlation, f1, pearson, ...)")
     field: str = Field(description="the results-row field it reads, e.g. latency_p95_ms")
     value: float = Field(description="how much worse the current run may be, in `unit`")
     unit: Literal["%", "pt"] = Field(description="%: relative to the baseline; pt: absolute percentage points")
@@ -78,6 +80,9 @@ class CompareReport(_Model):
     baseline: str
     current: str
     alpha: float = Field(description="significance level of the Mann-Whitney U test")
+    primary_metric: str = Field(description="the task's primary metric the default score tolerance judged (the "
+                                            "rows' `score`): accuracy for SST-2 and older rows, "
+                                            "matthews_correlation for CoLA, ...; `score` when the rows mix metrics")
     tolerances: list[ToleranceInfo]
     variants: list[VariantResult] = Field(description="every variant measured ok on both sides")
     regressions: list[Regression] = Field(description="one entry per regressed (variant, metric)")
@@ -96,7 +101,7 @@ def _num_text(value: float | None, unit: str = "") -> str:
 
 
 def regression_message(variant: str, metric: str, r: MetricResult) -> str:
-    m = METRICS[metric]
+    m = METRICS.get(metric, METRICS[PRIMARY])  # a primary metric's name ("score": mixed) judges like accuracy
     change = "—" if r.change is None else format_change(r.change, r.unit)
     limit = f"{'+' if m.direction == 'max' else '−'}{r.tolerance:g}{r.unit}"
     p = "" if r.p_value is None else f", p={r.p_value:.2g}"
@@ -106,7 +111,8 @@ def regression_message(variant: str, metric: str, r: MetricResult) -> str:
 
 def compare_report(c, fail_on_missing: bool = False) -> CompareReport:
     """The JSON document of a `bench.compare.Comparison`."""
-    tolerances = [ToleranceInfo(metric=name, field=t.metric, value=t.value, unit=t.unit,
+    primary = getattr(c, "primary_metric", PRIMARY)
+    tolerances = [ToleranceInfo(metric=primary if name == PRIMARY else name, field=t.metric, value=t.value, unit=t.unit,
                                 better="lower" if t.direction == "max" else "higher",
                                 significance="mann-whitney-u" if METRICS[name].sampled else None,
                                 default=name in DEFAULT_TOLERANCES) for name, t in c.tolerances.items()]
@@ -127,7 +133,8 @@ def compare_report(c, fail_on_missing: bool = False) -> CompareReport:
     exit_code = c.gate_exit_code(fail_on_missing)
     verdict = "regressed" if c.regressed else "incomplete" if exit_code else "pass"
     return CompareReport(verdict=verdict, exit_code=exit_code, baseline=str(c.baseline_dir),
-                         current=str(c.current_dir), alpha=ALPHA, tolerances=tolerances, variants=variants,
+                         current=str(c.current_dir), alpha=ALPHA, primary_metric=primary, tolerances=tolerances,
+                         variants=variants,
                          regressions=regressions, baseline_only=c.baseline_only, current_only=c.current_only,
                          failed=c.failed, notes=c.notes)
 

@@ -17,28 +17,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.tasks import GLUE_TASKS, Task
 
 log = logging.getLogger(__name__)
 
-ID2LABEL = {0: "negative", 1: "positive"}
+ID2LABEL = GLUE_TASKS["sst2"].id2label()  # {0: "negative", 1: "positive"}: `load_for_classification(src, 2)`
 TINY_DEFAULTS = {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128, "vocab": 2000}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 @dataclass(frozen=True)
 class ModelSource:
-    kind: str  # tiny | package | local | hub
+    kind: str  # tiny | package | local | hub | onnx (an ONNX file or optimum folder, measured as it is)
     spec: str  # what the suite said
     path: Path | None = None  # model directory for package/local
     tiny: dict | None = None  # parsed tiny config
     pickle: bool = False  # a local pickle checkpoint the suite explicitly allowed
+    graph: Path | None = None  # onnx: the graph file
 
     def identity(self) -> str:
         """What the artifact cache keys on: the spec, plus the weights' content for files on disk."""
         if self.path is None:
             return self.spec
         digest = hashlib.sha256(self.spec.encode())
-        weights = "*.bin" if self.pickle else "*.safetensors"
+        weights = "*.bin" if self.pickle else "*.onnx*" if self.kind == "onnx" else "*.safetensors"
         for f in sorted(self.path.glob("*.json")) + sorted(self.path.glob(weights)):
             digest.update(f.name.encode())
             digest.update(hashlib.sha256(f.read_bytes()).digest())
@@ -83,6 +85,12 @@ def parse_source(spec: str, field: str = "teacher.source", allow_pickle: bool = 
     if spec.startswith("package:"):
         return ModelSource("package", spec, path=_package_model_dir(spec.removeprefix("package:"), field))
     path = Path(spec).expanduser()
+    from bench.asis import check_onnx_source, onnx_model_file
+
+    graph = onnx_model_file(path)
+    if graph is not None:
+        check_onnx_source(graph, None, field)
+        return ModelSource("onnx", spec, path=graph.parent.resolve(), graph=graph.resolve())
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise BenchError(f"{field}: {spec}: directory has no config.json")
@@ -148,22 +156,37 @@ def tiny_tokenizer(corpus: Iterable[str], vocab_size: int):
         return BertTokenizerFast(vocab_file=str(Path(tmp) / "vocab.txt"), do_lower_case=True)
 
 
+def head_config(task: Task | int) -> dict:
+    """The config fields of a task's head: num_labels, id2label/label2id (the task's label names), and
+    problem_type "regression" for a regression (one output, trained on the MSE). An int is a
+    classification with that many labels (2: SST-2's names, as before tasks were declared)."""
+    if isinstance(task, int):
+        names = tuple(ID2LABEL.values()) if task == 2 else tuple(f"LABEL_{i}" for i in range(task))
+        task = Task("classification", ("text",), names, ("accuracy",))
+    id2label = task.id2label()
+    fields = {"num_labels": task.num_labels, "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+    if task.is_regression:
+        fields["problem_type"] = "regression"
+    return fields
+
+
 def load_for_classification(
-    source: ModelSource, num_labels: int, *, corpus: Iterable[str] = (), seed: int = 0, trust_remote_code: bool = False
+    source: ModelSource, task: Task | int, *, corpus: Iterable[str] = (), seed: int = 0,
+    trust_remote_code: bool = False,
 ):
-    """(model, tokenizer) with a fresh sequence-classification head on the source's encoder."""
+    """(model, tokenizer) with a fresh head for `task` (see head_config) on the source's encoder."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
     from transformers import logging as hf_logging
 
-    label2id = {v: k for k, v in ID2LABEL.items()}
+    head = head_config(task)
     if source.kind == "tiny":
         t = source.tiny
         tokenizer = tiny_tokenizer(corpus, t["vocab"])
         config = BertConfig(
             vocab_size=len(tokenizer), hidden_size=t["hidden"], num_hidden_layers=t["layers"],
             num_attention_heads=t["heads"], intermediate_size=t["intermediate"], max_position_embeddings=512,
-            num_labels=num_labels, id2label=ID2LABEL, label2id=label2id,
+            **head,
         )
         torch.manual_seed(seed)
         return AutoModelForSequenceClassification.from_config(config), tokenizer
@@ -175,8 +198,7 @@ def load_for_classification(
         torch.manual_seed(seed)  # the new head's initialisation follows the suite seed
         tokenizer = AutoTokenizer.from_pretrained(where, use_fast=True, trust_remote_code=trust_remote_code)
         model = AutoModelForSequenceClassification.from_pretrained(
-            where, num_labels=num_labels, id2label=ID2LABEL, label2id=label2id,
-            use_safetensors=not source.pickle, trust_remote_code=trust_remote_code,
+            where, **head, use_safetensors=not source.pickle, trust_remote_code=trust_remote_code,
         )
     except OSError as exc:
         first = str(exc).strip().splitlines()[0]

@@ -95,15 +95,30 @@ def _check_valid(index: int, fmt: formats.Format, precision: str, device: str, f
                          f"got {device!r}")
 
 
+def onnx_models(suite: Suite) -> set[str]:
+    """Models whose source is an ONNX graph (measured as it is): they exist in format onnx only."""
+    from pathlib import Path
+
+    from bench.asis import onnx_model_file
+
+    sources = {"teacher": suite.teacher.source} | {
+        name: cfg.source for name, cfg in suite.all_students.items() if not cfg.trains and cfg.source}
+    return {name for name, src in sources.items() if ":" not in src and onnx_model_file(Path(src)) is not None}
+
+
 def make_plan(suite: Suite, file: str = "suite") -> Plan:
     """Expand every variants line into the product of its lists, one variant per thread count."""
     seen: dict[Variant, None] = {}
+    onnx_only = onnx_models(suite)
     for i, spec in enumerate(suite.variants):
         for model, name, precision, device, graph in itertools.product(
             spec.model, spec.format, spec.precision, spec.device, spec.graph
         ):
             fmt = formats.get(name)
             _check_valid(i, fmt, precision, device, file)
+            if model in onnx_only and name != "onnx":
+                raise BenchError(f"{file}: variants[{i}].format: {model} is an ONNX model (its source is a .onnx "
+                                 f"graph); it is measured as format onnx only, not {name}")
             graph = graph if fmt.has_graph_variants else "plain"
             calibrations = fmt.calibrations(precision, suite.quantize)
             # Threads only matter on CPU; a GPU variant is measured once.

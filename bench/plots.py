@@ -1,5 +1,6 @@
 """Report plots (matplotlib, Agg backend: no display needed). Each takes the report's summary table
-(one line per variant, see bench.report.summarise) and writes one PNG."""
+(one line per variant, see bench.report.summarise) and writes one PNG. Quality is the task's primary
+score (`score_pct`); `metric` names it on the axis (accuracy %, or e.g. matthews_correlation ×100)."""
 
 from __future__ import annotations
 
@@ -63,26 +64,30 @@ def _pareto_line(ax, df: pd.DataFrame, x: str, y: str) -> None:
     ax.plot(front[x], front[y], "--", color="green", lw=1.2, label="Pareto front", drawstyle="steps-post", zorder=2)
 
 
-def size_vs_accuracy(df: pd.DataFrame, path: Path) -> Path:
+def _ylabel(metric: str) -> str:
+    return "dev accuracy (%)" if metric == "accuracy" else f"dev {metric} (×100)"
+
+
+def size_vs_accuracy(df: pd.DataFrame, path: Path, metric: str = "accuracy") -> Path:
     fig, ax = plt.subplots(figsize=(8, 5))
-    _pareto_line(ax, df, "size_mb", "accuracy_pct")
-    _scatter(ax, df, "size_mb", "accuracy_pct")
+    _pareto_line(ax, df, "size_mb", "score_pct")
+    _scatter(ax, df, "size_mb", "score_pct")
     ax.set_xscale("log")
-    ax.set(xlabel="size on disk (MB, log scale)", ylabel="dev accuracy (%)", title="Size vs accuracy")
+    ax.set(xlabel="size on disk (MB, log scale)", ylabel=_ylabel(metric), title=f"Size vs {metric}")
     return _finish(fig, path)
 
 
-def latency_vs_accuracy(df: pd.DataFrame, path: Path) -> Path:
+def latency_vs_accuracy(df: pd.DataFrame, path: Path, metric: str = "accuracy") -> Path:
     fig, ax = plt.subplots(figsize=(8, 5))
-    _pareto_line(ax, df, "latency_p50_ms", "accuracy_pct")
+    _pareto_line(ax, df, "latency_p50_ms", "score_pct")
     # Whisker from p50 to p90: how much slower the slow tail of real sentences is.
-    ax.errorbar(df["latency_p50_ms"], df["accuracy_pct"],
+    ax.errorbar(df["latency_p50_ms"], df["score_pct"],
                 xerr=[np.zeros(len(df)), (df["latency_p90_ms"] - df["latency_p50_ms"]).clip(lower=0)],
                 fmt="none", ecolor="gray", elinewidth=0.8, capsize=2, zorder=1)
-    _scatter(ax, df, "latency_p50_ms", "accuracy_pct")
+    _scatter(ax, df, "latency_p50_ms", "score_pct")
     ax.set_xscale("log")
-    ax.set(xlabel="batch-1 latency p50 (ms, log; whisker to p90)", ylabel="dev accuracy (%)",
-           title="Latency vs accuracy")
+    ax.set(xlabel="batch-1 latency p50 (ms, log; whisker to p90)", ylabel=_ylabel(metric),
+           title=f"Latency vs {metric}")
     return _finish(fig, path)
 
 
@@ -128,10 +133,12 @@ def latency_grid(grid: pd.DataFrame, path: Path) -> Path:
     return _finish(fig, path)
 
 
-def all_plots(df: pd.DataFrame, out_dir: Path, grid: pd.DataFrame | None = None) -> list[Path]:
+def all_plots(df: pd.DataFrame, out_dir: Path, grid: pd.DataFrame | None = None,
+              metric: str = "accuracy") -> list[Path]:
+    """The report's PNGs; the two quality plots keep their file names whatever the task's metric."""
     paths = [
-        size_vs_accuracy(df, out_dir / "size_vs_accuracy.png"),
-        latency_vs_accuracy(df, out_dir / "latency_vs_accuracy.png"),
+        size_vs_accuracy(df, out_dir / "size_vs_accuracy.png", metric),
+        latency_vs_accuracy(df, out_dir / "latency_vs_accuracy.png", metric),
         speedup(df, out_dir / "speedup.png"),
         memory(df, out_dir / "memory.png"),
     ]

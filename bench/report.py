@@ -3,6 +3,10 @@
 
 It reads results files only, so it works on runs produced on other machines. Rows of several
 seeds of one variant are shown as mean ± std with every seed's value.
+
+Rows are judged on the task's primary metric (`score`, bench/tasks.py): "accuracy %" for accuracy
+(SST-2, MNLI, ...), "<metric> ×100" otherwise (Matthews correlation, F1, Pearson ×100, as GLUE reports
+them); deltas vs the teacher are points of that scale.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.paths import confined
-from bench.results import IDENTITY, Run, open_run, reference_mask, variant_label
+from bench.results import IDENTITY, Run, open_run, reference_mask, variant_label, with_score
 
 VARIANT_KEYS = [c for c in IDENTITY if c != "seed"]
 COLUMNS = {
     "model": "model", "format": "format", "precision": "precision", "graph": "graph", "device": "device",
-    "threads": "threads", "params_m": "params (M)", "size_mb": "size MB", "accuracy_pct": "accuracy %",
-    "accuracy_std": "± std (seeds)", "seeds": "seeds", "delta_pts": "Δ vs teacher (pts)",
+    "threads": "threads", "params_m": "params (M)", "size_mb": "size MB", "score_pct": "accuracy %",
+    "score_std": "± std (seeds)", "seeds": "seeds", "delta_pts": "Δ vs teacher (pts)",
     "delta_fp32_pts": "Δ vs own fp32 (pts)",
     "retained_pct": "% of teacher", "latency_p50_ms": "p50 ms",
     "latency_p50_ci95_low_ms": "p50 95% CI low", "latency_p50_ci95_high_ms": "p50 95% CI high",
@@ -32,37 +36,63 @@ COLUMNS = {
 }
 
 
+def primary_metric(df: pd.DataFrame) -> str:
+    """The primary metric the measured rows were scored on; "score" when they mix metrics (a run of one
+    suite never does), "accuracy" for rows without one (written before tasks were declared)."""
+    names = metric_names(df)
+    return names[0] if len(names) == 1 else "score" if names else "accuracy"
+
+
+def metric_names(df: pd.DataFrame) -> list[str]:
+    if "metric" not in df or "status" not in df:
+        return []
+    return sorted({str(m) for m in df.loc[df["status"] == "ok", "metric"].dropna()})
+
+
+def score_header(metric: str) -> str:
+    """`accuracy %`, or `<metric> ×100` (Matthews correlation, F1, Pearson, as GLUE reports them)."""
+    return "accuracy %" if metric == "accuracy" else f"{metric} ×100"
+
+
+def _scored(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with `metric` and `score` (bench.results.with_score), for frames not read through Run.frame."""
+    if "score" in df and "metric" in df:
+        return df
+    return pd.DataFrame([with_score(r) for r in df.to_dict("records")], index=df.index)
+
+
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
-    """One line per variant (seeds averaged), with accuracy and speed relative to the teacher PyTorch FP32."""
-    ok = df[df["status"] == "ok"].copy()
-    for col in ("parity_max_abs_diff", "parity_label_agreement", "latency_cv", "peak_rss_mb", "rss_before_load_mb",
-                "latency_p50_ci95_low_ms", "latency_p50_ci95_high_ms"):
-        if col not in ok:
-            ok[col] = float("nan")
-    ok["params"] = pd.to_numeric(ok["params"], errors="coerce")
-    numeric = ["params", "size_mb", "accuracy", "latency_p50_ms", "latency_p50_ci95_low_ms", "latency_p50_ci95_high_ms",
-               "latency_p90_ms", "latency_cv",
+    """One line per variant (seeds averaged), with its primary score and speed relative to the teacher
+    PyTorch FP32 (`accuracy` and `accuracy_std` stay: the accuracy field itself, where the task has it)."""
+    ok = _scored(df[df["status"] == "ok"]).copy()
+    numeric = ["params", "size_mb", "accuracy", "score", "latency_p50_ms", "latency_p50_ci95_low_ms",
+               "latency_p50_ci95_high_ms", "latency_p90_ms", "latency_cv",
                "parity_max_abs_diff", "parity_label_agreement", "peak_rss_mb", "rss_before_load_mb"]
+    for col in numeric:  # absent (older rows, a regression task's accuracy): NaN
+        ok[col] = pd.to_numeric(ok[col], errors="coerce") if col in ok else float("nan")
     grouped = ok.groupby(VARIANT_KEYS, dropna=False, sort=False)
     out = grouped[numeric].mean()
-    out["accuracy_std"] = grouped["accuracy"].std()  # NaN with one seed
+    out["score_std"] = grouped["score"].std()  # NaN with one seed
+    out["accuracy_std"] = grouped["accuracy"].std()
+    out["metric"] = grouped["metric"].first()
     out["seeds"] = grouped["seed"].apply(lambda s: ", ".join(str(x) for x in sorted(s)))
-    out["accuracy_by_seed"] = grouped["accuracy"].apply(lambda s: ", ".join(f"{100 * x:.2f}" for x in s))
+    out["score_by_seed"] = grouped["score"].apply(lambda s: ", ".join(f"{100 * x:.2f}" for x in s))
     out = out.reset_index()
 
     base = out[reference_mask(out, "teacher")]
-    teacher_acc = base["accuracy"].iloc[0] if len(base) else float("nan")
+    teacher_score = base["score"].iloc[0] if len(base) else float("nan")
     # Speed is compared at the same device and thread count, measured in the same run.
     base_p50 = base.set_index(["device", "threads"])["latency_p50_ms"]
     out["params_m"] = out["params"] / 1e6
-    out["accuracy_pct"] = out["accuracy"] * 100
+    out["score_pct"] = out["score"] * 100
+    out["score_std"] = out["score_std"] * 100
     out["accuracy_std"] = out["accuracy_std"] * 100
-    out["delta_pts"] = (out["accuracy"] - teacher_acc) * 100
-    out["retained_pct"] = out["accuracy"] / teacher_acc * 100
+    out["delta_pts"] = (out["score"] - teacher_score) * 100
+    out["retained_pct"] = out["score"] / teacher_score * 100
     out["speedup"] = [base_p50.get((d, t), float("nan")) / p
                       for d, t, p in zip(out["device"], out["threads"], out["latency_p50_ms"], strict=True)]
-    own = out[reference_mask(out)].groupby("model")["accuracy"].first()
-    out["delta_fp32_pts"] = (out["accuracy"] - out["model"].map(own)) * 100
+    own = out[reference_mask(out)].groupby("model")["score"].first()
+    out["delta_fp32_pts"] = (out["score"] - out["model"].map(own)) * 100
     out["label"] = out.apply(variant_label, axis=1)
     out["precision"] = [f"{p}-{c}" if c else p for p, c in zip(out["precision"], out["calibration"], strict=True)]
     order = ["device", "threads", "model", "format", "precision", "graph"]
@@ -81,27 +111,30 @@ def grid_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def training_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One line per trained model: how it was trained and its dev accuracy over seeds (PyTorch FP32 rows,
-    so the number is the model's, not a runtime's), with train wall time per epoch."""
-    rows = df[(df["status"] == "ok") & reference_mask(df)]
+    """One line per trained model: how it was trained and its dev score over seeds (the task's primary
+    metric on PyTorch FP32 rows, so the number is the model's, not a runtime's), with train wall time per
+    epoch; % of teacher is of that score."""
+    rows = _scored(df[(df["status"] == "ok") & reference_mask(df)])
     if rows.empty or "train_s_per_epoch" not in rows or rows["train_s_per_epoch"].isna().all():
         return pd.DataFrame()
     # One line per trained artifact: a teacher pinned by teacher.seed is measured at every seed but
     # trained once, and counts once.
     rows = rows.drop_duplicates(["model", "artifact"], keep="last")
+    rows = rows.assign(score=pd.to_numeric(rows["score"], errors="coerce"))
     g = rows.groupby("model", sort=False)
+    dev = f"dev {score_header(primary_metric(rows))}"
     out = pd.DataFrame({
         "loss terms": g["train_loss_terms"].first().fillna("hard (teacher fine-tuning)")
         if "train_loss_terms" in rows else "",
         "train rows": g["train_rows"].first(),
         "seeds": g["artifact"].nunique(),
-        "dev accuracy %": g["accuracy"].mean() * 100,
-        "± std": g["accuracy"].std() * 100,
-        "per seed": g["accuracy"].apply(lambda a: ", ".join(f"{100 * x:.2f}" for x in a)),
+        dev: g["score"].mean() * 100,
+        "± std": g["score"].std() * 100,
+        "per seed": g["score"].apply(lambda a: ", ".join(f"{100 * x:.2f}" for x in a)),
         "train s/epoch": g["train_s_per_epoch"].mean(),
     })
     if "teacher" in out.index:
-        out.insert(5, "% of teacher", out["dev accuracy %"] / out.loc["teacher", "dev accuracy %"] * 100)
+        out.insert(5, "% of teacher", out[dev] / out.loc["teacher", dev] * 100)
     return out.reset_index()
 
 
@@ -115,11 +148,29 @@ def offline_table(df: pd.DataFrame) -> pd.DataFrame:
         ["samples_per_s", "tokens_per_s", "padded_tokens_per_s", "padding_pct", "wall_s"]].mean()
 
 
-def _table(summary: pd.DataFrame) -> pd.DataFrame:
+def other_splits_table(df: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """The task's metrics on its further eval splits (`metrics` keys `<metric>@<split>`, e.g. MNLI
+    mismatched), ×100, one line per variant in the Variants table's order, seeds averaged."""
+    if "metrics" not in df:
+        return pd.DataFrame()
+    entries = [{"variant": variant_label(r), **{k: 100 * float(v) for k, v in r["metrics"].items()
+                                                if "@" in k and v is not None}}
+               for _, r in df[df["status"] == "ok"].iterrows() if isinstance(r.get("metrics"), dict)]
+    entries = [e for e in entries if len(e) > 1]
+    if not entries:
+        return pd.DataFrame()
+    table = pd.DataFrame(entries).groupby("variant", sort=False).mean()
+    order = [label for label in summary["label"] if label in table.index]
+    table = table.loc[order + [label for label in table.index if label not in order]]
+    return table.rename(columns={c: f"{c} ×100" for c in table.columns}).reset_index()
+
+
+def _table(summary: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
     columns = list(COLUMNS)
     if not summary["seeds"].str.contains(",").any():  # one seed: no spread to show
-        columns = [c for c in columns if c not in ("accuracy_std", "seeds")]
-    return summary[columns].rename(columns={c: COLUMNS[c] for c in columns})
+        columns = [c for c in columns if c not in ("score_std", "seeds")]
+    headers = {c: COLUMNS[c] for c in columns} | {"score_pct": score_header(metric)}
+    return summary[columns].rename(columns=headers)
 
 
 @dataclass
@@ -152,8 +203,11 @@ def _title(runs: list[Run]) -> str:
     return f"{runs[0].info.get('suite', '?')} — {', '.join(r.info.get('run_id', '?') for r in runs)}"
 
 
-def _one_example(df: pd.DataFrame) -> str:
-    """The accuracy step of one eval example, from the rows' own eval size (not a hard-coded dev set)."""
+def _one_example(df: pd.DataFrame, metric: str = "accuracy") -> str:
+    """The accuracy step of one eval example, from the rows' own eval size (not a hard-coded dev set);
+    other metrics (MCC, F1, Pearson) have no fixed step per example."""
+    if metric != "accuracy":
+        return ""
     sizes = sorted({int(n) for n in df.get("eval_samples", pd.Series(dtype=float)).dropna()})
     if not sizes:
         return ""
@@ -169,22 +223,37 @@ def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: lis
     if first.get("data"):
         d = first["data"]
         intro.append(f"Data: {d['origin']} (train {d['train_rows']} rows, eval {d['eval_rows']} rows).")
+    metric, names = primary_metric(df), metric_names(df)
+    if len(names) > 1:
+        intro.append(f"These rows mix primary metrics ({', '.join(names)}): scores, deltas and % of teacher "
+                     "below compare different metrics (runs of different tasks?).")
     out = [Section(notes=intro)] if intro else []
+    scored = ("Accuracy: the whole eval split" if metric == "accuracy"
+              else f"{score_header(metric)}: the task's primary metric on its whole primary eval split")
     out.append(Section(
-        "Variants", _table(summary), missing="—",
+        "Variants", _table(summary, metric), missing="—",
         notes=["Latency: batch 1 over the real dev sentences (tokenisation not timed), after warmup; CV is the "
-               "coefficient of variation of the per-call times. Accuracy: the whole eval split through the "
-               "variant's own runtime. Speedup: teacher PyTorch FP32 p50 / variant p50, same threads, same run."]))
+               f"coefficient of variation of the per-call times. {scored} through the variant's own runtime"
+               f"{'' if metric == 'accuracy' else '; Δ in points of that scale'}. "
+               "Speedup: teacher PyTorch FP32 p50 / variant p50, same threads, same run."]))
+    splits = other_splits_table(df, summary)
+    if not splits.empty:
+        out.append(Section("Other eval splits", splits, floatfmt=".4g", missing="—",
+                           notes=["The task's metrics on its further eval splits, through the variant's own "
+                                  "runtime, ×100, mean over seeds."]))
     training = training_table(df)
     if not training.empty:
+        dev = "Dev accuracy" if metric == "accuracy" else f"Dev {metric} (×100)"
+        step = _one_example(df, metric)
         out.append(Section(
             "Training", training, floatfmt=".4g", missing="—",
-            notes=["Dev accuracy of the PyTorch FP32 model on the whole eval split, mean and sample std over seeds. "
-                   f"{_one_example(df)}a difference smaller than the seed spread is not a win. Train s/epoch: "
-                   "wall time of the training loop (a resumed build counts only its remaining steps)."]))
+            notes=[f"{dev} of the PyTorch FP32 model on the whole eval split, mean and sample std over seeds. "
+                   f"{step}{'a' if step else 'A'} difference smaller than the seed spread is not a win. Train "
+                   "s/epoch: wall time of the training loop (a resumed build counts only its remaining steps)."]))
     multi = summary[summary["seeds"].str.contains(",")]
     if len(multi):
-        out.append(Section("Accuracy per seed", items=[f"{r.label}: {r.accuracy_by_seed}" for r in multi.itertuples()]))
+        title = "Accuracy per seed" if metric == "accuracy" else f"{score_header(metric)} per seed"
+        out.append(Section(title, items=[f"{r.label}: {r.score_by_seed}" for r in multi.itertuples()]))
     if not grid.empty:
         wide = grid.pivot_table(index="label", columns=["batch", "seq_len"], values="p50_ms")
         wide.columns = [f"b{b}×{s}" for b, s in wide.columns]
@@ -288,7 +357,7 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
     out_dir = confined(out_root, name)  # a run_id from a downloaded run.json must not escape reports/
     out_dir.mkdir(parents=True, exist_ok=True)
     grid = grid_table(df)
-    pngs = all_plots(summary, out_dir, grid)
+    pngs = all_plots(summary, out_dir, grid, metric=primary_metric(df))
     if not grid.empty:
         grid.to_csv(out_dir / "latency_grid.csv", index=False)
     offline = offline_table(df)

@@ -23,7 +23,8 @@ from bench.schema.child import validation_message
 from bench.schema.row import IDENTITY_DEFAULTS, IDENTITY_FIELDS, SCHEMA_VERSION, Row
 
 __all__ = ["IDENTITY", "IDENTITY_DEFAULTS", "RESULTS_FILE", "RUN_FILE", "SCHEMA_VERSION", "Run", "append_row",
-           "latest_rows", "load_results", "open_run", "read_rows", "reference_mask", "variant_label"]
+           "latest_rows", "load_results", "open_run", "read_rows", "reference_mask", "variant_label",
+           "with_score"]
 
 RESULTS_FILE = "results.jsonl"
 RUN_FILE = "run.json"
@@ -78,6 +79,20 @@ def _with_identity_defaults(row: dict) -> dict:
     return IDENTITY_DEFAULTS | {k: v for k, v in row.items() if v is not None or k not in IDENTITY_DEFAULTS}
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def with_score(row: dict) -> dict:
+    """`metric` and `score` on every row: the task's primary metric and its value on the primary eval
+    split. Rows written before tasks were declared (SST-2) carry neither: they read as metric
+    "accuracy", score = accuracy."""
+    if _missing(row.get("metric")):
+        score = row.get("score")
+        return {**row, "metric": "accuracy", "score": row.get("accuracy") if _missing(score) else score}
+    return row if "score" in row else {**row, "score": None}
+
+
 def variant_label(row) -> str:
     """`student onnx int8-static-minmax opt t2`: how reports and plots name a variant."""
     precision = f"{row['precision']}-{row['calibration']}" if row["calibration"] else row["precision"]
@@ -122,11 +137,12 @@ class Run:
         return latest_rows(self.rows)
 
     def frame(self, raw: bool = False) -> pd.DataFrame:
-        """The latest row per (variant, seed) as a DataFrame; raw latency samples dropped unless raw=True."""
+        """The latest row per (variant, seed) as a DataFrame; raw latency samples dropped unless raw=True.
+        Every row has `metric` and `score` (see `with_score`: older rows read as accuracy)."""
         rows = self.latest()
         if not raw:
             rows = [{k: v for k, v in r.items() if k != "latency_raw_ms"} for r in rows]
-        return pd.DataFrame([_with_identity_defaults(r) for r in rows])
+        return pd.DataFrame([with_score(_with_identity_defaults(r)) for r in rows])
 
 
 def open_run(run_dir: Path | str, side: str = "") -> Run:

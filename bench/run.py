@@ -75,8 +75,8 @@ def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: 
     """The row from its parts: identity, outcome, artifact and training facts, what the child measured,
     roofline, machine and bookkeeping. Validated strictly (bench.schema.Row.for_write)."""
     ok = isinstance(result, ChildResult)
-    identity = Identity(run_id=run_id, suite=suite.name, task=suite.task, variant_id=variant.id,
-                        **variant.as_dict(), seed=built.seed)
+    identity = Identity(run_id=run_id, suite=suite.name, task=getattr(suite, "task_name", suite.task),
+                        variant_id=variant.id, **variant.as_dict(), seed=built.seed)
     outcome = Outcome(status=result.status, error=None if ok else result.error)
     facts = _artifact_facts(built.artifacts[variant.artifact_key], formats.get(variant.format),
                             result.size_bytes if ok else None)
@@ -85,9 +85,20 @@ def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: 
                          bookkeeping, {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
+def _task(suite: Suite, data):
+    """The suite's task (bench.tasks.Task): the data's own, else the suite's, else GLUE by name."""
+    from bench.tasks import GLUE_TASKS
+
+    return getattr(data, "task", None) or getattr(suite, "task_def", None) or GLUE_TASKS[suite.task]
+
+
 def _measure_spec(suite: Suite, variant: Variant, built: Built, data) -> ChildSpec:
+    """The child's spec: the variant, the task and every eval split (primary first: latency runs on it)."""
+    from bench.measure.accuracy import eval_splits
+
     return ChildSpec(variant=variant.as_dict(), artifact_dir=built.artifacts[variant.artifact_key].weights_dir,
-                     sentences=data.sentences("validation"), labels=data.labels("validation"),
+                     task=ChildSpec.task_fields(_task(suite, data)),
+                     eval_sets=[ChildSpec.eval_set_fields(s) for s in eval_splits(data)],
                      max_length=suite.data.max_length, measure=suite.measure)
 
 
@@ -102,7 +113,7 @@ def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: st
     run_dir = confined(results_root, suite.name, run_id)
     store_root = cache_root(results_root, cache_dir)
     # Bad data (a missing file, a malformed line) is an error before anything is written.
-    data = load_task_data(suite.data, suite.task, suite.seed)
+    data = load_task_data(suite.data, suite.task_def, suite.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     if suite.trust_remote_code:
         log.warning("trust_remote_code is ON for suite %s: code shipped with %s will run in this process",
@@ -194,7 +205,7 @@ def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, r
                                    measure_key=measure_key))
         append_row(run_dir, row)
         if row.status == "ok":
-            log.info("  accuracy %.4f  p50 %.2f ms  p90 %.2f ms  (%.1f s)", row.accuracy,
+            log.info("  %s %.4f  p50 %.2f ms  p90 %.2f ms  (%.1f s)", row.metric, row.score,
                      row.latency_p50_ms, row.latency_p90_ms, wall)
         else:
             log.error("  %s: %s", row.status, row.error)
@@ -222,7 +233,7 @@ def train_suite(suite_path: Path, results_root: Path = Path("results"), models: 
         if unknown:
             raise BenchError(f"--model: {unknown[0]!r} is not a model of suite {suite.name}")
         plan = Plan(variants=[v for v in plan.variants if v.model in models], skipped=plan.skipped)
-    data = load_task_data(suite.data, suite.task, suite.seed)
+    data = load_task_data(suite.data, suite.task_def, suite.seed)
     store = ArtifactStore(cache_root(results_root, cache_dir))
     trained = {}
     for seed in suite.training_seeds:

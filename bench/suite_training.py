@@ -50,7 +50,9 @@ ModelName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
 class TeacherConfig(_Strict):
     # hub id | local dir | package:<module> | tiny:layers=2,hidden=64,heads=2,intermediate=128
     source: str
-    finetune: FinetuneConfig = FinetuneConfig()
+    # null: the source is already fine-tuned for the task (a hub checkpoint, a folder, an ONNX file):
+    # it is measured and compressed as it is, and nothing trains (bench/asis.py checks its head).
+    finetune: FinetuneConfig | None = FinetuneConfig()
     # Train the teacher once with this seed and distil every suite seed's students from it.
     # None: one teacher per suite seed.
     seed: Seed | None = None
@@ -120,6 +122,18 @@ class GeneralDistillConfig(FinetuneConfig):
 
 
 class StudentConfig(_Strict):
+    @property
+    def trains(self) -> bool:
+        return self.distill is not None
+
+    @property
+    def uses_teacher_logits(self) -> bool:
+        return self.distill is not None and self.distill.uses_teacher_logits
+
+    @property
+    def uses_teacher_internals(self) -> bool:
+        return self.distill is not None and self.distill.uses_teacher_internals
+
     # teacher-layers: copy the listed teacher layers (DistilBERT took [0,2,4,7,9,11] of 12);
     # random: the teacher's config with len(layers) layers and fresh weights;
     # pretrained: start from `source` (any model source, e.g. distilbert-base-uncased).
@@ -127,7 +141,8 @@ class StudentConfig(_Strict):
     layers: list[Annotated[int, Field(ge=0, le=1000)]] = [0, 2, 4]
     source: str | None = None
     general: GeneralDistillConfig | None = None  # general distillation before the task stage
-    distill: DistillConfig = DistillConfig()
+    # null: `source` (init: pretrained) is a student already trained for the task, measured as it is.
+    distill: DistillConfig | None = DistillConfig()
 
     @field_validator("layers")
     @classmethod
@@ -144,8 +159,12 @@ class StudentConfig(_Strict):
             raise ValueError("source: required with init: pretrained, and only then")
         if self.init == "pretrained" and self.general is not None:
             raise ValueError("general: general distillation starts from the teacher, not init: pretrained")
+        if self.distill is None and (self.init != "pretrained" or self.general is not None):
+            raise ValueError("distill: null measures a trained student as it is: it needs init: pretrained with "
+                             "its source, and no general distillation")
         n = len(self.layers)
-        if self.distill.layer_map is not None and len(self.distill.layer_map) != n and self.init != "pretrained":
+        layer_map = self.distill.layer_map if self.distill is not None else None
+        if layer_map is not None and len(layer_map) != n and self.init != "pretrained":
             raise ValueError(f"distill.layer_map: needs one teacher layer per student layer ({n}), "
                              f"got {len(self.distill.layer_map)}")
         return self
@@ -154,8 +173,8 @@ class StudentConfig(_Strict):
 def check_student_shapes(cfg: StudentConfig, field: str, teacher: dict | None, student: dict | None) -> None:
     """Layer indices, widths and head counts the distillation needs; shapes are {layers, hidden, heads}
     or None where they are not known without a download (checked again once loaded)."""
-    if teacher is None:
-        return
+    if teacher is None or cfg.distill is None:
+        return  # an as-is student is not distilled: no shapes to match
     n = teacher["layers"]
     if cfg.init == "teacher-layers" and cfg.layers[-1] >= n:
         raise BenchError(f"{field}.layers: index {cfg.layers[-1]} is out of range for a {n}-layer teacher")

@@ -43,6 +43,7 @@ from bench.envinfo import _cpu  # noqa: E402
 from bench.measure.worker import SLOWDOWN_ENV  # noqa: E402
 from bench.results import read_rows  # noqa: E402
 
+RUN_RECORD = "gate_noise_run.json"
 GATES = {"p50 0%": ["latency_p50=0%"], "p50 10% (default)": [], "p95 10%": ["latency_p95=10%"]}
 
 
@@ -51,10 +52,11 @@ def run_dir(args, run_id: str) -> Path:
 
 
 def bench_run(args, run_id: str, slowdown_ms: float) -> dict:
-    """`bench run` in a subprocess (skipped when that run id already finished); load and wall time."""
-    info = run_dir(args, run_id) / "run.json"
+    """`bench run` in a subprocess (skipped when that run id already finished); load and wall time,
+    kept next to the run (RUN_RECORD) so that a rerun of the study reports them too."""
+    info, record = run_dir(args, run_id) / "run.json", run_dir(args, run_id) / RUN_RECORD
     if info.is_file() and json.loads(info.read_text()).get("status") == "finished":
-        return {"run_id": run_id, "slowdown_ms": slowdown_ms, "reused": True}
+        return json.loads(record.read_text()) if record.is_file() else {"run_id": run_id, "slowdown_ms": slowdown_ms}
     env = {k: v for k, v in os.environ.items() if k != SLOWDOWN_ENV}
     if slowdown_ms:
         env[SLOWDOWN_ENV] = f"{slowdown_ms:g}"
@@ -66,8 +68,10 @@ def bench_run(args, run_id: str, slowdown_ms: float) -> dict:
     wall = time.monotonic() - t0
     print(f"{run_id}: {wall:.0f} s, planted {slowdown_ms:g} ms, load {load0:.2f} -> {os.getloadavg()[0]:.2f}",
           file=sys.stderr, flush=True)
-    return {"run_id": run_id, "slowdown_ms": slowdown_ms, "wall_s": round(wall, 1), "load1_before": load0,
-            "load1_after": os.getloadavg()[0]}
+    out = {"run_id": run_id, "slowdown_ms": slowdown_ms, "wall_s": round(wall, 1), "load1_before": load0,
+           "load1_after": os.getloadavg()[0]}
+    record.write_text(json.dumps(out) + "\n")
+    return out
 
 
 def p50s(args, run_id: str) -> dict[str, float]:
@@ -124,7 +128,8 @@ def study(args) -> dict:
                 "cpu": cpu["model"], "logical_cores": cpu["logical_cores"], "physical_cores": cpu["physical_cores"],
                 "platform": platform.platform()},
             "suite": args.suite, "pairs": args.pairs, "reference": args.reference, "reference_p50_ms": ref_p50,
-            "median_p50_ms": base_p50, "false_positives": false_pos, "detection": detection, "runs": runs}
+            "median_p50_ms": base_p50, "unchanged_p50_ms": {u: p50s(args, u) for u in unchanged},
+            "false_positives": false_pos, "detection": detection, "runs": runs}
 
 
 def _rate(items: list[str]) -> str:
@@ -144,6 +149,16 @@ def report(res: dict) -> str:
         exits = sum(fp[gate]["exit"] for fp in res["false_positives"])
         lines.append(f"| {gate} | " + " | ".join(_rate(p) for p in per) +
                      f" | {_rate([x for p in per for x in p])} | {exits}/{len(res['false_positives'])} |")
+    if res.get("unchanged_p50_ms"):
+        lines += ["", "Run-to-run spread of the p50 over the unchanged runs (what the tolerance has to absorb)", "",
+                  "| variant | min ms | median ms | max ms | CV | largest change run NN -> NN+1 |",
+                  "|---|---|---|---|---|---|"]
+        for v in variants:
+            xs = [p[v] for p in res["unchanged_p50_ms"].values()]
+            steps = [b / a - 1 for a, b in zip(xs, xs[1:], strict=False)]
+            lines.append(f"| {v} | {min(xs):.4g} | {statistics.median(xs):.4g} | {max(xs):.4g} | "
+                         f"{100 * statistics.stdev(xs) / statistics.mean(xs):.0f} % | "
+                         f"{100 * max(steps, key=abs):+.0f} % |")
     lines += ["", "Planted slowdowns caught (latency_p50 regressed) / pairs; effective slowdown = planted ms / the "
               "variant's median unchanged p50; measured = median p50 ratio planted/unchanged", "",
               "| planted | variant | effective | measured | caught at p50 0% | caught at p50 10% |",

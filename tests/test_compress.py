@@ -133,7 +133,7 @@ def test_calibration_set_is_train_only_and_recorded(setup):
     assert picked == comp.calibration_sentences()  # deterministic: same hash, same artifact key
     # A dev sentence that also appears in train is never used for calibration.
     dev0 = data.sentences("validation")[0]
-    comp.data.splits["train"] = comp.data.splits["train"].add_item({"sentence": dev0, "label": 1})
+    comp.data.splits["train"] = comp.data.splits["train"].add_item({"text": dev0, "label": 1})
     try:
         assert dev0 not in comp.calibration_sentences()
     finally:

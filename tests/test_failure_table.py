@@ -15,7 +15,9 @@ import pytest
 from bench.measure.isolate import run_isolated
 
 _SPEC = {"variant": {"model": "student", "format": "onnx", "precision": "fp32", "device": "cpu", "threads": 1},
-         "sentences": ["a warm , funny film .", "dull ."] * 5, "labels": [1, 0] * 5, "max_length": 32}
+         "task": {"name": "sst2", "label_names": ["negative", "positive"], "metrics": ["accuracy", "f1"]},
+         "eval_sets": [{"name": "validation", "first": ["a warm , funny film .", "dull ."] * 5, "second": None,
+                        "labels": [1, 0] * 5}], "max_length": 32}
 
 # A `bench run` stand-in: the parent measures one variant in a child whose latency loop runs for a minute.
 _PARENT = """

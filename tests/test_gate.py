@@ -227,8 +227,10 @@ def test_new_golden_folders_are_what_the_generator_writes(tmp_path):
 
 def _spec(artifact: Path) -> dict:
     return {"variant": {"model": "student", "threads": 1, "format": "onnx", "device": "cpu", "precision": "fp32"},
-            "artifact_dir": str(artifact), "sentences": ["a warm , funny film .", "dull ."] * 5,
-            "labels": [1, 0] * 5, "max_length": 32,
+            "artifact_dir": str(artifact),
+            "task": {"name": "sst2", "label_names": ["negative", "positive"], "metrics": ["accuracy", "f1"]},
+            "eval_sets": [{"name": "validation", "first": ["a warm , funny film .", "dull ."] * 5, "second": None,
+                           "labels": [1, 0] * 5}], "max_length": 32,
             "measure": {"ort_gpu_provider": "cuda", "warmup": 1, "min_iterations": 10, "min_seconds": 0,
                         "eval_batch_size": 4}}
 

@@ -7,6 +7,8 @@ from bench.measure.isolate import run_isolated
 from bench.measure.latency import latency_stats, time_calls
 from bench.results import append_row, read_rows
 
+SST2_TASK = {"name": "sst2", "label_names": ["negative", "positive"], "metrics": ["accuracy", "f1"]}
+
 
 def test_stats_match_numpy():
     rng = np.random.default_rng(0)
@@ -46,7 +48,8 @@ def test_loop_runs_until_min_seconds_on_its_own_clock(monkeypatch):
 
 def _spec(threads=1):
     return {"variant": {"model": "student", "format": "onnx", "precision": "fp32", "device": "cpu", "threads": threads},
-            "artifact_dir": ".", "sentences": ["x"], "labels": [0], "max_length": 8}
+            "artifact_dir": ".", "task": SST2_TASK,
+            "eval_sets": [{"name": "validation", "first": ["x"], "second": None, "labels": [0]}], "max_length": 8}
 
 
 def test_child_crash_becomes_failed_result(tmp_path, monkeypatch):
@@ -54,7 +57,9 @@ def test_child_crash_becomes_failed_result(tmp_path, monkeypatch):
     result = run_isolated({"variant": {"model": "student", "threads": 1, "format": "nope", "device": "cpu",
                                        "precision": "fp32"},
                            "artifact_dir": str(tmp_path), "measure": {"ort_gpu_provider": "cuda"},
-                           "sentences": ["x"], "labels": [0], "max_length": 8},
+                           "task": SST2_TASK,
+                           "eval_sets": [{"name": "validation", "first": ["x"], "second": None, "labels": [0]}],
+                           "max_length": 8},
                           tmp_path, "v", timeout_s=120)
     assert result.status == "failed" and "exit code 1" in result.error
     assert "ValueError: no runtime adapter for format 'nope'" in result.error
@@ -213,7 +218,8 @@ def test_worker_child_memory_fields(tiny_onnx_artifact, tmp_path, monkeypatch, a
         sys.executable, "-c", _ALLOCATING_WORKER.format(alloc_mb=alloc_mb), str(spec), str(result)])
     sentences = ["a warm , funny film .", "dull .", "the plot goes nowhere and the jokes fall flat ."] * 10
     spec = {"variant": {"model": "student", "threads": 1, "format": "onnx", "device": "cpu", "precision": "fp32"},
-            "artifact_dir": str(tiny_onnx_artifact), "sentences": sentences, "labels": [1, 0, 0] * 10,
+            "artifact_dir": str(tiny_onnx_artifact), "task": SST2_TASK,
+            "eval_sets": [{"name": "validation", "first": sentences, "second": None, "labels": [1, 0, 0] * 10}],
             "max_length": 32, "measure": {"ort_gpu_provider": "cuda", "warmup": 2, "min_iterations": 20,
                                           "min_seconds": 0, "eval_batch_size": 8,
                                           "offline": {"batch_sizes": [1, 4], "sort_by_length": True,
@@ -242,8 +248,9 @@ def test_the_child_runs_under_the_allocator_policy_and_the_row_says_so(tiny_onnx
     for var in MALLOC_VARS:
         monkeypatch.delenv(var, raising=False)
     spec = {"variant": {"model": "student", "threads": 1, "format": "onnx", "device": "cpu", "precision": "fp32"},
-            "artifact_dir": str(tiny_onnx_artifact), "sentences": ["a warm , funny film .", "dull ."] * 5,
-            "labels": [1, 0] * 5, "max_length": 32,
+            "artifact_dir": str(tiny_onnx_artifact), "task": SST2_TASK,
+            "eval_sets": [{"name": "validation", "first": ["a warm , funny film .", "dull ."] * 5, "second": None,
+                           "labels": [1, 0] * 5}], "max_length": 32,
             "measure": {"ort_gpu_provider": "cuda", "warmup": 1, "min_iterations": 5, "min_seconds": 0,
                         "eval_batch_size": 4, "allocator": allocator}}
     r = run_isolated(spec, tmp_path, "v", timeout_s=120)
@@ -276,8 +283,9 @@ def test_a_spike_in_the_last_phase_counts_against_max_memory_mb(tiny_onnx_artifa
     monkeypatch.setattr(isolate, "worker_command", lambda spec, result: [
         sys.executable, "-c", _LATE_ALLOCATING_WORKER, str(spec), str(result)])
     spec = {"variant": {"model": "student", "threads": 1, "format": "onnx", "device": "cpu", "precision": "fp32"},
-            "artifact_dir": str(tiny_onnx_artifact), "sentences": ["a warm , funny film .", "dull ."] * 5,
-            "labels": [1, 0] * 5, "max_length": 32,
+            "artifact_dir": str(tiny_onnx_artifact), "task": SST2_TASK,
+            "eval_sets": [{"name": "validation", "first": ["a warm , funny film .", "dull ."] * 5, "second": None,
+                           "labels": [1, 0] * 5}], "max_length": 32,
             "measure": {"ort_gpu_provider": "cuda", "warmup": 1, "min_iterations": 5, "min_seconds": 0,
                         "eval_batch_size": 4, "offline": {"batch_sizes": [2], "sort_by_length": True,
                                                           "min_seconds": 0}}}

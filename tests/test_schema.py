@@ -19,6 +19,7 @@ from bench.schema import ROW_FIELDS, Row
 from bench.schema.child import ChildResult, ChildSpec
 from bench.schema.doc import readme_block, table
 
+SST2_TASK = {"name": "sst2", "label_names": ["negative", "positive"], "metrics": ["accuracy", "f1"]}
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden"
 
@@ -86,7 +87,8 @@ def test_parent_end_of_the_child_boundary_names_the_field(tmp_path, monkeypatch,
     monkeypatch.setattr(isolate, "worker_command", lambda spec, out: [
         sys.executable, "-c", _FAKE_WORKER, str(spec), str(out), json.dumps(result)])
     spec = {"variant": {"model": "student", "format": "onnx", "precision": "fp32", "device": "cpu", "threads": 1},
-            "artifact_dir": str(tmp_path), "sentences": ["x"], "labels": [0], "max_length": 8}
+            "artifact_dir": str(tmp_path), "task": SST2_TASK,
+            "eval_sets": [{"name": "validation", "first": ["x"], "second": None, "labels": [0]}], "max_length": 8}
     got = run_isolated(spec, tmp_path, "v", timeout_s=60)
     assert got.status == "failed" and got.error.startswith(f"child result: {field}: "), got.error
 
@@ -94,11 +96,14 @@ def test_parent_end_of_the_child_boundary_names_the_field(tmp_path, monkeypatch,
 def test_child_end_of_the_boundary_rejects_a_bad_spec_and_a_bad_result(tmp_path, monkeypatch, tiny_onnx_artifact):
     from bench.measure import worker
 
-    with pytest.raises(ValidationError, match="sentences"):
+    with pytest.raises(ValidationError, match="eval_sets"):
         ChildSpec.model_validate({"variant": {"model": "s", "format": "onnx", "precision": "fp32", "device": "cpu",
-                                              "threads": 1}, "artifact_dir": ".", "labels": [], "max_length": 8})
+                                              "threads": 1}, "artifact_dir": ".", "max_length": 8,
+                                "task": SST2_TASK})
     spec = ChildSpec(variant={"model": "student", "format": "onnx", "precision": "fp32", "device": "cpu", "threads": 1},
-                     artifact_dir=tiny_onnx_artifact, sentences=["a warm , funny film .", "dull ."], labels=[1, 0],
+                     artifact_dir=tiny_onnx_artifact,
+                     task=SST2_TASK,
+                     eval_sets=[{"name": "validation", "first": ["a warm , funny film .", "dull ."], "labels": [1, 0]}],
                      max_length=16, measure={"warmup": 1, "min_iterations": 3, "min_seconds": 0})
     (tmp_path / "spec.json").write_text(spec.to_json())
     real = worker.measure

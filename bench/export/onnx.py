@@ -1,5 +1,6 @@
 """ONNX FP32 export with optimum-onnx (dynamic batch and sequence axes), and the parity check every
-artifact goes through: logits against its FP32 PyTorch source on real dev sentences."""
+artifact goes through: logits against its FP32 PyTorch source on real dev examples (one sentence or a
+pair, tokenised as the task's model sees them)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from bench.errors import ParityError
 from bench.runtimes import Runtime, load_runtime, predict
+from bench.tasks import Texts
 
 log = logging.getLogger(__name__)
 
@@ -31,38 +33,45 @@ def copy_sidecars(src_dir: Path, out_dir: Path) -> None:
             shutil.copy2(f, out_dir / f.name)
 
 
-def parity(reference: Runtime, candidate: Runtime, tokenizer, sentences: list[str], max_length: int,
+def parity(reference: Runtime, candidate: Runtime, tokenizer, texts: Texts | list[str], max_length: int,
            batch_size: int = 16) -> dict:
-    """Max |Δlogit| and argmax agreement of two runtimes on the same padded batches."""
-    max_diff, agree = 0.0, 0
-    for start in range(0, len(sentences), batch_size):
-        enc = dict(tokenizer(sentences[start : start + batch_size], truncation=True, max_length=max_length,
-                             padding=True, return_tensors="np"))
+    """Max |Δlogit| of two runtimes on the same padded batches, and for a classification head their
+    argmax agreement (None for a regression head: one output, no label to agree on)."""
+    from bench.measure.accuracy import as_texts
+
+    texts = as_texts(texts)
+    max_diff, agree, classify = 0.0, 0, True
+    for start in range(0, len(texts), batch_size):
+        enc = dict(texts.take(range(start, min(start + batch_size, len(texts)))).encode(
+            tokenizer, truncation=True, max_length=max_length, padding=True, return_tensors="np"))
         ref, cand = predict(reference, enc), predict(candidate, enc)
         max_diff = max(max_diff, float(np.abs(ref - cand).max()))
+        classify = ref.ndim == 2 and ref.shape[-1] > 1
         agree += int((ref.argmax(-1) == cand.argmax(-1)).sum())
-    return {"parity_max_abs_diff": max_diff, "parity_label_agreement": agree / len(sentences),
-            "parity_samples": len(sentences)}
+    return {"parity_max_abs_diff": max_diff, "parity_label_agreement": agree / len(texts) if classify else None,
+            "parity_samples": len(texts)}
 
 
-def check_parity(source_dir: Path, candidate: Runtime, name: str, sentences: list[str], max_length: int,
-                 atol: float | None, device: str = "cpu") -> dict:
-    """Parity of `candidate` against the FP32 PyTorch model in source_dir; fails loudly above atol."""
+def check_parity(source_dir: Path, candidate: Runtime, name: str, texts: Texts | list[str], max_length: int,
+                 atol: float | None, device: str = "cpu", reference_format: str = "pytorch") -> dict:
+    """Parity of `candidate` against the FP32 source model in source_dir (PyTorch, or the graph itself
+    for an ONNX source measured as it is); fails loudly above atol."""
     from transformers import AutoTokenizer
 
-    reference = load_runtime("pytorch", source_dir, device, threads=2)
-    result = parity(reference, candidate, AutoTokenizer.from_pretrained(source_dir), sentences, max_length)
-    log.info("%s parity: max |Δlogit| %.2e, label agreement %.4f", name, result["parity_max_abs_diff"],
-             result["parity_label_agreement"])
+    reference = load_runtime(reference_format, source_dir, device, threads=2)
+    result = parity(reference, candidate, AutoTokenizer.from_pretrained(source_dir), texts, max_length)
+    agreement = result["parity_label_agreement"]
+    log.info("%s parity: max |Δlogit| %.2e, label agreement %s", name, result["parity_max_abs_diff"],
+             "n/a (regression)" if agreement is None else f"{agreement:.4f}")
     if atol is not None and result["parity_max_abs_diff"] > atol:
         raise ParityError(
-            f"{name}: disagrees with its PyTorch source: max |Δlogit| "
-            f"{result['parity_max_abs_diff']:.3e} > parity_atol {atol:g} on {len(sentences)} dev sentences"
+            f"{name}: disagrees with its {reference_format} source: max |Δlogit| "
+            f"{result['parity_max_abs_diff']:.3e} > parity_atol {atol:g} on {result['parity_samples']} dev examples"
         )
     return {**result, "parity_atol": atol}
 
 
-def export_with_parity(model_dir: Path, out_dir: Path, sentences: list[str], max_length: int, atol: float,
+def export_with_parity(model_dir: Path, out_dir: Path, texts: Texts | list[str], max_length: int, atol: float,
                        name: str = "ONNX export") -> dict:
     export_onnx(model_dir, out_dir)
-    return check_parity(model_dir, load_runtime("onnx", out_dir, "cpu", threads=2), name, sentences, max_length, atol)
+    return check_parity(model_dir, load_runtime("onnx", out_dir, "cpu", threads=2), name, texts, max_length, atol)

@@ -1,4 +1,4 @@
-"""ONNX precision conversions: INT8 dynamic and static (QDQ, calibrated on train sentences) with
+"""ONNX precision conversions: INT8 dynamic and static (QDQ, calibrated on train examples) with
 onnxruntime.quantization, and FP16 with onnxruntime's float16 converter."""
 
 from __future__ import annotations
@@ -68,13 +68,17 @@ STATIC_OP_TYPES = ("MatMul", "Attention")
 
 
 class SentenceReader:
-    """CalibrationDataReader over tokenised sentences, one per batch, all padded to the longest of
-    them: the histogram calibrators (entropy, percentile) need every batch to have one shape."""
+    """CalibrationDataReader over tokenised examples (Texts: one sentence, or a pair as one sequence with
+    token_type_ids), one per batch, all padded to the longest of them: the histogram calibrators
+    (entropy, percentile) need every batch to have one shape."""
 
-    def __init__(self, tokenizer, sentences: list[str], input_names: list[str], max_length: int):
-        longest = max(len(ids) for ids in tokenizer(sentences, truncation=True, max_length=max_length)["input_ids"])
-        enc = tokenizer(sentences, truncation=True, max_length=longest, padding="max_length", return_tensors="np")
-        self._items = [{k: enc[k][i : i + 1].astype(np.int64) for k in input_names} for i in range(len(sentences))]
+    def __init__(self, tokenizer, texts, input_names: list[str], max_length: int):
+        from bench.measure.accuracy import as_texts
+
+        texts = as_texts(texts)
+        longest = max(len(ids) for ids in texts.encode(tokenizer, truncation=True, max_length=max_length)["input_ids"])
+        enc = texts.encode(tokenizer, truncation=True, max_length=longest, padding="max_length", return_tensors="np")
+        self._items = [{k: enc[k][i : i + 1].astype(np.int64) for k in input_names} for i in range(len(texts))]
         self._iter = iter(self._items)
 
     def get_next(self):
@@ -84,14 +88,22 @@ class SentenceReader:
         self._iter = iter(self._items)
 
 
-def calibration_hash(sentences: list[str]) -> str:
-    return hashlib.sha256("\n".join(sentences).encode()).hexdigest()[:16]
+def calibration_hash(texts) -> str:
+    """sha256 of the calibration examples: one per line, a pair's sentences joined by a tab (a list of
+    sentences, or single-sentence Texts, hashes as it always has)."""
+    from bench.measure.accuracy import as_texts
+
+    texts = as_texts(texts)
+    lines = texts.first if texts.second is None else [f"{a}\t{b}" for a, b in zip(texts.first, texts.second,
+                                                                                  strict=True)]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
-def quantize_int8_static(src: Path, out: Path, tokenizer, sentences: list[str], max_length: int, method: str,
+def quantize_int8_static(src: Path, out: Path, tokenizer, texts, max_length: int, method: str,
                          per_channel: bool, reduce_range: bool, percentile: float, symmetric: bool = False) -> dict:
-    """QDQ INT8 calibrated on `sentences`. symmetric=True: activations and weights with zero-point 0,
-    what TensorRT's explicit quantization requires (onnxruntime's default activations are asymmetric)."""
+    """QDQ INT8 calibrated on `texts` (Texts, or a list of sentences). symmetric=True: activations and
+    weights with zero-point 0, what TensorRT's explicit quantization requires (onnxruntime's default
+    activations are asymmetric)."""
     import tempfile
 
     import onnxruntime as ort
@@ -107,13 +119,13 @@ def quantize_int8_static(src: Path, out: Path, tokenizer, sentences: list[str], 
         extra["CalibPercentile"] = percentile
     with tempfile.TemporaryDirectory(prefix="bench-calib-") as tmp:
         # The calibrator writes an augmented copy of the model next to its cache; keep it out of `out`.
-        quantize_static(src, out, SentenceReader(tokenizer, sentences, names, max_length),
+        quantize_static(src, out, SentenceReader(tokenizer, texts, names, max_length),
                         op_types_to_quantize=list(STATIC_OP_TYPES),
                         quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         per_channel=per_channel, reduce_range=reduce_range, calibrate_method=methods[method],
                         extra_options=extra, calibration_cache_path=Path(tmp) / "calib.cache")
-    return {"calibrator": method, "calibration_samples": len(sentences),
-            "calibration_hash": calibration_hash(sentences), "per_channel": per_channel,
+    return {"calibrator": method, "calibration_samples": len(texts),
+            "calibration_hash": calibration_hash(texts), "per_channel": per_channel,
             "reduce_range": reduce_range, "symmetric": symmetric, **_quant_info(out)}
 
 

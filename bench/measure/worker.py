@@ -1,9 +1,10 @@
 """Child-process entry point: `python -m bench.measure.worker SPEC.json RESULT.json`.
 
-Loads one variant's artifact through its runtime, measures accuracy on the whole eval split, then
-batch-1 latency over the real dev sentences (SingleStream), optionally the batch x length grid and
-the Offline scenario. The spec is a `ChildSpec` and the result a `ChildResult` (bench/schema/child.py),
-both validated here as well as in the parent. A background thread samples the child's memory
+Loads one variant's artifact through its runtime, scores the task on every eval split (its metrics,
+the first the primary), then batch-1 latency over the primary split's real examples (SingleStream; a
+pair task's two sentences are one sequence), optionally the batch x length grid and the Offline
+scenario. The spec is a `ChildSpec` and the result a `ChildResult` (bench/schema/child.py), both
+validated here as well as in the parent. A background thread samples the child's memory
 throughout (bench/measure/memory.py). Test only: BENCH_TEST_SLOWDOWN_MS plants a known slowdown in
 the timed calls (`planted_slowdown_ms`), and the row's `latency_input` says so.
 """
@@ -52,17 +53,19 @@ def measure(spec: ChildSpec) -> dict:
 
 
 def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
-    from bench.measure.accuracy import classification_metrics, predict_labels
+    from bench.measure.accuracy import predict_logits, task_metrics
     from bench.measure.flops import flops_for_config
     from bench.measure.isolate import malloc_env
     from bench.measure.latency import latency_stats, time_calls
     from bench.measure.offline import measure_offline
     from bench.runtimes import load_runtime
     from bench.runtimes.tokenizer import FastTokenizer
+    from bench.tasks import predictions
 
     variant, m = spec.variant, spec.measure
     path = Path(spec.artifact_dir)
-    sentences, labels, max_length = spec.sentences, spec.labels, spec.max_length
+    task, splits, max_length = spec.task_def(), spec.splits(), spec.max_length
+    texts = splits[0].texts  # the primary eval split: the latency stream, the grid and Offline
     t0 = time.perf_counter()
     runtime = load_runtime(variant.format, path, variant.device, variant.threads, variant.precision,
                            m.ort_gpu_provider)
@@ -72,14 +75,15 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
     if getattr(runtime, "size_bytes", None):
         row["size_bytes"] = runtime.size_bytes  # a conversion done at load (PyTorch int8)
 
-    # Real dev stream at batch 1: each sentence tokenised (unpadded) and converted before timing.
-    encodings = [tokenizer([s], truncation=True, max_length=max_length) for s in sentences]
+    # Real dev stream at batch 1: each example tokenised (unpadded) and converted before timing.
+    encodings = [texts.take([i]).encode(tokenizer, truncation=True, max_length=max_length) for i in range(len(texts))]
     stream = [runtime.prepare(e) for e in encodings]
     t0 = time.perf_counter()
     runtime.run(stream[0])  # the first call after load: cold caches, lazy initialisation
     row["first_call_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
 
-    preds = predict_labels(runtime, tokenizer, sentences, max_length, m.eval_batch_size)
+    scored = [(s.name, s.labels, predictions(task, predict_logits(runtime, tokenizer, s.texts, max_length,
+                                                                   m.eval_batch_size))) for s in splits]
     planted_ms = planted_slowdown_ms()
     timed = _slowed(runtime.run, planted_ms) if planted_ms else runtime.run
     samples = time_calls(timed, stream, m.warmup, m.min_iterations, m.min_seconds)
@@ -87,10 +91,10 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
     # the Offline passes and the metric imports.
     row |= memory_fields(sampler, rss_before, variant.format)
     if m.grid:
-        row["latency_grid"] = measure_grid(runtime, tokenizer, sentences, m.grid.model_dump())
+        row["latency_grid"] = measure_grid(runtime, tokenizer, texts, m.grid.model_dump())
     if m.offline:
-        row["offline"] = measure_offline(runtime, tokenizer, sentences, max_length, m.offline.model_dump(), sampler)
-    row |= classification_metrics(labels, preds)
+        row["offline"] = measure_offline(runtime, tokenizer, texts, max_length, m.offline.model_dump(), sampler)
+    row |= task_metrics(task, scored)
     row |= latency_stats(samples)
     row["latency_raw_ms"] = np.round(samples, 4).tolist()
     # A planted slowdown is part of what was measured: the row says so, and compare notes it.
@@ -99,7 +103,7 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
     row["mean_tokens"] = round(float(np.mean([e["input_ids"].shape[1] for e in encodings])), 2)
     flops = flops_for_config(path)
     if flops is not None:
-        # The loop called stream[i % len(stream)] in order, so call i had that sentence's length.
+        # The loop called stream[i % len(stream)] in order, so call i had that example's length.
         lengths = [e["input_ids"].shape[1] for e in encodings]
         total = sum(flops(lengths[i % len(lengths)]) for i in range(len(samples)))
         row["gflops_per_s"] = round(total / (float(np.sum(samples)) / 1e3) / 1e9, 3)
@@ -153,16 +157,19 @@ def _slowed(run, ms: float):
     return slowed
 
 
-def measure_grid(runtime, tokenizer, sentences: list[str], grid: dict) -> list[dict]:
-    """p50/p90 per (batch, sequence length) cell on real sentences cut or padded to that length."""
+def measure_grid(runtime, tokenizer, texts, grid: dict) -> list[dict]:
+    """p50/p90 per (batch, sequence length) cell on real examples (Texts, or a list of sentences) cut or
+    padded to that length."""
     import itertools
 
+    from bench.measure.accuracy import as_texts
     from bench.measure.latency import time_calls
 
+    texts = as_texts(texts)
     cells = []
     for batch, seq_len in itertools.product(grid["batch_sizes"], grid["seq_lens"]):
-        texts = [sentences[i % len(sentences)] for i in range(batch)]
-        native = runtime.prepare(tokenizer(texts, truncation=True, max_length=seq_len, padding="max_length"))
+        cell = texts.take([i % len(texts) for i in range(batch)])
+        native = runtime.prepare(cell.encode(tokenizer, truncation=True, max_length=seq_len, padding="max_length"))
         samples = time_calls(runtime.run, [native], warmup=2, min_iterations=grid["min_iterations"],
                              min_seconds=grid["min_seconds"])
         p50, p90 = np.percentile(samples, [50, 90])

@@ -1,6 +1,8 @@
 """The measuring child's process boundary, typed and checked at both ends.
 
-`bench run` writes a `ChildSpec` (JSON) for `python -m bench.measure.worker`; the worker validates it
+`bench run` writes a `ChildSpec` (JSON) for `python -m bench.measure.worker`: the variant, the task (label
+names or null for a regression, metrics) and its eval splits' texts and labels, primary split first. The
+worker validates it
 when it reads it and validates its own `ChildResult` before writing it; the parent validates the
 result file again when it reads it. A result missing a field the measurement parts require, or
 carrying one no part declares, fails there with the field named and becomes a `failed` row.
@@ -11,10 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from bench.schema.row import CHILD_PARTS, Part
 from bench.suite import MeasureConfig
+from bench.tasks import METRIC_NAMES, EvalSplit, Task, Texts
 
 
 class ChildVariant(Part):
@@ -27,13 +30,82 @@ class ChildVariant(Part):
     calibration: str = ""
 
 
+class ChildTask(Part):
+    """What the child needs of the task (bench/tasks.py): its labels and how it is scored."""
+
+    name: str
+    label_names: list[str] | None = Field(min_length=2)  # by label id; null: a regression (one output)
+    metrics: list[Literal[METRIC_NAMES]] = Field(min_length=1)  # the first is the primary metric
+
+    def task(self, splits: list[str], pair: bool) -> Task:
+        return Task(self.name, ("text", "text_pair") if pair else ("text",),
+                    None if self.label_names is None else tuple(self.label_names), tuple(self.metrics),
+                    eval_splits=tuple(splits))
+
+
+class EvalSet(Part):
+    """One eval split, in order: first sentences, second ones for a pair task, labels (int ids, or
+    float scores for a regression)."""
+
+    name: str
+    first: list[str] = Field(min_length=1)
+    second: list[str] | None = None
+    labels: list[int | float]
+
+    @model_validator(mode="after")
+    def _aligned(self):
+        if self.second is not None and len(self.second) != len(self.first):
+            raise ValueError(f"{len(self.first)} first but {len(self.second)} second sentences")
+        if len(self.labels) != len(self.first):
+            raise ValueError(f"{len(self.first)} examples but {len(self.labels)} labels")
+        return self
+
+    def split(self) -> EvalSplit:
+        return EvalSplit(self.name, Texts(self.first, self.second), self.labels)
+
+
 class ChildSpec(Part):
     variant: ChildVariant
     artifact_dir: Path  # the folder the format's runtime loads
-    sentences: list[str] = Field(min_length=1)  # the eval split, in order
-    labels: list[int]
+    task: ChildTask
+    eval_sets: list[EvalSet] = Field(min_length=1)  # the primary eval split first: latency runs on its texts
     max_length: int = Field(gt=0)
     measure: MeasureConfig = MeasureConfig()
+
+    @model_validator(mode="after")
+    def _fits_the_task(self):
+        names = [s.name for s in self.eval_sets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"eval_sets: split names repeat: {names}")
+        if len({s.second is None for s in self.eval_sets}) > 1:
+            raise ValueError("eval_sets: some splits are sentence pairs and some are not")
+        n = None if self.task.label_names is None else len(self.task.label_names)
+        for s in self.eval_sets:
+            bad = [y for y in s.labels if not isinstance(y, int) or not 0 <= y < n] if n else []
+            if bad:
+                raise ValueError(f"eval_sets: {s.name}: label {bad[0]!r} is not a label id of task "
+                                 f"{self.task.name} (0..{n - 1})")
+        return self
+
+    def task_def(self) -> Task:
+        return self.task.task([s.name for s in self.eval_sets], self.eval_sets[0].second is not None)
+
+    def splits(self) -> list[EvalSplit]:
+        """The eval splits, primary first."""
+        return [s.split() for s in self.eval_sets]
+
+    @classmethod
+    def task_fields(cls, task: Task) -> dict:
+        """The spec's `task` from a bench.tasks.Task."""
+        return {"name": task.name, "label_names": None if task.label_names is None else list(task.label_names),
+                "metrics": list(task.metrics)}
+
+    @classmethod
+    def eval_set_fields(cls, split: EvalSplit) -> dict:
+        """One of the spec's `eval_sets` from a bench.tasks.EvalSplit."""
+        return {"name": split.name, "first": list(split.texts.first),
+                "second": None if split.texts.second is None else list(split.texts.second),
+                "labels": list(split.labels)}
 
     def to_json(self) -> str:
         return self.model_dump_json()

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "timeout", "memory-limit")
+# Primary metrics of regression tasks (bench/tasks.py): their rows carry no accuracy.
+REGRESSION_METRICS = ("pearson", "spearmanr")
 
 
 class Part(BaseModel):
@@ -25,9 +28,9 @@ class Part(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def f(meaning: str, default: Any = ...) -> Any:
+def f(meaning: str, default: Any = ..., **kwargs) -> Any:
     """A field with its meaning (the README table's text); no default means always written."""
-    return Field(default, description=meaning)
+    return Field(default, description=meaning, **kwargs)
 
 
 # ------------------------------------------------------------------ written by `bench run` (the parent)
@@ -62,8 +65,9 @@ class ArtifactFacts(Part):
     size_mb: float = f("weights on disk (the format's weight files: `.safetensors`, `.onnx` + external data, "
                        "`.engine`), MiB")
     parity_max_abs_diff: float | None = f("max abs logit difference to the FP32 PyTorch source on "
-                                          "`parity_samples` dev sentences; null for PyTorch fp32", None)
-    parity_label_agreement: float | None = f("share of those sentences given the same label", None)
+                                          "`parity_samples` dev examples; null for PyTorch fp32", None)
+    parity_label_agreement: float | None = f("share of those examples given the same label; null for a "
+                                             "regression head", None)
     graph_fused_ops: dict[str, int] | None = f("fusion counts of the ORT transformer optimizer (optimized "
                                                "graphs)", None)
     graph_fully_fused: bool | None = f("every attention and layer norm fused", None)
@@ -75,8 +79,8 @@ class ArtifactFacts(Part):
     quant_reduce_range: bool | None = f("INT8 rows: 7-bit weights (`quantize.reduce_range`)", None)
     quant_reduce_range_reason: str | None = f("why reduce_range was chosen (`auto`: the CPU's VNNI flag)", None)
     quant_per_channel: bool | None = f("INT8 rows: per-channel weight scales", None)
-    calibration_hash: str | None = f("int8-static: sha256 of the calibration sentences", None)
-    calibration_samples: int | None = f("int8-static: how many train sentences calibrated", None)
+    calibration_hash: str | None = f("int8-static: sha256 of the calibration texts", None)
+    calibration_samples: int | None = f("int8-static: how many train examples calibrated", None)
 
 
 class Training(Part):
@@ -106,14 +110,41 @@ class RuntimeFacts(Part):
 
 
 class TaskMetrics(Part):
-    """On the whole eval split through the variant's own runtime (bench/measure/accuracy.py)."""
+    """The task's scores on every eval split through the variant's own runtime (bench/measure/accuracy.py,
+    bench/tasks.py)."""
 
-    accuracy: float = f("share of eval sentences labelled correctly")
-    precision_score: float | None = f("precision of the positive class (1)", None)
-    recall: float | None = f("recall of the positive class", None)
-    f1: float | None = f("F1 of the positive class", None)
-    confusion_matrix: list[list[int]] | None = f("`[[tn, fp], [fn, tp]]`, positive = 1", None)
-    eval_samples: int = f("eval sentences scored")
+    metric: str | None = f("the task's primary metric (`accuracy`, `f1`, `matthews_correlation`, `pearson`, "
+                           "`spearmanr`); rows written before tasks have none: read them as `accuracy`", None)
+    accuracy: float | None = f("classification: share of the primary eval split's examples labelled correctly "
+                               "(written on every classification row); null for a regression", None,
+                               validate_default=True)
+    score: float = f("the primary metric on the primary eval split: what reports, `bench check` and "
+                     "`bench compare` judge by default")
+    metrics: dict[str, float] | None = f("every metric of the task on every eval split: `<metric>` on the "
+                                         "primary split, `<metric>@<split>` on the others "
+                                         "(`accuracy@validation_mismatched`)", None)
+    precision_score: float | None = f("binary classification: precision of the positive class (1)", None)
+    recall: float | None = f("binary classification: recall of the positive class", None)
+    f1: float | None = f("binary classification: F1 of the positive class", None)
+    confusion_matrix: list[list[int]] | None = f("binary classification: `[[tn, fp], [fn, tp]]`, positive = 1",
+                                                 None)
+    eval_samples: int = f("examples in the primary eval split (all of them are scored)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_accuracy(cls, data: Any) -> Any:
+        """A result with accuracy and neither metric nor score is the pre-task shape: metric accuracy."""
+        if isinstance(data, dict) and data.get("accuracy") is not None and "score" not in data \
+                and data.get("metric") is None:
+            data = {**data, "metric": "accuracy", "score": data["accuracy"]}
+        return data
+
+    @field_validator("accuracy")
+    @classmethod
+    def _accuracy_on_classification(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is None and info.data.get("metric") not in REGRESSION_METRICS:
+            raise PydanticCustomError("missing", "Field required (a classification result)")
+        return value
 
 
 class GridCell(Part):
@@ -145,8 +176,8 @@ class OfflineEntry(Part):
 
 
 class Latency(Part):
-    """Batch-1 SingleStream over the real dev sentences (bench/measure/latency.py), and the optional
-    grid and Offline passes."""
+    """Batch-1 SingleStream over the primary eval split's real examples (bench/measure/latency.py; a pair
+    task's two sentences are one sequence), and the optional grid and Offline passes."""
 
     latency_p50_ms: float = f("median per-call latency, ms")
     latency_p90_ms: float = f("90th percentile, ms")
@@ -157,7 +188,7 @@ class Latency(Part):
     latency_min_ms: float = f("fastest call, ms")
     latency_max_ms: float = f("slowest call, ms")
     latency_cv: float = f("coefficient of variation of the per-call times")
-    latency_n: int = f("timed calls: the loop cycles the dev sentences until `min_iterations` and "
+    latency_n: int = f("timed calls: the loop cycles the dev examples until `min_iterations` and "
                        "`min_seconds` are both met, after `warmup` calls")
     latency_p50_ci95_low_ms: float | None = f("95 % percentile-bootstrap confidence interval of the median, "
                                               "low end (scipy, seeded)", None)
@@ -165,14 +196,14 @@ class Latency(Part):
     latency_raw_ms: list[float] = f("every timed call, ms")
     latency_input: str = f("`dev-stream-bs1`")
     tokenization_timed: bool = f("`false`: tokenisation is outside the timed region")
-    mean_tokens: float = f("mean tokens per dev sentence")
+    mean_tokens: float = f("mean tokens per dev example")
     first_call_ms: float = f("the first (cold) call after load, outside the loop")
     scenario: str | None = f("`SingleStream` (MLPerf's one query at a time)", None)
     gflops_per_s: float | None = f("achieved GFLOP/s over the timed calls (analytic BERT FLOPs per "
-                                   "sentence length, bench/measure/flops.py)", None)
+                                   "example length, bench/measure/flops.py)", None)
     latency_grid: list[GridCell] | None = f(
         "with `measure.grid`: one cell per (batch, seq_len): `p50_ms`, `p90_ms`, `n`, `samples_per_s`, "
-        "`tokens_per_s`, `gflops_per_s`; real dev sentences cut or padded to exactly seq_len", None)
+        "`tokens_per_s`, `gflops_per_s`; real dev examples cut or padded to exactly seq_len", None)
     offline: list[OfflineEntry] | None = f(
         "with `measure.offline`: one entry per batch size: the whole eval split with dynamic padding "
         "(tokenised untimed): `batch_size`, `sort_by_length`, `samples`, `batches`, `passes`, `wall_s`, "
@@ -260,6 +291,8 @@ class _RowBase(Part):
             missing = [n for n in _REQUIRED_ALWAYS if getattr(self, n) is None]
             if self.status == "ok":
                 missing += [n for n in _REQUIRED_WHEN_OK if getattr(self, n) is None]
+                if self.accuracy is None and self.metric not in REGRESSION_METRICS:
+                    missing.append("accuracy")  # every classification row has it
             if missing:
                 raise ValueError(f"row lacks required field(s): {', '.join(missing)}")
         return self

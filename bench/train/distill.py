@@ -3,7 +3,8 @@ any pretrained source, trained on the HF Trainer against the teacher (loss terms
 
 The teacher's logits are computed once per (teacher, data, max_length) and cached as their own
 artifact, so a logits-only epoch never runs the teacher. Hidden-state and attention terms need the
-teacher's internals: the teacher then runs alongside, in eval mode, without gradients.
+teacher's internals: the teacher then runs alongside, in eval mode, without gradients. For a
+regression task (one output) the soft and hard terms are mean squared errors (bench.train.losses).
 """
 
 from __future__ import annotations
@@ -15,25 +16,32 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import DataCollatorWithPadding
 
 from bench.data import TaskData, tokenize
 from bench.errors import BenchError
 from bench.suite import DistillConfig
+from bench.tasks import Task, Texts
 from bench.train.finetune import (
     EpochSeededTrainer,
-    accuracy_metric,
     callbacks,
     finetune,
     run_summary,
     save_trained,
+    task_metrics,
     train_resumable,
     training_arguments,
     work_folder,
 )
-from bench.train.losses import attention_loss, hidden_pairs, hidden_state_loss, soft_loss, uniform_layer_map
+from bench.train.losses import (
+    attention_loss,
+    hard_loss,
+    hidden_pairs,
+    hidden_state_loss,
+    soft_target_loss,
+    uniform_layer_map,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +111,13 @@ class TermLogging:
 class DistillationTrainer(TermLogging, EpochSeededTrainer):
     """A Trainer whose training loss mixes the teacher's cached logits (batch key `teacher_logits`),
     the gold labels, and (with `teacher` given) hidden-state and attention terms. Evaluation uses the
-    gold-label loss alone, so dev numbers are comparable with plain fine-tuning."""
+    gold-label loss alone, so dev numbers are comparable with plain fine-tuning. `regression`: the
+    soft and hard terms are MSEs (one output, no distribution to soften)."""
 
-    def __init__(self, *args, loss_cfg: DistillConfig, teacher=None, layer_map: list[int] | None = None, **kwargs):
+    def __init__(self, *args, loss_cfg: DistillConfig, teacher=None, layer_map: list[int] | None = None,
+                 regression: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.loss_cfg, self.layer_map = loss_cfg, layer_map
+        self.loss_cfg, self.layer_map, self.regression = loss_cfg, layer_map, regression
         self.teacher = teacher
         if teacher is not None:
             self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
@@ -120,12 +130,13 @@ class DistillationTrainer(TermLogging, EpochSeededTrainer):
         want_hidden, want_attn = internals and cfg.alpha_hidden > 0, internals and cfg.alpha_attn > 0
         outputs = model(**inputs, output_hidden_states=want_hidden, output_attentions=want_attn)
         logits = outputs.logits
-        hard = F.cross_entropy(logits, labels)
+        hard = hard_loss(logits, labels, self.regression)
         if not model.training:
             return (hard, outputs) if return_outputs else hard
         terms = {"loss_hard": hard}
         if cfg.alpha_soft > 0:
-            terms["loss_soft"] = soft_loss(logits, teacher_logits.to(logits.dtype), cfg.temperature)
+            terms["loss_soft"] = soft_target_loss(logits, teacher_logits.to(logits.dtype), cfg.temperature,
+                                                  self.regression)
         if internals:
             with torch.no_grad():
                 t_out = self.teacher(**inputs, output_hidden_states=want_hidden, output_attentions=want_attn)
@@ -152,19 +163,22 @@ def attach_projection(student, teacher, layer_map: list[int]) -> None:
 
 @torch.inference_mode()
 def compute_teacher_logits(
-    teacher, tokenizer, sentences: list[str], max_length: int, batch_size: int = 128
+    teacher, tokenizer, texts: Texts | list[str], max_length: int, batch_size: int = 128
 ) -> np.ndarray:
-    """Teacher logits for every sentence, in input order; batches sorted by length to avoid padding."""
+    """Teacher logits (num_labels per example; one for a regression) for every example, in input
+    order; batches sorted by length to avoid padding. Pairs are encoded as pairs (token_type_ids),
+    as the student sees them in training; a plain list is single sentences."""
+    texts = texts if isinstance(texts, Texts) else Texts(list(texts))
     teacher.eval()
     device = next(teacher.parameters()).device
-    order = np.argsort([len(s) for s in sentences], kind="stable")
-    out = np.zeros((len(sentences), teacher.config.num_labels), dtype=np.float32)
+    order = np.argsort(texts.char_lengths(), kind="stable")
+    out = np.zeros((len(texts), teacher.config.num_labels), dtype=np.float32)
     from tqdm.auto import tqdm
 
     for start in tqdm(range(0, len(order), batch_size), desc="teacher logits", leave=False):
         idx = order[start : start + batch_size]
-        enc = tokenizer([sentences[i] for i in idx], truncation=True, max_length=max_length,
-                        padding=True, return_tensors="pt").to(device)
+        enc = texts.take(idx).encode(tokenizer, truncation=True, max_length=max_length,
+                                     padding=True, return_tensors="pt").to(device)
         out[idx] = teacher(**enc).logits.float().cpu().numpy()
     return out
 
@@ -179,8 +193,10 @@ def train_subset(n_rows: int, cfg: DistillConfig, subset_seed: int) -> list[int]
 def distill(student, tokenizer, data: TaskData, teacher_logits: np.ndarray | None, cfg: DistillConfig,
             max_length: int, seed: int, out_dir: Path, *, teacher=None, work_dir: Path | None = None,
             subset_seed: int = 0) -> dict:
-    """Train the student with the suite's loss terms; save it (safetensors) and return a summary.
-    Only the hard loss switched on: plain fine-tuning through the plain Trainer (the baseline)."""
+    """Train the student (its head made for data.task) with the suite's loss terms; save it
+    (safetensors) and return a summary. Only the hard loss switched on: plain fine-tuning through
+    the plain Trainer (the baseline)."""
+    task: Task = data.task
     rows = train_subset(len(data.splits["train"]), cfg, subset_seed)
     if not (cfg.uses_teacher_logits or cfg.uses_teacher_internals):
         return finetune(student, tokenizer, data, cfg, max_length, seed, out_dir, work_dir, train_rows=rows) | {
@@ -207,18 +223,20 @@ def distill(student, tokenizer, data: TaskData, teacher_logits: np.ndarray | Non
         trainer = DistillationTrainer(
             model=student,
             # Keep teacher_logits in the batches (Trainer would drop columns forward() does not take).
-            args=training_arguments(cfg, work, out_dir / "logs", seed, remove_unused_columns=False),
+            args=training_arguments(cfg, work, out_dir / "logs", seed, task.primary_metric,
+                                    remove_unused_columns=False),
             train_dataset=train,
             eval_dataset=dev,
             data_collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=accuracy_metric,
+            compute_metrics=task_metrics(task),
             callbacks=callbacks(cfg),
             loss_cfg=cfg,
             teacher=teacher if cfg.uses_teacher_internals else None,
             layer_map=layer_map,
+            regression=task.is_regression,
         )
         result = train_resumable(trainer, work)
-        info = run_summary(trainer, result, cfg, len(train))
+        info = run_summary(trainer, result, cfg, len(train), task)
     if hasattr(student, "distill_projection"):
         del student.distill_projection  # a training aid, not part of the deployed model
     save_trained(trainer, tokenizer, out_dir)

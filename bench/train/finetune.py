@@ -1,5 +1,6 @@
-"""Teacher fine-tuning with the Hugging Face Trainer: a sequence-classification head on the source
-encoder, AdamW with linear warmup and decay, length-grouped batches, dev evaluation at the end.
+"""Teacher fine-tuning with the Hugging Face Trainer: the task's head (classification, or one output
+for a regression) on the source encoder, AdamW with linear warmup and decay, length-grouped batches,
+dev evaluation on the task's metrics at the end (and for early stopping, on its primary metric).
 
 Because this is a plain Trainer, `accelerate launch` / `torchrun` run it on several devices.
 Checkpoints go to a work folder that outlives the process: a killed build resumes from the last
@@ -22,17 +23,30 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from bench.data import TaskData, tokenize
 from bench.suite import FinetuneConfig
+from bench.tasks import Task, compute_metrics, predictions
 
 log = logging.getLogger(__name__)
 
 
-def accuracy_metric(eval_pred) -> dict:
-    logits, labels = eval_pred
-    return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
+def task_metrics(task: Task):
+    """The Trainer's compute_metrics: every metric of the task on the dev split, and accuracy for any
+    classification (training info records it as dev_accuracy)."""
+
+    def metrics(eval_pred) -> dict:
+        logits, labels = eval_pred
+        preds = predictions(task, logits)
+        out = compute_metrics(task, labels, preds)
+        if not task.is_regression and "accuracy" not in out:
+            out["accuracy"] = float((preds == np.asarray(labels)).mean())
+        return out
+
+    return metrics
 
 
-def training_arguments(cfg: FinetuneConfig, work_dir: Path, log_dir: Path, seed: int, **overrides) -> TrainingArguments:
-    """The Trainer settings shared by fine-tuning and distillation, all taken from the suite."""
+def training_arguments(cfg: FinetuneConfig, work_dir: Path, log_dir: Path, seed: int, metric: str = "accuracy",
+                       **overrides) -> TrainingArguments:
+    """The Trainer settings shared by fine-tuning and distillation, all taken from the suite; early
+    stopping keeps the checkpoint best on `metric` (the task's primary metric, greater is better)."""
     early = cfg.early_stopping_patience is not None
     args = dict(
         output_dir=str(work_dir),
@@ -57,7 +71,7 @@ def training_arguments(cfg: FinetuneConfig, work_dir: Path, log_dir: Path, seed:
         # Two: while a new checkpoint is being written, the previous complete one still exists.
         save_total_limit=2,
         load_best_model_at_end=early,
-        metric_for_best_model="accuracy" if early else None,
+        metric_for_best_model=metric if early else None,
         save_safetensors=True,
         seed=seed,
         data_seed=seed,
@@ -168,14 +182,19 @@ def save_trained(trainer: Trainer, tokenizer, out_dir: Path) -> None:
     (out_dir / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
 
 
-def run_summary(trainer: Trainer, result, cfg: FinetuneConfig, n_rows: int) -> dict:
+def run_summary(trainer: Trainer, result, cfg: FinetuneConfig, n_rows: int, task: Task) -> dict:
+    """Training info: dev_metric/dev_score (the task's primary metric on dev) and, for classification,
+    dev_accuracy too."""
     metrics = trainer.evaluate()
+    dev = {"dev_accuracy": round(metrics["eval_accuracy"], 4)} if "eval_accuracy" in metrics else {}
     return {
         "train_rows": n_rows,
         "train_runtime_s": round(result.metrics["train_runtime"], 2),
         "train_steps": result.global_step,
         "train_loss": round(result.training_loss, 4),
-        "dev_accuracy": round(metrics["eval_accuracy"], 4),
+        **dev,
+        "dev_metric": task.primary_metric,
+        "dev_score": round(metrics[f"eval_{task.primary_metric}"], 4),
         "epochs": cfg.epochs,
         "train_s_per_epoch": round(result.metrics["train_runtime"] / cfg.epochs, 2),
         "world_size": trainer.args.world_size,
@@ -185,23 +204,24 @@ def run_summary(trainer: Trainer, result, cfg: FinetuneConfig, n_rows: int) -> d
 
 def finetune(model, tokenizer, data: TaskData, cfg: FinetuneConfig, max_length: int, seed: int, out_dir: Path,
              work_dir: Path | None = None, train_rows=None) -> dict:
-    """Fine-tune `model` on the train split (or `train_rows` of it), evaluate on dev, save safetensors
-    + tokenizer to out_dir. Checkpoints go to work_dir, and a rerun resumes from them."""
+    """Fine-tune `model` (its head made for data.task) on the train split (or `train_rows` of it),
+    evaluate on dev, save safetensors + tokenizer to out_dir. Checkpoints go to work_dir, and a rerun
+    resumes from them. The loss is the model's own: cross-entropy, or the MSE for a regression."""
     train = data.splits["train"] if train_rows is None else data.splits["train"].select(train_rows)
     train = tokenize(train, tokenizer, max_length)
     dev = tokenize(data.splits["validation"], tokenizer, max_length)
     with work_folder(work_dir) as work:
         trainer = EpochSeededTrainer(
             model=model,
-            args=training_arguments(cfg, work, out_dir / "logs", seed),
+            args=training_arguments(cfg, work, out_dir / "logs", seed, data.task.primary_metric),
             train_dataset=train,
             eval_dataset=dev,
             data_collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=accuracy_metric,
+            compute_metrics=task_metrics(data.task),
             callbacks=callbacks(cfg),
         )
         result = train_resumable(trainer, work)
-        info = run_summary(trainer, result, cfg, len(train))
+        info = run_summary(trainer, result, cfg, len(train), data.task)
     save_trained(trainer, tokenizer, out_dir)
     log.info("fine-tuned: %s", info)
     return info

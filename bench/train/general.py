@@ -27,6 +27,7 @@ from bench.data import TaskData
 from bench.errors import BenchError
 from bench.models import ModelSource, tiny_tokenizer
 from bench.suite import StudentConfig
+from bench.tasks import Texts
 from bench.train.distill import TermLogging, init_random_student, init_student_from_teacher
 from bench.train.finetune import (
     EpochSeededTrainer,
@@ -41,9 +42,11 @@ from bench.train.losses import general_distillation_loss
 log = logging.getLogger(__name__)
 
 
-def read_texts(text: str, data: TaskData, where: str) -> list[str]:
+def read_texts(text: str, data: TaskData, where: str) -> Texts:
+    """`task:train`: the task's train examples (pairs stay pairs: segments as in task training);
+    otherwise one example per non-empty line of the file."""
     if text == "task:train":
-        return data.sentences("train")
+        return data.texts("train")
     try:
         lines = Path(text).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -51,7 +54,7 @@ def read_texts(text: str, data: TaskData, where: str) -> list[str]:
     texts = [line.strip() for line in lines if line.strip()]
     if not texts:
         raise BenchError(f"{where}.text: {text} has no non-empty lines")
-    return texts
+    return Texts(texts)
 
 
 def text_identity(text: str, data: TaskData) -> str:
@@ -147,11 +150,8 @@ def general_distill(source: ModelSource, cfg: StudentConfig, data: TaskData, max
         student = init_student_from_teacher(teacher, cfg.layers, where.removesuffix(".general") + ".layers")
     else:
         student = init_random_student(teacher, len(cfg.layers), seed)
-    texts = read_texts(general.text, data, where)
-    if general.max_samples:
-        texts = texts[: general.max_samples]
-    dataset = Dataset.from_dict({"text": texts}).map(
-        lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True, remove_columns=["text"])
+    texts = read_texts(general.text, data, where).head(general.max_samples or None)
+    dataset = Dataset.from_dict(dict(texts.encode(tokenizer, truncation=True, max_length=max_length)))
     collator = ReplayableMaskingCollator(tokenizer, mlm_probability=general.mlm_probability, seed=seed)
     with work_folder(work_dir) as work:
         trainer = GeneralDistillationTrainer(

@@ -5,6 +5,8 @@ Task distillation (Hinton et al. 2015; TinyBERT, Jiao et al. 2020):
   + alpha_hidden·mean over mapped layers of (1 − cos) or MSE per real token (embeddings included)
   + alpha_attn·mean over mapped layers of the MSE between attention maps over real query/key pairs.
 The T² factor keeps soft-label gradients on the scale of the hard ones when T changes.
+A regression (one output, e.g. STS-B) has no distribution to soften: its soft term is the MSE between
+student and teacher outputs and its hard term the MSE to the gold score (no temperature).
 """
 
 from __future__ import annotations
@@ -23,10 +25,25 @@ def soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temper
     ) * temperature**2
 
 
+def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                     regression: bool = False) -> torch.Tensor:
+    """The soft term: soft_loss at T, or for a regression the MSE between the outputs (T unused)."""
+    if regression:
+        return F.mse_loss(student_logits, teacher_logits)
+    return soft_loss(student_logits, teacher_logits, temperature)
+
+
+def hard_loss(student_logits: torch.Tensor, labels: torch.Tensor, regression: bool = False) -> torch.Tensor:
+    """The hard term: cross-entropy with the label ids, or for a regression the MSE to the gold scores."""
+    if regression:
+        return F.mse_loss(student_logits.reshape(-1), labels.reshape(-1).to(student_logits.dtype))
+    return F.cross_entropy(student_logits, labels)
+
+
 def distillation_loss(student_logits, teacher_logits, labels, temperature: float, alpha_soft: float,
-                      alpha_hard: float) -> torch.Tensor:
-    return (alpha_soft * soft_loss(student_logits, teacher_logits, temperature)
-            + alpha_hard * F.cross_entropy(student_logits, labels))
+                      alpha_hard: float, regression: bool = False) -> torch.Tensor:
+    return (alpha_soft * soft_target_loss(student_logits, teacher_logits, temperature, regression)
+            + alpha_hard * hard_loss(student_logits, labels, regression))
 
 
 def uniform_layer_map(n_student: int, n_teacher: int) -> list[int]:

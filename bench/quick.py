@@ -1,0 +1,80 @@
+"""`bench quick MODEL`: measure a model you already have, in one line.
+
+It writes the suite it runs (the model as the suite's teacher, `finetune: null`, so nothing trains),
+runs it like `bench run`, and leaves that suite in the run folder as `suite.yaml`, so
+`bench run results/<name>/<run-id>/suite.yaml` reproduces the run and is the place to grow it
+(more precisions, a student, a grid).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from bench import formats
+from bench.errors import BenchError
+
+SUITE_FILE = "suite.yaml"
+
+
+def _slug(model: str) -> str:
+    base = Path(model.rstrip("/")).name or model
+    return ("quick-" + re.sub(r"[^A-Za-z0-9._-]+", "-", base.removesuffix(".onnx")).strip("-."))[:64]
+
+
+def quick_suite(model: str, task: str = "sst2", precisions: list[str] | None = None,
+                fmts: list[str] | None = None, threads: list[int] | None = None, data: str | None = None,
+                max_eval_samples: int | None = None) -> dict:
+    """The suite `bench quick` runs, as a plain mapping (YAML-ready)."""
+    from bench.asis import onnx_model_file
+
+    local = Path(model).expanduser()
+    source = str(local.resolve()) if local.exists() else model
+    is_onnx = local.exists() and onnx_model_file(local) is not None
+    fmts = ["onnx"] if is_onnx else (fmts or ["pytorch", "onnx"])
+    precisions = precisions or ["fp32"]
+    variants = []
+    for name in fmts:
+        fmt = formats.get(name)
+        wanted = [p for p in dict.fromkeys(["fp32", *precisions]) if p in fmt.precisions]
+        if wanted:
+            variants.append({"model": "teacher", "format": name, "precision": wanted})
+    unknown = sorted(set(precisions) - {p for v in variants for p in v["precision"]})
+    if unknown:
+        raise BenchError(f"--precision: {', '.join(unknown)} is not a precision of {', '.join(fmts)} "
+                         f"(see README: formats and precisions)")
+    suite: dict = {"name": _slug(model), "task": task, "teacher": {"source": source, "finetune": None},
+                   "variants": variants, "measure": {"threads": threads or [2]}}
+    if data is not None or max_eval_samples is not None:
+        suite["data"] = {}
+    if data is not None:
+        suite["data"]["path"] = str(Path(data).expanduser().resolve() / task)
+    if max_eval_samples is not None:
+        suite["data"]["max_eval_samples"] = max_eval_samples
+    return suite
+
+
+def run_quick(model: str, results_root: Path, run_id: str | None = None, cache_dir: Path | None = None,
+              **options) -> Path:
+    """Write the suite, run it, keep the suite in the run folder; returns the run folder."""
+    from bench.run import run_suite
+    from bench.suite import load_suite
+
+    text = yaml.safe_dump(quick_suite(model, **options), sort_keys=False)
+    run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
+    with tempfile.TemporaryDirectory(prefix="bench-quick-") as tmp:
+        path = Path(tmp) / SUITE_FILE
+        path.write_text(text)
+        load_suite(path)  # a bad model, task or option is exit 2 before anything is written
+        try:
+            run_dir = run_suite(path, results_root, run_id, cache_dir=cache_dir)
+        finally:
+            written = Path(results_root) / yaml.safe_load(text)["name"] / run_id
+            if written.is_dir():  # the run folder exists (even if a variant failed): leave the suite in it
+                shutil.copy2(path, written / SUITE_FILE)
+    return run_dir
