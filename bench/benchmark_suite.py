@@ -41,7 +41,6 @@ def test_variant(bench_variant, bench_built, benchmark):
     from bench.measure.accuracy import eval_splits, evaluate
     from bench.runtimes import load_runtime
     from bench.runtimes.tokenizer import FastTokenizer
-    from bench.tasks import GLUE_TASKS
 
     suite, data, built = bench_built
     v = bench_variant
@@ -49,7 +48,7 @@ def test_variant(bench_variant, bench_built, benchmark):
     path = artifact.weights_dir
     runtime = load_runtime(v.format, path, v.device, v.threads, v.precision, suite.measure.ort_gpu_provider)
     tokenizer = FastTokenizer(path)
-    task = getattr(data, "task", None) or getattr(suite, "task_def", None) or GLUE_TASKS[suite.task]
+    task = data.task
     splits = eval_splits(data)  # the primary split first
     quality = evaluate(runtime, tokenizer, task, splits, suite.data.max_length, suite.measure.eval_batch_size)
     # Batch 1 over the primary split's real examples (a pair as one sequence), tokenised and converted

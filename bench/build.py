@@ -68,19 +68,13 @@ def teacher_seed(suite: Suite, seed: int) -> int:
     return suite.teacher.seed if suite.teacher.seed is not None else seed
 
 
-def _task_of(suite: Suite):
-    from bench.tasks import GLUE_TASKS
-
-    return getattr(suite, "task_def", None) or GLUE_TASKS[suite.task]
-
-
 def build_as_is(suite: Suite, kind: str, spec_text: str, field: str, store: ArtifactStore) -> Artifact:
     """A model already fine-tuned for the task, taken as it is (bench/asis.py): its head is checked
     against the task, and the artifact holds its safetensors (or its ONNX graph) and tokenizer."""
     from bench.asis import check_onnx_source, import_onnx, save_as_is
 
     source = parse_source(spec_text, field, allow_pickle=suite.allow_pickle)
-    task = _task_of(suite)
+    task = suite.task_def
     spec = {"as_is": True, "task": task.name, "num_labels": task.num_labels, "source": source.identity(),
             "trust_remote_code": suite.trust_remote_code}
 

@@ -75,7 +75,7 @@ def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: 
     """The row from its parts: identity, outcome, artifact and training facts, what the child measured,
     roofline, machine and bookkeeping. Validated strictly (bench.schema.Row.for_write)."""
     ok = isinstance(result, ChildResult)
-    identity = Identity(run_id=run_id, suite=suite.name, task=getattr(suite, "task_name", suite.task),
+    identity = Identity(run_id=run_id, suite=suite.name, task=suite.task_name,
                         variant_id=variant.id, **variant.as_dict(), seed=built.seed)
     outcome = Outcome(status=result.status, error=None if ok else result.error)
     facts = _artifact_facts(built.artifacts[variant.artifact_key], formats.get(variant.format),

@@ -330,18 +330,17 @@ def _check_models_as_is(suite: Suite, source) -> None:
     they load). An ONNX teacher cannot be fine-tuned, nor lend its layers or logits."""
     import json
 
-    from bench.asis import check_head, check_onnx_source
-    from bench.tasks import GLUE_TASKS
+    from bench.asis import check_head, check_onnx_source, onnx_model_file
 
-    task = getattr(suite, "task_def", None) or GLUE_TASKS.get(str(suite.task))
+    task = suite.task_def
     as_is = [("teacher.source", suite.teacher.source, suite.teacher.finetune is None)] + [
         (f"{student_field(suite, n)}.source", c.source, not c.trains) for n, c in suite.all_students.items()]
     for field, spec, untrained in as_is:
         folder = Path(spec) if spec and ":" not in spec else None
-        if not untrained or task is None or folder is None:
+        if not untrained or folder is None:
             continue
-        graph = folder if folder.suffix == ".onnx" else folder / "model.onnx"
-        if graph.is_file() and not any(graph.parent.glob("*.safetensors")):
+        graph = onnx_model_file(folder)
+        if graph is not None:
             check_onnx_source(graph, task, field)
         elif (folder / "config.json").is_file():
             check_head(json.loads((folder / "config.json").read_text()), task, field, spec)
