@@ -28,6 +28,7 @@ from scipy.stats import mannwhitneyu
 from bench.compare_metrics import (
     ALPHA,
     DEFAULT_TOLERANCES,
+    LATENCY_DEFAULTS,
     METRICS,
     PRIMARY,
     UNITS,
@@ -83,7 +84,8 @@ class Comparison:
 
 # baseline_accuracy ... accuracy_verdict: the primary score (Comparison.primary_metric), whatever the task's metric.
 TABLE_COLUMNS = ["variant", *IDENTITY, "baseline_p50_ms", "current_p50_ms", "latency_ratio", "latency_p_value",
-                 "latency_verdict", "baseline_accuracy", "current_accuracy", "accuracy_delta_pts",
+                 "latency_verdict", "baseline_speedup", "current_speedup", "speedup_change", "speedup_p_value",
+                 "speedup_verdict", "baseline_accuracy", "current_accuracy", "accuracy_delta_pts",
                  "accuracy_verdict", "note"]
 DETAIL_COLUMNS = ["variant", "metric", "field", "baseline", "current", "change", "unit", "tolerance", "p_value",
                   "verdict"]
@@ -108,7 +110,7 @@ def _frame(run: Run, side: str, metrics: list[str]) -> pd.DataFrame:
     missing = [c for c in [*IDENTITY, "status"] if c not in df.columns]
     if missing:
         raise BenchError(f"{side} {run.path / RESULTS_FILE}: rows lack identity columns {missing}")
-    for col in ["latency_raw_ms", "latency_input", "error", *metrics]:
+    for col in ["latency_input", "error", *metrics]:
         if col not in df.columns:  # a task metric with no row field of its own: from `metrics` (primary split)
             df[col] = [m.get(col) if isinstance(m, dict) else None for m in df.get("metrics", [None] * len(df))]
     df["variant"] = df.apply(_label, axis=1)
@@ -134,21 +136,22 @@ def _primary(*frames: pd.DataFrame) -> str:
 def _compare_row(r, tolerances: dict[str, Tolerance], primary: str = PRIMARY) -> tuple[dict, list[dict]]:
     """The wide table row of one variant, and its per-metric detail rows (the `accuracy` tolerance's
     named `primary`)."""
-    base_raw, cur_raw = _samples(r["latency_raw_ms_base"]), _samples(r["latency_raw_ms_cur"])
-    p_value, notes = math.nan, []
-    if base_raw is not None and cur_raw is not None:
-        # alternative="greater": is the current distribution stochastically larger (slower)?
-        p_value = float(mannwhitneyu(cur_raw, base_raw, alternative="greater").pvalue)
-    else:
+    p_value, notes = _p_value(r, METRICS["latency_p50"]), []
+    if math.isnan(p_value):
         notes.append("no raw latency samples: latency judged on the tolerance alone")
-    by = {}
+    speed = _default_speed(r)
+    by, unjudged = {}, set()
     for name, tol in tolerances.items():
         metric = METRICS[name]
         base, cur = _num(r[f"{tol.metric}_base"]), _num(r[f"{tol.metric}_cur"])
-        verdict, p = tol.judge(base, cur), p_value if metric.sampled else math.nan
+        if name in LATENCY_DEFAULTS and name != speed and not tol.given:
+            unjudged.add(name)  # the variant's speed is judged on the other one
+        verdict, p = tol.judge(base, cur), _p_value(r, metric) if metric.sampled else math.nan
         if verdict == "regressed" and not (math.isnan(p) or p < ALPHA):
             verdict = "not significant"
-        if verdict == "n/a" and name not in DEFAULT_TOLERANCES:
+        if name in unjudged:
+            verdict = "not judged"
+        elif verdict == "n/a" and name not in DEFAULT_TOLERANCES:
             side = " and ".join(s for s, v in (("baseline", base), ("current", cur)) if math.isnan(v))
             notes.append(f"{name} not compared: " + (f"not measured in {side}" if side else "baseline is 0"))
         change = tol.change(base, cur)
@@ -159,13 +162,15 @@ def _compare_row(r, tolerances: dict[str, Tolerance], primary: str = PRIMARY) ->
         by[name] = {"variant": r["variant"], "metric": primary if name == PRIMARY else name, "field": tol.metric,
                     "baseline": base, "current": cur, "change": change, "unit": tol.unit,
                     "tolerance": tol.value, "p_value": p, "verdict": verdict}
-    details = list(by.values())
-    lat, acc = by["latency_p50"], by[PRIMARY]
+    details = [d for name, d in by.items() if name not in unjudged]
+    lat, acc, up = by["latency_p50"], by[PRIMARY], by["speedup"]
     wide = {
         "variant": r["variant"], **{c: r[c] for c in IDENTITY},
         "baseline_p50_ms": lat["baseline"], "current_p50_ms": lat["current"],
         "latency_ratio": lat["current"] / lat["baseline"] if lat["baseline"] > 0 else math.nan,
         "latency_p_value": p_value, "latency_verdict": lat["verdict"],
+        "baseline_speedup": up["baseline"], "current_speedup": up["current"], "speedup_change": up["change"],
+        "speedup_p_value": up["p_value"], "speedup_verdict": up["verdict"],
         "baseline_accuracy": acc["baseline"], "current_accuracy": acc["current"],
         "accuracy_delta_pts": acc["change"], "accuracy_verdict": acc["verdict"],
         "note": "; ".join(notes),
@@ -178,6 +183,24 @@ def _compare_row(r, tolerances: dict[str, Tolerance], primary: str = PRIMARY) ->
             if METRICS[name].sampled:
                 wide[f"{name}_p_value"] = d["p_value"]
     return wide, details
+
+
+def _p_value(r, metric) -> float:
+    """One-sided Mann-Whitney U p-value that the current samples are worse than the baseline's (NaN
+    without samples on both sides): stochastically larger for latency, smaller for a speedup."""
+    base, cur = _samples(r.get(f"{metric.samples}_base")), _samples(r.get(f"{metric.samples}_cur"))
+    if base is None or cur is None:
+        return math.nan
+    return float(mannwhitneyu(cur, base, alternative="greater" if metric.direction == "max" else "less").pvalue)
+
+
+def _default_speed(r) -> str:
+    """The speed metric a variant is judged on by default: the first of LATENCY_DEFAULTS both sides have."""
+    for name in LATENCY_DEFAULTS:
+        m = METRICS[name]
+        if not (math.isnan(_num(r.get(f"{m.field}_base"))) or math.isnan(_num(r.get(f"{m.field}_cur")))):
+            return name
+    return LATENCY_DEFAULTS[-1]
 
 
 def _input_notes(both: pd.DataFrame) -> list[str]:
@@ -198,12 +221,13 @@ def compare_runs(baseline_dir: Path, current_dir: Path, tolerances: dict[str, To
     """Compare every variant measured "ok" on both sides; list those on one side only and current failures."""
     tolerances = resolve(tolerances)
     base_run, cur_run = open_run(baseline_dir, side="baseline"), open_run(current_dir, side="current")
-    metrics = ["metric", "score", *(t.metric for t in tolerances.values())]
+    metrics = ["metric", "score", *(t.metric for t in tolerances.values()),
+               *(METRICS[n].samples for n in tolerances if METRICS[n].samples)]
     base_all, cur_all = _frame(base_run, "baseline", metrics), _frame(cur_run, "current", metrics)
     primary = _primary(base_all, cur_all)
     tolerances = primary_tolerances(tolerances, primary)
     base, cur = base_all[base_all["status"] == "ok"], cur_all[cur_all["status"] == "ok"]
-    cols = list(dict.fromkeys([*IDENTITY, "variant", "latency_raw_ms", "latency_input", *metrics]))
+    cols = list(dict.fromkeys([*IDENTITY, "variant", "latency_input", *metrics]))
     joined = base[cols].merge(cur[cols].drop(columns="variant"), on=IDENTITY, how="outer",
                               suffixes=("_base", "_cur"), indicator=True)
     both = joined[joined["_merge"] == "both"]
@@ -294,8 +318,11 @@ def format_markdown(comparison: Comparison) -> str:
     if c.baseline_dir and c.current_dir:
         lines += [f"Baseline `{c.baseline_dir}`, current `{c.current_dir}`.", ""]
     score = c.primary_metric
+    interleaved = bool(len(c.table)) and c.table["current_speedup"].notna().any()
+    speed = (f"speedup over the reference −{t['speedup']} and one-sided Mann-Whitney U p < {ALPHA:g} on the "
+             f"interleaved rounds where both sides measured it, else " if interleaved else "")
     lines += [head, "",
-              f"Tolerances: latency p50 +{t['latency_p50']} and one-sided Mann-Whitney U p < {ALPHA:g} "
+              f"Tolerances: {speed}latency p50 +{t['latency_p50']} and one-sided Mann-Whitney U p < {ALPHA:g} "
               f"on the raw samples; {score} −{t[PRIMARY]}.", ""]
     if c.extra_metrics:
         lines += ["Also judged: " + "; ".join(describe_tolerance(n, t[n]) for n in c.extra_metrics) + ".", ""]
@@ -307,6 +334,10 @@ def format_markdown(comparison: Comparison) -> str:
             "ratio": [_fmt(v, ".3f", "×") for v in c.table["latency_ratio"]],
             "p (MWU)": [_fmt_p(v) for v in c.table["latency_p_value"]],
             "latency": [_verdict(v) for v in c.table["latency_verdict"]],
+            **({"speedup baseline": [_fmt(v, ".3f", "×") for v in c.table["baseline_speedup"]],
+                "speedup current": [_fmt(v, ".3f", "×") for v in c.table["current_speedup"]],
+                "p (rounds)": [_fmt_p(v) for v in c.table["speedup_p_value"]],
+                "speedup": [_verdict(v) for v in c.table["speedup_verdict"]]} if interleaved else {}),
             "acc baseline %" if score == PRIMARY else f"{score} baseline ×100":
                 [_fmt(v * 100, ".2f") for v in c.table["baseline_accuracy"]],
             "acc current %" if score == PRIMARY else f"{score} current ×100":

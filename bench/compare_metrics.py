@@ -10,10 +10,13 @@ Units, one per metric (a tolerance in the other unit is an error):
   already in percent (int8_matmul_coverage_pct: 1 pt = 1).
 - a bare `0` (`size_mb=0`) is zero in the metric's own unit: no change for the worse at all.
 
-Sampled metrics (the latency percentiles and mean, all computed from `latency_raw_ms`) regress only
-when the change exceeds the tolerance AND a one-sided Mann-Whitney U test on the raw samples has
-p < ALPHA; every other metric is judged on its tolerance alone. `latency_p50` and `accuracy` are
-always judged (DEFAULT_TOLERANCES); any other metric only when a tolerance is given for it.
+Sampled metrics regress only when the change exceeds the tolerance AND a one-sided Mann-Whitney U test
+on their samples has p < ALPHA: the latency percentiles and mean (from `latency_raw_ms`) and `speedup`
+(the interleaved speedup over the reference, from `speedup_rounds`, measure.interleave). Every other
+metric is judged on its tolerance alone. By default a variant's speed is judged once: on `speedup` at
+10 % when both sides measured it in interleaved rounds (a drifting machine moves both sides of every
+round's ratio alike), else on `latency_p50` at 10 %; `accuracy` at 0.5 pt always (DEFAULT_TOLERANCES).
+Any other metric, and either speed metric wherever it was measured, when a tolerance is given for it.
 
 `accuracy` is the task's primary score (the row's `score`, bench/tasks.py): accuracy for SST-2 and
 rows written before tasks were declared, Matthews correlation for CoLA, F1 for MRPC, Pearson for STS-B,
@@ -46,16 +49,22 @@ class Metric:
     direction: Literal["max", "min"]
     unit: Literal["%", "pt"]
     label: str  # how the Markdown names it
-    sampled: bool = False  # computed from latency_raw_ms: the Mann-Whitney test applies
+    samples: str | None = None  # the row field of the samples it summarises: the Mann-Whitney test applies
     scale: float = 100.0
+
+    @property
+    def sampled(self) -> bool:
+        return self.samples is not None
 
 
 def _latency(q: str) -> Metric:
-    return Metric(f"latency_{q}", f"latency_{q}_ms", "max", "%", f"latency {q} ms", sampled=True)
+    return Metric(f"latency_{q}", f"latency_{q}_ms", "max", "%", f"latency {q} ms", samples="latency_raw_ms")
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
     *(_latency(q) for q in ("p50", "p90", "p95", "p99", "mean")),
+    # measure.interleave: the median of per-round speedups over the reference, tested on those rounds.
+    Metric("speedup", "speedup_vs_reference", "min", "%", "speedup ×", samples="speedup_rounds"),
     Metric("first_call", "first_call_ms", "max", "%", "first call ms"),
     Metric("load_time_s", "load_time_s", "max", "%", "load s"),
     Metric("gflops_per_s", "gflops_per_s", "min", "%", "GFLOP/s"),
@@ -91,6 +100,7 @@ class Tolerance:
     metric: str = field(default="", compare=False)
     direction: Literal["max", "min"] = field(default="max", compare=False)
     scale: float = field(default=100.0, compare=False)
+    given: bool = field(default=True, compare=False)  # False: a default nobody asked for
 
     def __str__(self) -> str:
         return f"{self.value:g}{self.unit}"
@@ -122,8 +132,11 @@ def tolerance_for(metric: Metric, value: float) -> Tolerance:
 
 
 # Metric name -> its default tolerance, which also fixes the unit, the row field and the direction.
-DEFAULT_TOLERANCES = {"latency_p50": tolerance_for(METRICS["latency_p50"], 10.0),
-                      "accuracy": tolerance_for(METRICS["accuracy"], 0.5)}
+# Speed is judged once per variant: on the interleaved speedup when both sides measured it, else on the
+# p50 (LATENCY_DEFAULTS). A tolerance given for either judges it wherever it was measured.
+DEFAULT_TOLERANCES = {name: replace(tolerance_for(METRICS[name], value), given=False)
+                      for name, value in (("latency_p50", 10.0), ("speedup", 10.0), ("accuracy", 0.5))}
+LATENCY_DEFAULTS = ("speedup", "latency_p50")  # by default the first one both sides have is judged
 UNITS = {name: m.unit for name, m in METRICS.items()}
 
 _TOL_RE = re.compile(r"^\s*([a-z0-9_]+)\s*=\s*([0-9]*\.?[0-9]+)\s*(%|pts?)?\s*$")
@@ -179,5 +192,6 @@ def resolve(tolerances: dict[str, Tolerance] | None) -> dict[str, Tolerance]:
     out = dict(DEFAULT_TOLERANCES)
     for name, tol in (tolerances or {}).items():
         key, bound = bind(name, tol.value, tol.unit, str(tol))
-        out[key] = bound if not tol.metric else replace(bound, metric=tol.metric, direction=tol.direction)
+        out[key] = bound if not tol.metric else replace(bound, metric=tol.metric, direction=tol.direction,
+                                                        given=tol.given)
     return out

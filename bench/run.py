@@ -11,6 +11,7 @@ import json
 import logging
 import platform
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from bench import __version__, formats
@@ -24,8 +25,9 @@ from bench.measure.isolate import run_isolated
 from bench.paths import confined
 from bench.plan import Plan, Variant, make_plan, shard_plan
 from bench.results import RUN_FILE, SCHEMA_VERSION, append_row, latest_rows, read_rows
-from bench.schema import ArtifactFacts, Bookkeeping, Identity, Machine, Outcome, Roofline, Row, Training
+from bench.schema import ArtifactFacts, Bookkeeping, Identity, Machine, Outcome, Roofline, Row, Speedup, Training
 from bench.schema.child import ChildFailure, ChildResult, ChildSpec
+from bench.speedup import SpeedupStage, reference_dir
 from bench.suite import Suite, load_suite, suite_to_dict
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ def _training(model) -> Training:
 
 
 def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: ChildResult | ChildFailure,
-             machine: Machine, peaks: dict, bookkeeping: Bookkeeping) -> Row:
+             machine: Machine, peaks: dict, speedup: Speedup, bookkeeping: Bookkeeping) -> Row:
     """The row from its parts: identity, outcome, artifact and training facts, what the child measured,
     roofline, machine and bookkeeping. Validated strictly (bench.schema.Row.for_write)."""
     ok = isinstance(result, ChildResult)
@@ -81,8 +83,8 @@ def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: 
     facts = _artifact_facts(built.artifacts[variant.artifact_key], formats.get(variant.format),
                             result.size_bytes if ok else None)
     measured = (result.row_fields(), _roofline(result, variant, peaks)) if ok else ()
-    return Row.for_write(identity, outcome, facts, _training(built.models[variant.model]), *measured, machine,
-                         bookkeeping, {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    return Row.for_write(identity, outcome, facts, _training(built.models[variant.model]), *measured, speedup,
+                         machine, bookkeeping, {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
 def _task(suite: Suite, data):
@@ -154,6 +156,8 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
     measure = suite.measure.model_dump()
     if measure["allocator"] == "system":
         del measure["allocator"]  # so runs measured before the setting existed still resume
+    if measure["interleave"] is None:
+        del measure["interleave"]
     measure_key = canonical_hash({"measure": measure, "data": data.fingerprint})[:16]
     measure_wall = {}
     progress = Progress(len(plan.variants) * len(suite.training_seeds), started)
@@ -162,7 +166,7 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
         run_info["stages"] |= built.stages
         write_json_atomic(run_dir / RUN_FILE, run_info)
         measure_wall |= _measure_seed(suite, plan, built, data, run_dir, run_id, machine, peaks, measure_key,
-                                      progress)
+                                      progress, run_info)
     rows = [r for r in latest_rows(read_rows(run_dir)) if r["variant_id"] in planned
             and r.get("seed") in suite.training_seeds]
     run_info["stages"]["measure"] = {"wall_s": round(sum(measure_wall.values()), 2), "per_variant_s": measure_wall}
@@ -174,8 +178,10 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
 
 
 def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, run_id: str, machine: Machine,
-                  peaks: dict, measure_key: str, progress: Progress | None = None) -> dict:
-    """Measure every planned variant of one training seed; returns wall seconds per variant."""
+                  peaks: dict, measure_key: str, progress: Progress | None = None,
+                  run_info: dict | None = None) -> dict:
+    """Measure every planned variant of one training seed; returns wall seconds per variant. With
+    measure.interleave, the reference's drift goes into `run_info` (run.json)."""
     progress = progress or Progress(len(plan.variants), time.perf_counter())
     planned = {v.id: v for v in plan.variants}
 
@@ -187,6 +193,27 @@ def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, r
 
     done = {r["variant_id"] for r in latest_rows(read_rows(run_dir)) if current(r)}
     tag = seed_tag(suite, built.seed)
+    interleave = suite.measure.interleave
+    rounds = SpeedupStage(interleave, reference_dir(built), run_dir / "logs", tag, suite.measure.timeout_s) \
+        if interleave else nullcontext()
+    with rounds:
+        measure_wall = _measure_variants(suite, plan, built, data, run_dir, run_id, machine, peaks, measure_key,
+                                         progress, done, rounds if interleave else None)
+    if interleave:
+        drift = rounds.drift()
+        run_info = run_info if run_info is not None else json.loads((run_dir / RUN_FILE).read_text())
+        run_info["reference_drift"] = (run_info.get("reference_drift") or {}) | drift
+        write_json_atomic(run_dir / RUN_FILE, run_info)
+        for ref, d in drift.items():
+            log.log(logging.WARNING if d["flagged"] else logging.INFO,
+                    "reference %s drifted %+.1f%% over the run (noise floor %.1f%%)", ref, d["drift_pct"],
+                    d["noise_floor_pct"])
+    return measure_wall
+
+
+def _measure_variants(suite, plan, built, data, run_dir, run_id, machine, peaks, measure_key, progress, done,
+                      rounds: SpeedupStage | None) -> dict:
+    tag = seed_tag(suite, built.seed)
     measure_wall = {}
     for variant in plan.variants:
         if variant.id in done:
@@ -195,18 +222,25 @@ def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, r
             continue
         t0 = time.perf_counter()
         log.info("%s", progress.line(variant.id + tag, t0))
-        result = run_isolated(_measure_spec(suite, variant, built, data), run_dir / "logs", variant.id + tag,
-                              suite.measure.timeout_s, suite.measure.max_memory_mb)
+        spec = _measure_spec(suite, variant, built, data)
+        result = run_isolated(spec, run_dir / "logs", variant.id + tag, suite.measure.timeout_s,
+                              suite.measure.max_memory_mb)
+        speedup = rounds.measure(variant, spec) if rounds and isinstance(result, ChildResult) else Speedup()
         wall = time.perf_counter() - t0
         progress.measured(wall)
         measure_wall[variant.id + tag] = round(wall, 2)
-        row = _row_for(suite, variant, built, run_id, result, machine, peaks,
+        row = _row_for(suite, variant, built, run_id, result, machine, peaks, speedup,
                        Bookkeeping(schema_version=SCHEMA_VERSION, measure_wall_s=round(wall, 2),
                                    measure_key=measure_key))
         append_row(run_dir, row)
         if row.status == "ok":
             log.info("  %s %.4f  p50 %.2f ms  p90 %.2f ms  (%.1f s)", row.metric, row.score,
                      row.latency_p50_ms, row.latency_p90_ms, wall)
+            if row.speedup_vs_reference is not None:
+                log.info("  speedup vs %s %.3fx [%.3f, %.3f] over %d interleaved rounds", row.speedup_reference,
+                         row.speedup_vs_reference, row.speedup_ci_low, row.speedup_ci_high, len(row.speedup_rounds))
+            elif row.speedup_error:
+                log.warning("  speedup rounds: %s", row.speedup_error)
         else:
             log.error("  %s: %s", row.status, row.error)
     return measure_wall

@@ -12,10 +12,12 @@ planted slowdown it catches.
    Every run is `bench run` in a subprocess, one at a time; a finished run id is not run again, so an
    interrupted study resumes.
 3. False positives: unchanged run NN vs unchanged run NN+1 (PAIRS pairs, each a round apart, like a
-   stored baseline and a later PR), judged with the default tolerances (latency_p50=10%), with
-   latency_p50=0% (the Mann-Whitney test alone decides) and with latency_p95=10%.
-   Detection: unchanged run NN vs planted run NN of the same round, at latency_p50=0% and 10%.
-   Counted per variant (a variant's latency_p50 verdict) and per pair (the gate's exit code).
+   stored baseline and a later PR), judged by each gate of GATES: the default (the interleaved
+   speedup over the reference at 10 %, when the suite sets measure.interleave), the speedup at 0 %
+   (the Mann-Whitney test on the rounds alone decides), the p50 at 10 % and 0 %, the p95 at 10 %.
+   Detection: unchanged run NN vs planted run NN of the same round, by the same gates. Counted per
+   variant (its verdict on the gate's metric) and per pair (any variant regressed on it). The planted
+   busy-wait slows every variant's own measurement and its rounds, never the reference's rounds.
 
 The planted ms is one number for the whole run, so it is a different share of each variant's p50:
 the report gives each variant's effective slowdown (planted ms / its median unchanged p50) and the
@@ -44,7 +46,11 @@ from bench.measure.worker import SLOWDOWN_ENV  # noqa: E402
 from bench.results import read_rows  # noqa: E402
 
 RUN_RECORD = "gate_noise_run.json"
-GATES = {"p50 0%": ["latency_p50=0%"], "p50 10% (default)": [], "p95 10%": ["latency_p95=10%"]}
+# gate -> (tolerances given to compare, the metric whose verdict is counted)
+GATES = {"speedup 10% (default)": ([], "speedup"), "speedup 0%": (["speedup=0%"], "speedup"),
+         "p50 10%": (["latency_p50=10%"], "latency_p50"), "p50 0%": (["latency_p50=0%"], "latency_p50"),
+         "p95 10%": (["latency_p95=10%"], "latency_p95")}
+DETECT = ("speedup 10% (default)", "speedup 0%", "p50 10%", "p50 0%")  # the gates the detection table shows
 
 
 def run_dir(args, run_id: str) -> Path:
@@ -78,19 +84,23 @@ def p50s(args, run_id: str) -> dict[str, float]:
     return {r["variant_id"]: r["latency_p50_ms"] for r in read_rows(run_dir(args, run_id)) if r["status"] == "ok"}
 
 
+def speedups(args, run_id: str) -> dict[str, float]:
+    return {r["variant_id"]: r["speedup_vs_reference"] for r in read_rows(run_dir(args, run_id))
+            if r["status"] == "ok" and r.get("speedup_vs_reference")}
+
+
 def inputs(args, run_id: str) -> set[str]:
     return {r.get("latency_input") for r in read_rows(run_dir(args, run_id))}
 
 
 def judge(args, base: str, cur: str) -> dict[str, dict]:
-    """gate -> {"exit": 0|1, "variants": {variant_id: latency verdict}} for one pair of runs."""
+    """gate -> {"exit": 0|1 (a variant regressed on the gate's metric), "variants": {variant_id: verdict}}."""
     out = {}
-    for gate, tolerances in GATES.items():
+    for gate, (tolerances, metric) in GATES.items():
         c = compare_runs(run_dir(args, base), run_dir(args, cur), parse_tolerances(tolerances))
-        metric = "latency_p95" if "p95" in gate else "latency_p50"
         d = c.details[c.details["metric"] == metric]
         verdicts = {v.rsplit(" seed=", 1)[0]: verdict for v, verdict in zip(d["variant"], d["verdict"], strict=True)}
-        out[gate] = {"exit": c.exit_code, "variants": verdicts}
+        out[gate] = {"exit": int("regressed" in verdicts.values()), "variants": verdicts}
     return out
 
 
@@ -121,7 +131,8 @@ def study(args) -> dict:
             planted = f"{args.prefix}-s{pct:g}-{i:02d}"
             assert inputs(args, planted) == {f"dev-stream-bs1+planted-{ms:g}ms"}, planted  # the row says so
             ratios = {v: p / p50s(args, unchanged[i])[v] for v, p in p50s(args, planted).items()}
-            pairs.append({**judge(args, unchanged[i], planted), "p50_ratio": ratios})
+            up = {v: x / speedups(args, unchanged[i])[v] for v, x in speedups(args, planted).items()}
+            pairs.append({**judge(args, unchanged[i], planted), "p50_ratio": ratios, "speedup_ratio": up})
         detection[pct] = {"ms": ms, "effective_pct": {v: 100 * ms / p for v, p in base_p50.items()}, "pairs": pairs}
     cpu = _cpu()
     return {"command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": {
@@ -129,6 +140,7 @@ def study(args) -> dict:
                 "platform": platform.platform()},
             "suite": args.suite, "pairs": args.pairs, "reference": args.reference, "reference_p50_ms": ref_p50,
             "median_p50_ms": base_p50, "unchanged_p50_ms": {u: p50s(args, u) for u in unchanged},
+            "unchanged_speedup": {u: speedups(args, u) for u in unchanged},
             "false_positives": false_pos, "detection": detection, "runs": runs}
 
 
@@ -149,37 +161,43 @@ def report(res: dict) -> str:
         exits = sum(fp[gate]["exit"] for fp in res["false_positives"])
         lines.append(f"| {gate} | " + " | ".join(_rate(p) for p in per) +
                      f" | {_rate([x for p in per for x in p])} | {exits}/{len(res['false_positives'])} |")
-    if res.get("unchanged_p50_ms"):
-        lines += ["", "Run-to-run spread of the p50 over the unchanged runs (what the tolerance has to absorb)", "",
-                  "| variant | min ms | median ms | max ms | CV | largest change run NN -> NN+1 |",
-                  "|---|---|---|---|---|---|"]
-        for v in variants:
-            xs = [p[v] for p in res["unchanged_p50_ms"].values()]
+    spreads = [("p50 ms", "unchanged_p50_ms"), ("speedup ×", "unchanged_speedup")]
+    lines += ["", "Run-to-run spread over the unchanged runs (what a tolerance has to absorb)", "",
+              "| variant | metric | min | median | max | CV | largest change run NN -> NN+1 |",
+              "|---|---|---|---|---|---|---|"]
+    for v in variants:
+        for label, key in spreads:
+            xs = [p[v] for p in (res.get(key) or {}).values() if v in p]
+            if len(xs) < 2:
+                continue
             steps = [b / a - 1 for a, b in zip(xs, xs[1:], strict=False)]
-            lines.append(f"| {v} | {min(xs):.4g} | {statistics.median(xs):.4g} | {max(xs):.4g} | "
-                         f"{100 * statistics.stdev(xs) / statistics.mean(xs):.0f} % | "
-                         f"{100 * max(steps, key=abs):+.0f} % |")
-    lines += ["", "Planted slowdowns caught (latency_p50 regressed) / pairs; effective slowdown = planted ms / the "
-              "variant's median unchanged p50; measured = median p50 ratio planted/unchanged", "",
-              "| planted | variant | effective | measured | caught at p50 0% | caught at p50 10% |",
-              "|---|---|---|---|---|---|"]
+            lines.append(f"| {v} | {label} | {min(xs):.4g} | {statistics.median(xs):.4g} | {max(xs):.4g} | "
+                         f"{100 * statistics.stdev(xs) / statistics.mean(xs):.1f} % | "
+                         f"{100 * max(steps, key=abs):+.1f} % |")
+    lines += ["", "Planted slowdowns caught (the gate's metric regressed) / pairs; effective slowdown = planted ms / "
+              "the variant's median unchanged p50; measured = median ratio planted/unchanged of the p50 and of the "
+              "speedup", "",
+              "| planted | variant | effective | p50 ratio | speedup ratio | " + " | ".join(DETECT) + " |",
+              "|---" * (5 + len(DETECT)) + "|"]
     smallest: dict[tuple[str, str], float] = {}
     for pct, det in sorted(res["detection"].items(), key=lambda kv: float(kv[0])):
         for v in variants:
             eff = det["effective_pct"][v]
             measured = statistics.median(p["p50_ratio"][v] for p in det["pairs"])
+            ups = [p["speedup_ratio"][v] for p in det["pairs"] if v in p.get("speedup_ratio", {})]
             cells = []
-            for gate in ("p50 0%", "p50 10% (default)"):
+            for gate in DETECT:
                 verdicts = [p[gate]["variants"].get(v) for p in det["pairs"]]
                 cells.append(_rate(verdicts))
                 if all(x == "regressed" for x in verdicts):
                     smallest[(v, gate)] = min(smallest.get((v, gate), float("inf")), eff)
+            up = f"{statistics.median(ups):.3f}×" if ups else "—"
             lines.append(f"| {float(pct):g} % of ref = {det['ms']:g} ms | {v} | {eff:.1f} % | {measured:.3f}× | "
-                         f"{cells[0]} | {cells[1]} |")
+                         f"{up} | " + " | ".join(cells) + " |")
     lines += ["", "Smallest planted slowdown caught in every pair:", ""]
     for v in variants:
         got = [f"{gate}: " + (f"{smallest[(v, gate)]:.1f} %" if (v, gate) in smallest else "none of those planted")
-               for gate in ("p50 0%", "p50 10% (default)")]
+               for gate in DETECT]
         lines.append(f"- {v} (p50 {res['median_p50_ms'][v]:.4g} ms): " + "; ".join(got))
     loads = [r["load1_before"] for r in res["runs"] if "load1_before" in r]
     walls = [r["wall_s"] for r in res["runs"] if "wall_s" in r]
@@ -194,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--suite", default="suites/gate-noise.yaml")
     p.add_argument("--results-dir", default="results/gate-noise")
     p.add_argument("--pairs", type=int, default=10)
-    p.add_argument("--slowdowns", type=lambda s: [float(x) for x in s.split(",")], default=[2.0, 5.0, 10.0, 20.0],
-                   help="planted slowdowns in %% of the reference variant's p50 (default 2,5,10,20)")
+    p.add_argument("--slowdowns", type=lambda s: [float(x) for x in s.split(",")], default=[5.0, 10.0, 20.0],
+                   help="planted slowdowns in %% of the reference variant's p50 (default 5,10,20)")
     p.add_argument("--reference", default="student-onnx-fp32-cpu-t1", help="variant whose p50 sizes the slowdowns")
     p.add_argument("--prefix", default="gn", help="run id prefix (a finished run id is reused)")
     p.add_argument("--json", help="also write the numbers here")

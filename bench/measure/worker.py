@@ -58,26 +58,15 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
     from bench.measure.isolate import malloc_env
     from bench.measure.latency import latency_stats, time_calls
     from bench.measure.offline import measure_offline
-    from bench.runtimes import load_runtime
-    from bench.runtimes.tokenizer import FastTokenizer
     from bench.tasks import predictions
 
-    variant, m = spec.variant, spec.measure
-    path = Path(spec.artifact_dir)
+    m, path = spec.measure, Path(spec.artifact_dir)
     task, splits, max_length = spec.task_def(), spec.splits(), spec.max_length
     texts = splits[0].texts  # the primary eval split: the latency stream, the grid and Offline
-    t0 = time.perf_counter()
-    runtime = load_runtime(variant.format, path, variant.device, variant.threads, variant.precision,
-                           m.ort_gpu_provider)
-    load_time = time.perf_counter() - t0
-    tokenizer = FastTokenizer(path)
+    runtime, tokenizer, encodings, stream, load_time = load_stream(spec)
     row = {"load_time_s": round(load_time, 4), "params": runtime.params}
     if getattr(runtime, "size_bytes", None):
         row["size_bytes"] = runtime.size_bytes  # a conversion done at load (PyTorch int8)
-
-    # Real dev stream at batch 1: each example tokenised (unpadded) and converted before timing.
-    encodings = [texts.take([i]).encode(tokenizer, truncation=True, max_length=max_length) for i in range(len(texts))]
-    stream = [runtime.prepare(e) for e in encodings]
     t0 = time.perf_counter()
     runtime.run(stream[0])  # the first call after load: cold caches, lazy initialisation
     row["first_call_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
@@ -89,7 +78,7 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
     samples = time_calls(timed, stream, m.warmup, m.min_iterations, m.min_seconds)
     # Batch-1 deployment memory (load, accuracy pass, SingleStream loop): read before the grid,
     # the Offline passes and the metric imports.
-    row |= memory_fields(sampler, rss_before, variant.format)
+    row |= memory_fields(sampler, rss_before, spec.variant.format)
     if m.grid:
         row["latency_grid"] = measure_grid(runtime, tokenizer, texts, m.grid.model_dump())
     if m.offline:
@@ -122,6 +111,25 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
     row["malloc_env"] = malloc_env()
     row["status"] = "ok"
     return row
+
+
+def load_stream(spec: ChildSpec):
+    """The variant's runtime and the real dev stream at batch 1 (the primary eval split): each example
+    tokenised (unpadded) and converted to the runtime's inputs before any timing. Returns (runtime,
+    tokenizer, encodings, stream, load seconds)."""
+    from bench.runtimes import load_runtime
+    from bench.runtimes.tokenizer import FastTokenizer
+
+    variant, path = spec.variant, Path(spec.artifact_dir)
+    t0 = time.perf_counter()
+    runtime = load_runtime(variant.format, path, variant.device, variant.threads, variant.precision,
+                           spec.measure.ort_gpu_provider)
+    load_time = time.perf_counter() - t0
+    tokenizer = FastTokenizer(path)
+    texts = spec.eval_sets[0].split().texts
+    encodings = [texts.take([i]).encode(tokenizer, truncation=True, max_length=spec.max_length)
+                 for i in range(len(texts))]
+    return runtime, tokenizer, encodings, [runtime.prepare(e) for e in encodings], load_time
 
 
 SLOWDOWN_ENV = "BENCH_TEST_SLOWDOWN_MS"

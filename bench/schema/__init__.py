@@ -14,5 +14,6 @@ from bench.schema.row import (  # noqa: F401
     Outcome,
     Roofline,
     Row,
+    Speedup,
     Training,
 )

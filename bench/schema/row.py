@@ -249,6 +249,22 @@ class Roofline(Part):
     grid_best_pct_of_fp32_peak: float | None = f("the best grid cell's GFLOP/s as % of that peak", None)
 
 
+class Speedup(Part):
+    """`measure.interleave`: the speedup over the reference in interleaved rounds (bench/speedup.py)."""
+
+    speedup_vs_reference: float | None = f("median over rounds of (reference ms per call / this variant's), "
+                                           "both timing the same dev examples at batch 1, in alternating turns",
+                                           None)
+    speedup_ci_low: float | None = f("the median's order-statistic interval, low end", None)
+    speedup_ci_high: float | None = f("... high end", None)
+    speedup_ci_coverage: float | None = f("that interval's coverage (>= 0.95 from 6 rounds)", None)
+    speedup_rounds: list[float] | None = f("the speedup of each round, in order", None)
+    speedup_reference: str | None = f("the reference's variant id (teacher PyTorch FP32, same device and threads)",
+                                      None)
+    speedup_round_calls: int | None = f("batch-1 calls per side per round", None)
+    speedup_error: str | None = f("why the rounds did not finish (the row's own measurement stands)", None)
+
+
 class Machine(Part):
     """Where the row was measured; kept by `bench merge`, so merged runs say which machine made each row."""
 
@@ -269,7 +285,7 @@ class Bookkeeping(Part):
 # The child writes these parts; the parent writes the others.
 CHILD_PARTS: tuple[type[Part], ...] = (RuntimeFacts, TaskMetrics, Latency, Memory, MeasureContext)
 PARENT_PARTS: tuple[type[Part], ...] = (Identity, Outcome, ArtifactFacts, Training)
-LATE_PARTS: tuple[type[Part], ...] = (Roofline, Machine, Bookkeeping)
+LATE_PARTS: tuple[type[Part], ...] = (Roofline, Speedup, Machine, Bookkeeping)
 PARTS: tuple[type[Part], ...] = (*PARENT_PARTS, *CHILD_PARTS, *LATE_PARTS)
 
 

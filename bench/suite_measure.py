@@ -1,0 +1,71 @@
+"""The suite's `measure:` section: how each variant is timed (bench/measure/), and the optional grid,
+Offline scenario and interleaved speedup rounds."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from bench.suite_data import _as_list
+from bench.suite_training import NonNegativeFloat, PositiveFloat, PositiveInt, _Strict
+
+
+class GridConfig(_Strict):
+    """Fixed-shape latency grid: real dev sentences truncated or padded to exactly seq_len tokens,
+    batch_size at a time. Throughput (samples/s, tokens/s) follows from each cell's p50."""
+
+    batch_sizes: Annotated[list[Annotated[int, Field(gt=0, le=1024)]], Field(min_length=1)] = [1, 8, 32]
+    seq_lens: Annotated[list[Annotated[int, Field(ge=8, le=512)]], Field(min_length=1)] = [16, 64, 128]
+    min_iterations: PositiveInt = 10
+    min_seconds: NonNegativeFloat = 0.5
+
+
+class OfflineConfig(_Strict):
+    """MLPerf-like Offline scenario: the whole dev set at each batch size, dynamic padding per batch
+    (tokenisation untimed); samples/s and tokens/s (real and padded) per batch size."""
+
+    batch_sizes: Annotated[list[Annotated[int, Field(gt=0, le=1024)]], Field(min_length=1)] = [1, 8, 32]
+    sort_by_length: bool = True  # order sentences by token count first: batches pad less
+    min_seconds: NonNegativeFloat = 0.0  # repeat whole passes until this much time was timed; 0 = one pass
+
+
+class InterleaveConfig(_Strict):
+    """Speedup over the reference (the teacher in PyTorch FP32, same device and threads) measured in
+    interleaved rounds: after a variant's own measurement, a long-lived reference process and one for
+    the variant take turns (ABBA...), each timing the same `calls_per_round` dev examples at batch 1.
+    The speedup is computed per round and reported as the median with an order-statistic interval, so
+    a machine that drifts between minutes moves both sides of every ratio alike (bench/speedup.py)."""
+
+    rounds: Annotated[int, Field(ge=6, le=1000)] = 10  # 6+: the median's interval covers >= 95 %
+    calls_per_round: PositiveInt = 50
+    warmup: Annotated[int, Field(ge=0)] = 10  # untimed calls in each process before its first round
+
+
+class MeasureConfig(_Strict):
+    threads: Annotated[list[Annotated[int, Field(gt=0, le=1024)]], Field(min_length=1)] = [2]
+    warmup: Annotated[int, Field(ge=0)] = 10
+    # Latency loop runs until both are met, cycling through the real dev sentences at batch 1.
+    min_iterations: PositiveInt = 200
+    min_seconds: NonNegativeFloat = 2.0
+    eval_batch_size: PositiveInt = 32
+    timeout_s: PositiveFloat = 1800  # per variant; the child is killed and the row says "timeout"
+    max_memory_mb: PositiveFloat | None = None  # per variant RSS budget; over it: killed, "memory-limit"
+    parity_samples: PositiveInt | None = None  # dev sentences for parity checks; None = all
+    parity_atol: PositiveFloat = 1e-3  # max |Δlogit| allowed between ONNX fp32 and PyTorch fp32
+    # ONNX Runtime provider for onnx variants on cuda (needs onnxruntime-gpu): cuda, or tensorrt
+    # (ORT's TensorRT provider, engines cached next to the model).
+    ort_gpu_provider: Literal["cuda", "tensorrt"] = "cuda"
+    grid: GridConfig | None = None  # also measure the batch x sequence-length grid (off by default)
+    offline: OfflineConfig | None = None  # also measure the Offline scenario (off by default)
+    # The measuring child's malloc policy. system: glibc's defaults, whose dynamic mmap threshold
+    # makes PyTorch CPU latency depend on the heap's history (a fresh process mmaps and unmaps each
+    # multi-MB activation: 11-14 % slower at batch 32). glibc-retain: fixed thresholds
+    # (MALLOC_MMAP_THRESHOLD_ 32 MiB, MALLOC_TRIM_THRESHOLD_ 4 GiB) keep freed activations on the
+    # heap, as in a long-running server. ONNX Runtime allocates from its own arena either way.
+    allocator: Literal["system", "glibc-retain"] = "system"
+    interleave: InterleaveConfig | None = None  # also measure the speedup in interleaved rounds (off by default)
+
+    _lists = field_validator("threads", mode="before")(classmethod(lambda cls, v: _as_list(v)))
+
+
