@@ -1,4 +1,4 @@
-"""The `bench` command: plan | run | report | compare | check | merge | calibrate."""
+"""The `bench` command: plan | run | quick | train | report | profile | compare | check | merge | calibrate."""
 
 from __future__ import annotations
 
@@ -68,6 +68,17 @@ def _cmd_report(args) -> int:
     from bench.report import write_report
 
     print(write_report([Path(d) for d in args.run_dirs], Path(args.out), args.name))
+    return 0
+
+
+def _cmd_profile(args) -> int:
+    from bench.profile_cmd import format_profile, profile_variant
+
+    result = profile_variant(Path(args.suite), args.variant, Path(args.results_dir), args.cache_dir, args.calls,
+                             args.seed)
+    print(format_profile(result, args.top))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 
@@ -216,6 +227,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="report folder name (default: the run ids joined by '+')")
     p.set_defaults(func=_cmd_report)
 
+    p = sub.add_parser("profile", help="where one variant's time goes, per operator (ONNX Runtime / PyTorch "
+                                       "profiler, batch 1 over the dev stream); builds what it needs")
+    p.add_argument("suite", type=Path)
+    p.add_argument("variant", help="a variant id of the suite, e.g. student-onnx-int8-static-minmax-cpu-t2")
+    p.add_argument("--calls", type=int, default=200, help="profiled batch-1 calls (default 200)")
+    p.add_argument("--seed", type=int, help="the training seed of the models (default: the suite's first)")
+    p.add_argument("--top", type=int, default=25, help="ops to list (default 25)")
+    p.add_argument("--json", metavar="FILE", help="also write the profile as JSON")
+    p.add_argument("--results-dir", default=os.environ.get("BENCH_RESULTS_DIR", "results"))
+    p.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR") or None,
+                   help="artifact cache folder (default: $BENCH_CACHE_DIR, else <results-dir>/artifacts)")
+    p.set_defaults(func=_cmd_profile)
+
     p = sub.add_parser("calibrate", help="measure this machine's fp32 matmul peak; later runs show %% of it")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--seconds", type=float, default=2.0, help="per thread count")
@@ -231,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("baseline")
     p.add_argument("current")
     p.add_argument("--tolerance", action="append", default=[], metavar="METRIC=N%|Npt|0",
-                   help="repeatable; defaults latency_p50=10%% accuracy=0.5pt; other metrics (latency_p95=10%%, "
+                   help="repeatable; defaults speedup=10%% (where both runs have interleaved rounds, else "
+                        "latency_p50=10%%) and accuracy=0.5pt; other metrics (latency_p95=10%%, "
                         "size_mb=0, peak_rss_mb=5%%, gflops_per_s=5%%, ...) are judged only when given")
     p.add_argument("--fail-on-missing", action="store_true",
                    help="also exit 1 when a current variant failed, a baseline variant is missing, "

@@ -20,6 +20,7 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.paths import confined
+from bench.report_ops import op_plot, op_table, profiled, step_sentences
 from bench.results import IDENTITY, Run, open_run, reference_mask, variant_label, with_score
 
 VARIANT_KEYS = [c for c in IDENTITY if c != "seed"]
@@ -31,7 +32,8 @@ COLUMNS = {
     "retained_pct": "% of teacher", "latency_p50_ms": "p50 ms",
     "latency_p50_ci95_low_ms": "p50 95% CI low", "latency_p50_ci95_high_ms": "p50 95% CI high",
     "latency_p90_ms": "p90 ms", "latency_cv": "CV per call",
-    "speedup": "speedup vs teacher pytorch fp32", "parity_max_abs_diff": "parity max |Δlogit|",
+    "speedup": "speedup vs teacher pytorch fp32", "speedup_vs_reference": "speedup, interleaved",
+    "speedup_interval": "its ≥95% interval", "parity_max_abs_diff": "parity max |Δlogit|",
     "parity_label_agreement": "label agreement", "peak_rss_mb": "peak RSS MB",
 }
 
@@ -67,7 +69,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     ok = _scored(df[df["status"] == "ok"]).copy()
     numeric = ["params", "size_mb", "accuracy", "score", "latency_p50_ms", "latency_p50_ci95_low_ms",
                "latency_p50_ci95_high_ms", "latency_p90_ms", "latency_cv",
-               "parity_max_abs_diff", "parity_label_agreement", "peak_rss_mb", "rss_before_load_mb"]
+               "parity_max_abs_diff", "parity_label_agreement", "peak_rss_mb", "rss_before_load_mb",
+               "speedup_vs_reference", "speedup_ci_low", "speedup_ci_high"]
     for col in numeric:  # absent (older rows, a regression task's accuracy): NaN
         ok[col] = pd.to_numeric(ok[col], errors="coerce") if col in ok else float("nan")
     grouped = ok.groupby(VARIANT_KEYS, dropna=False, sort=False)
@@ -91,6 +94,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     out["retained_pct"] = out["score"] / teacher_score * 100
     out["speedup"] = [base_p50.get((d, t), float("nan")) / p
                       for d, t, p in zip(out["device"], out["threads"], out["latency_p50_ms"], strict=True)]
+    out["speedup_interval"] = [f"{lo:.3g}–{hi:.3g}" if pd.notna(lo) else float("nan")
+                               for lo, hi in zip(out["speedup_ci_low"], out["speedup_ci_high"], strict=True)]
     own = out[reference_mask(out)].groupby("model")["score"].first()
     out["delta_fp32_pts"] = (out["score"] - out["model"].map(own)) * 100
     out["label"] = out.apply(variant_label, axis=1)
@@ -169,6 +174,8 @@ def _table(summary: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
     columns = list(COLUMNS)
     if not summary["seeds"].str.contains(",").any():  # one seed: no spread to show
         columns = [c for c in columns if c not in ("score_std", "seeds")]
+    if summary["speedup_vs_reference"].isna().all():  # measured without measure.interleave
+        columns = [c for c in columns if c not in ("speedup_vs_reference", "speedup_interval")]
     headers = {c: COLUMNS[c] for c in columns} | {"score_pct": score_header(metric)}
     return summary[columns].rename(columns=headers)
 
@@ -216,7 +223,7 @@ def _one_example(df: pd.DataFrame, metric: str = "accuracy") -> str:
 
 
 def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: list[Path],
-             grid: pd.DataFrame, offline: pd.DataFrame) -> list[Section]:
+             grid: pd.DataFrame, offline: pd.DataFrame, ops_png: Path | None = None) -> list[Section]:
     """Everything the report says, in order."""
     first = runs[0].info
     intro = [_machine_line(first)] if _machine_line(first) else []
@@ -235,7 +242,29 @@ def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: lis
         notes=["Latency: batch 1 over the real dev sentences (tokenisation not timed), after warmup; CV is the "
                f"coefficient of variation of the per-call times. {scored} through the variant's own runtime"
                f"{'' if metric == 'accuracy' else '; Δ in points of that scale'}. "
-               "Speedup: teacher PyTorch FP32 p50 / variant p50, same threads, same run."]))
+               "Speedup: teacher PyTorch FP32 p50 / variant p50, same threads, same run."
+               + (" Speedup, interleaved: the median over rounds in which the variant and the teacher in "
+                  "PyTorch FP32 took turns on the same dev examples (measure.interleave), with the median's "
+                  "order-statistic interval; it does not depend on when each side ran."
+                  if summary["speedup_vs_reference"].notna().any() else "")]))
+    drift = [f"{ref}: {d['drift_pct']:+.1f}% between its first and last {d['window']} rounds (noise floor "
+             f"{d['noise_floor_pct']:.1f}%)" for run in runs
+             for ref, d in (run.info.get("reference_drift") or {}).items() if d.get("flagged")]
+    if drift:
+        out.append(Section("Reference drift", items=drift, notes=[
+            "The machine's speed moved during the run by more than the noise of the reference's own rounds: "
+            "p50s and p50 ratios of variants measured at different times are suspect; interleaved speedups "
+            "are not (both sides of each round saw the same machine)."]))
+    prof = profiled(df)
+    if not prof.empty:
+        out.append(Section(
+            "Where the time goes", op_table(prof), floatfmt=".3g", items=step_sentences(prof),
+            images=[ops_png] if ops_png else [],
+            notes=["Per-operator time from the runtime's own profiler (ONNX Runtime kernel time, PyTorch CPU self "
+                   "time) over batch-1 calls on the dev stream in a separately profiled session, summed by kind "
+                   "(bench/measure/op_profile.py); p50 is the whole timed call. Each step compares a variant with "
+                   "the one it was made from (same model and threads). Every op per variant: the row's "
+                   "`op_profile` in results.csv."]))
     splits = other_splits_table(df, summary)
     if not splits.empty:
         out.append(Section("Other eval splits", splits, floatfmt=".4g", missing="—",
@@ -363,7 +392,9 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
     offline = offline_table(df)
     df.drop(columns=[c for c in ("latency_raw_ms", "latency_grid", "offline") if c in df]).to_csv(
         out_dir / "results.csv", index=False)
-    title, parts = _title(runs), sections(df, summary, runs, pngs, grid, offline)
+    prof = profiled(df)
+    ops_png = op_plot(prof, out_dir / "op_time_by_kind.png") if not prof.empty else None
+    title, parts = _title(runs), sections(df, summary, runs, pngs, grid, offline, ops_png)
     for filename, text in (("index.md", to_markdown(title, parts)), ("index.html", to_html(title, parts))):
         tmp = out_dir / f".{filename}.tmp"
         tmp.write_text(text, encoding="utf-8")

@@ -94,7 +94,7 @@ def _task(suite: Suite, data):
     return getattr(data, "task", None) or getattr(suite, "task_def", None) or GLUE_TASKS[suite.task]
 
 
-def _measure_spec(suite: Suite, variant: Variant, built: Built, data) -> ChildSpec:
+def measure_spec(suite: Suite, variant: Variant, built: Built, data) -> ChildSpec:
     """The child's spec: the variant, the task and every eval split (primary first: latency runs on it)."""
     from bench.measure.accuracy import eval_splits
 
@@ -156,8 +156,9 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
     measure = suite.measure.model_dump()
     if measure["allocator"] == "system":
         del measure["allocator"]  # so runs measured before the setting existed still resume
-    if measure["interleave"] is None:
-        del measure["interleave"]
+    for optional in ("interleave", "op_profile"):  # absent unless set: older runs still resume
+        if measure[optional] is None:
+            del measure[optional]
     measure_key = canonical_hash({"measure": measure, "data": data.fingerprint})[:16]
     measure_wall = {}
     progress = Progress(len(plan.variants) * len(suite.training_seeds), started)
@@ -222,7 +223,7 @@ def _measure_variants(suite, plan, built, data, run_dir, run_id, machine, peaks,
             continue
         t0 = time.perf_counter()
         log.info("%s", progress.line(variant.id + tag, t0))
-        spec = _measure_spec(suite, variant, built, data)
+        spec = measure_spec(suite, variant, built, data)
         result = run_isolated(spec, run_dir / "logs", variant.id + tag, suite.measure.timeout_s,
                               suite.measure.max_memory_mb)
         speedup = rounds.measure(variant, spec) if rounds and isinstance(result, ChildResult) else Speedup()

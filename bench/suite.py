@@ -25,7 +25,13 @@ from bench.suite_data import (  # noqa: F401  (re-exported: the schema is one na
     _as_list,
     resolve_data,
 )
-from bench.suite_measure import GridConfig, InterleaveConfig, MeasureConfig, OfflineConfig  # noqa: F401
+from bench.suite_measure import (  # noqa: F401  (re-exported: the schema is one namespace)
+    GridConfig,
+    InterleaveConfig,
+    MeasureConfig,
+    OfflineConfig,
+    OpProfileConfig,
+)
 from bench.suite_training import (  # noqa: F401  (re-exported: the schema is one namespace)
     DistillConfig,
     FinetuneConfig,

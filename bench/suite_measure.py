@@ -42,6 +42,13 @@ class InterleaveConfig(_Strict):
     warmup: Annotated[int, Field(ge=0)] = 10  # untimed calls in each process before its first round
 
 
+class OpProfileConfig(_Strict):
+    """Per-operator time from the runtime's own profiler (bench/measure/op_profile.py), in a separate
+    profiled session after the timed loops: `calls` batch-1 calls over the dev stream."""
+
+    calls: PositiveInt = 100
+
+
 class MeasureConfig(_Strict):
     threads: Annotated[list[Annotated[int, Field(gt=0, le=1024)]], Field(min_length=1)] = [2]
     warmup: Annotated[int, Field(ge=0)] = 10
@@ -65,6 +72,7 @@ class MeasureConfig(_Strict):
     # heap, as in a long-running server. ONNX Runtime allocates from its own arena either way.
     allocator: Literal["system", "glibc-retain"] = "system"
     interleave: InterleaveConfig | None = None  # also measure the speedup in interleaved rounds (off by default)
+    op_profile: OpProfileConfig | None = None  # also record where the time goes, per operator (off by default)
 
     _lists = field_validator("threads", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import write_tiny_onnx_artifact
 from scipy.stats import binom
+from test_measure import SST2_TASK
 
 from bench.measure.rounds import RoundError, RoundWorker, interleave, median_interval, shared_cpus
 from bench.measure.worker import SLOWDOWN_ENV
 from bench.schema.child import ChildSpec
 from bench.speedup import reference_drift
-from tests.conftest import write_tiny_onnx_artifact
-from tests.test_measure import SST2_TASK
 
 SENTENCES = ["a warm , funny film .", "dull .", "the plot goes nowhere and the jokes fall flat ."] * 10
 

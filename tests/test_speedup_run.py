@@ -8,17 +8,17 @@ from __future__ import annotations
 import json
 
 import pytest
-
-pytestmark = pytest.mark.slow  # two tiny-suite runs with rounds: ~90 s
+from conftest import FIXTURE_DATA, TINY_SUITE
 
 from bench.compare import compare_runs, format_markdown, parse_tolerances
 from bench.measure.worker import SLOWDOWN_ENV
 from bench.results import read_rows
 from bench.run import run_suite
-from tests.conftest import FIXTURE_DATA, TINY_SUITE
+
+pytestmark = pytest.mark.slow  # two tiny-suite runs with rounds: ~90 s
 
 INTERLEAVED = TINY_SUITE.replace("timeout_s: 300,", "timeout_s: 300, interleave: {{rounds: 6, calls_per_round: 15, "
-                                                    "warmup: 2}},")
+                                                    "warmup: 2}}, op_profile: {{calls: 20}},")
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +31,11 @@ def runs(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(SLOWDOWN_ENV, "1")
         slow = run_suite(suite, root / "results", run_id="slow", cache_dir=root / "cache")
-    return base, slow
+    return base, slow, suite
 
 
 def test_every_row_has_its_interleaved_speedup_and_run_json_the_drift(runs):
-    base, _ = runs
+    base, _, _ = runs
     rows = {r["variant_id"]: r for r in read_rows(base)}
     assert set(rows) == {"teacher-pytorch-fp32-cpu-t1", "teacher-onnx-fp32-cpu-t1", "student-pytorch-fp32-cpu-t1",
                          "student-onnx-fp32-cpu-t1"}
@@ -51,7 +51,7 @@ def test_every_row_has_its_interleaved_speedup_and_run_json_the_drift(runs):
 
 
 def test_the_default_gate_judges_the_speedup_and_catches_a_planted_slowdown(runs):
-    base, slow = runs
+    base, slow, _ = runs
     same = compare_runs(base, base, parse_tolerances([]))
     assert not same.regressed
     assert set(same.details["metric"]) == {"speedup", "accuracy"}  # the p50 is shown, not judged
@@ -67,3 +67,26 @@ def test_the_default_gate_judges_the_speedup_and_catches_a_planted_slowdown(runs
     # Asked for, the p50 is judged as well.
     both = compare_runs(base, slow, parse_tolerances(["latency_p50=10%"]))
     assert {"speedup", "latency_p50"} <= set(both.details.loc[both.details["verdict"] == "regressed", "metric"])
+
+
+def test_rows_say_where_the_time_goes_and_the_report_explains_each_step(runs, tmp_path, capsys):
+    from bench.cli import main
+    from bench.report import write_report
+
+    base, _, suite = runs
+    rows = {r["variant_id"]: r for r in read_rows(base)}
+    onnx, torch = rows["student-onnx-fp32-cpu-t1"], rows["student-pytorch-fp32-cpu-t1"]
+    assert onnx["op_profile_source"].startswith("onnxruntime profiler") and onnx["op_profile_calls"] == 20
+    assert torch["op_profile_source"] == "torch.profiler (CPU self time)"
+    assert {o["kind"] for o in torch["op_profile"]} >= {"float matmul", "other"}
+    md = write_report(base, tmp_path / "reports").read_text()
+    assert "## Where the time goes" in md and "op_time_by_kind.png" in md
+    assert "student onnx fp32 t1 vs student pytorch fp32 t1: op time " in md
+    # One variant on its own, from the same cache: nothing is built again.
+    root = base.parent.parent.parent
+    cached = sorted(p.name for p in (root / "cache").iterdir())
+    assert main(["profile", str(suite), "student-onnx-fp32-cpu-t1", "--results-dir", str(root / "results"),
+                 "--cache-dir", str(root / "cache"), "--calls", "10", "--top", "3"]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("## student-onnx-fp32-cpu-t1 (seed 7)") and "| float matmul |" in out.out
+    assert sorted(p.name for p in (root / "cache").iterdir()) == cached

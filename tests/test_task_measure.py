@@ -342,7 +342,7 @@ def test_calibration_texts_come_from_train_and_never_match_a_dev_example():
 # ---------------------------------------------------------------- bench run's spec from the data
 
 def test_measure_spec_from_task_data_and_from_sentence_only_data(tmp_path):
-    from bench.run import _measure_spec
+    from bench.run import measure_spec
     from bench.suite import MeasureConfig
 
     variant = types.SimpleNamespace(as_dict=lambda: VARIANT, artifact_key="k")
@@ -356,7 +356,7 @@ def test_measure_spec_from_task_data_and_from_sentence_only_data(tmp_path):
         def labels(self, split):
             return [1, 0]
 
-    spec = _measure_spec(suite, variant, built, SentenceData())
+    spec = measure_spec(suite, variant, built, SentenceData())
     assert spec.task.name == "sst2" and spec.task.metrics == ["accuracy", "f1"]
     assert [(s.name, s.first, s.second, s.labels) for s in spec.eval_sets] == [
         ("validation", ["good .", "bad ."], None, [1, 0])]
@@ -365,7 +365,7 @@ def test_measure_spec_from_task_data_and_from_sentence_only_data(tmp_path):
     data = _PairData(Texts(["t"], ["u"]), [EvalSplit("validation_matched", Texts(["a"], ["b"]), [2]),
                                            EvalSplit("validation_mismatched", Texts(["c"], ["d"]), [0])])
     data.task = mnli
-    spec = _measure_spec(types.SimpleNamespace(**vars(suite), task_def=mnli), variant, built, data)
+    spec = measure_spec(types.SimpleNamespace(**vars(suite), task_def=mnli), variant, built, data)
     assert spec.task.label_names == list(mnli.label_names)
     assert [s.name for s in spec.eval_sets] == ["validation_matched", "validation_mismatched"]
     assert spec.eval_sets[1].second == ["d"] and spec.task_def().is_pair

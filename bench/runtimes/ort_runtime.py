@@ -35,6 +35,7 @@ class OrtRuntime:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = _providers(device, gpu_provider, Path(model_path).parent)
+        self.model_path = Path(model_path)  # bench.measure.op_profile opens a profiling session on it
         self.session = ort.InferenceSession(str(model_path), options, providers=providers)
         self.providers = self.session.get_providers()
         wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]

@@ -211,6 +211,26 @@ class Latency(Part):
         "`peak_rss_sampled_mb`", None)
 
 
+class OpTime(Part):
+    """One operator type's share of a batch-1 inference (bench/measure/op_profile.py)."""
+
+    op: str = f("op type (ONNX) or operator name (PyTorch)")
+    kind: str = f("`int8 matmul`, `quantize/dequantize`, `fused`, `float matmul` or `other`")
+    ms_per_inference: float = f("its kernel (ORT) or self (PyTorch) time per inference")
+    share_pct: float = f("% of the summed op time")
+    nodes_per_inference: float = f("nodes (ORT) or calls (PyTorch) of it per inference")
+
+
+class OpProfile(Part):
+    """`measure.op_profile`: where the time goes, from the runtime's own profiler (CPU ONNX and PyTorch)."""
+
+    op_profile: list[OpTime] | None = f("per op type, largest first", None)
+    op_profile_kernel_ms: float | None = f("summed op time per inference (excludes the framework's own overhead "
+                                           "between ops)", None)
+    op_profile_calls: int | None = f("profiled calls", None)
+    op_profile_source: str | None = f("`onnxruntime profiler (...)` or `torch.profiler (CPU self time)`", None)
+
+
 class Memory(Part):
     """The child's memory (bench/measure/memory.py, docs/measurement.md)."""
 
@@ -283,7 +303,7 @@ class Bookkeeping(Part):
 
 
 # The child writes these parts; the parent writes the others.
-CHILD_PARTS: tuple[type[Part], ...] = (RuntimeFacts, TaskMetrics, Latency, Memory, MeasureContext)
+CHILD_PARTS: tuple[type[Part], ...] = (RuntimeFacts, TaskMetrics, Latency, Memory, OpProfile, MeasureContext)
 PARENT_PARTS: tuple[type[Part], ...] = (Identity, Outcome, ArtifactFacts, Training)
 LATE_PARTS: tuple[type[Part], ...] = (Roofline, Speedup, Machine, Bookkeeping)
 PARTS: tuple[type[Part], ...] = (*PARENT_PARTS, *CHILD_PARTS, *LATE_PARTS)
