@@ -94,14 +94,17 @@ class Compressor:
         return self.onnx_optimized(model) if graph == "optimized" else self.onnx_export(model)
 
     def onnx_int8_dynamic(self, model: Artifact, graph: str) -> Artifact:
-        from bench.export.quantize import quantize_int8_dynamic, resolve_reduce_range
+        from bench.export.quantize import quantize_int8_dynamic, resolve_dynamic_scheme
 
         q = self.suite.quantize
-        reduce_range, why = resolve_reduce_range(q.reduce_range)
+        weight_type, reduce_range, why = resolve_dynamic_scheme(q.weight_type, q.reduce_range)
         spec = {"per_channel": q.per_channel, "reduce_range": reduce_range}
+        if weight_type != "s8":
+            spec["weight_type"] = weight_type  # only when not the old default: S8 graphs keep their cache keys
 
         def convert(src, out):
-            return {**quantize_int8_dynamic(src, out, q.per_channel, reduce_range), "reduce_range_reason": why}
+            return {**quantize_int8_dynamic(src, out, q.per_channel, reduce_range, weight_type),
+                    "reduce_range_reason": why}
 
         return self._derived_onnx("onnx-int8-dynamic", spec, self.base_graph(model, graph), model, convert)
 

@@ -75,8 +75,11 @@ class VariantSpec(_Strict):
 
 class QuantizeConfig(_Strict):
     per_channel: bool = False  # per-channel weight scales (ORT int8)
-    # reduce_range: 7-bit weights, avoiding the u8s8 VPMADDUBSW saturation that ORT documents for
-    # CPUs without VNNI. "auto" turns it on exactly when the CPU lacks VNNI; the choice is recorded.
+    # Dynamic INT8 weights. "auto": S8 on CPUs with VNNI; U8 without (ORT's u8s8 kernels saturate in
+    # VPMADDUBSW there, u8u8 ones do not), bench/export/quantize.py. The choice is recorded in the row.
+    weight_type: Literal["auto", "s8", "u8"] = "auto"
+    # reduce_range: 7-bit weights, the other way around that saturation. "auto": on exactly when the
+    # weights are S8 and the CPU lacks VNNI (dynamic), when the CPU lacks VNNI (static QDQ).
     reduce_range: Literal["auto"] | bool = "auto"
     calibration_samples: PositiveInt = 300  # train sentences (never dev) for static INT8
     calibrators: Annotated[list[Calibrator], Field(min_length=1)] = ["minmax"]  # one int8-static variant each

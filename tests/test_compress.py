@@ -197,3 +197,35 @@ def test_tensorrt_engines(setup, precision):
     assert (engine.path / "model.engine").stat().st_size > 0
     assert engine.info["parity_label_agreement"] >= 0.9
     assert comp.tensorrt_engine(teacher, precision).reused  # engine cache hit
+
+
+@pytest.mark.parametrize("vnni, weight_type, reduce_range, expect", [
+    (True, "auto", "auto", ("s8", False, "auto: CPU has VNNI: S8 weights, full range")),
+    (False, "auto", "auto", ("u8", False, "auto: CPU lacks VNNI: U8 weights (u8u8 kernels do not saturate), full range")),
+    (False, "s8", "auto", ("s8", True, "weight_type s8, reduce_range auto in the suite (CPU lacks VNNI)")),
+    (True, "u8", True, ("u8", True, "weight_type u8, reduce_range True in the suite (CPU has VNNI)")),
+])
+def test_dynamic_int8_scheme_follows_the_cpu(monkeypatch, vnni, weight_type, reduce_range, expect):
+    from bench.export import quantize
+
+    monkeypatch.setattr(quantize, "cpu_has_vnni", lambda: vnni)
+    assert quantize.resolve_dynamic_scheme(weight_type, reduce_range) == expect
+
+
+def test_without_vnni_dynamic_int8_has_u8_weights_at_full_range(setup, monkeypatch):
+    from onnx import TensorProto
+
+    from bench.export import quantize
+
+    *_, teacher, comp = setup
+    with_vnni = comp.onnx_int8_dynamic(teacher, "plain")
+    monkeypatch.setattr(quantize, "cpu_has_vnni", lambda: False)
+    q = comp.onnx_int8_dynamic(teacher, "plain")
+    assert q.key != with_vnni.key  # a different graph, cached apart
+    assert (q.info["weight_type"], q.info["reduce_range"]) == ("u8", False)
+    assert with_vnni.info["weight_type"] == "s8" and q.info["reduce_range_reason"].startswith("auto: CPU lacks VNNI")
+    graph = onnx.load(str(q.path / "model.onnx")).graph
+    inits = {t.name: t.data_type for t in graph.initializer}
+    weights = [inits[n.input[1]] for n in graph.node if n.op_type == "MatMulInteger" and n.input[1] in inits]
+    assert weights and set(weights) == {TensorProto.UINT8}
+    assert q.info["parity_label_agreement"] >= 0.9

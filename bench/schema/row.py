@@ -76,8 +76,10 @@ class ArtifactFacts(Part):
     int8_matmul_ops: int | None = f("INT8 rows: matmul-like nodes in INT8 (MatMulInteger, QLinearMatMul, "
                                     "QDQ-wrapped MatMul/Attention)", None)
     fp_matmul_ops: int | None = f("INT8 rows: matmul-like nodes left in float", None)
+    quant_weight_type: str | None = f("dynamic INT8 rows: `s8` or `u8` weights (`quantize.weight_type`)", None)
     quant_reduce_range: bool | None = f("INT8 rows: 7-bit weights (`quantize.reduce_range`)", None)
-    quant_reduce_range_reason: str | None = f("why reduce_range was chosen (`auto`: the CPU's VNNI flag)", None)
+    quant_reduce_range_reason: str | None = f("why this weight type and reduce_range (`auto`: the CPU's VNNI flag)",
+                                              None)
     quant_per_channel: bool | None = f("INT8 rows: per-channel weight scales", None)
     calibration_hash: str | None = f("int8-static: sha256 of the calibration texts", None)
     calibration_samples: int | None = f("int8-static: how many train examples calibrated", None)
