@@ -75,7 +75,7 @@ def _cmd_profile(args) -> int:
     from bench.profile_cmd import format_profile, profile_variant
 
     result = profile_variant(Path(args.suite), args.variant, Path(args.results_dir), args.cache_dir, args.calls,
-                             args.seed)
+                             args.seed, args.batch, args.seq_len)
     print(format_profile(result, args.top))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
@@ -232,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", type=Path)
     p.add_argument("variant", help="a variant id of the suite, e.g. student-onnx-int8-static-minmax-cpu-t2")
     p.add_argument("--calls", type=int, default=200, help="profiled batch-1 calls (default 200)")
+    p.add_argument("--batch", type=int, default=1, help="examples per call (default 1: the dev stream)")
+    p.add_argument("--seq-len", type=int, help="pad/cut every example to this many tokens (a grid cell's shape)")
     p.add_argument("--seed", type=int, help="the training seed of the models (default: the suite's first)")
     p.add_argument("--top", type=int, default=25, help="ops to list (default 25)")
     p.add_argument("--json", metavar="FILE", help="also write the profile as JSON")

@@ -2,7 +2,8 @@
 
 Builds what the variant needs (from the artifact cache when it is there, like `bench run`), then
 profiles it in a child process with the variant's threads (bench/measure/op_profile.py): ONNX Runtime's
-profiler for ONNX variants, torch.profiler for PyTorch ones, batch 1 over the dev stream. Prints the
+profiler for ONNX variants, torch.profiler for PyTorch ones, batch 1 over the dev stream (or
+`--batch B --seq-len L`: B dev examples padded to L tokens per call, a grid cell). Prints the
 ops largest first and the time by kind; `--json FILE` writes the same numbers.
 """
 
@@ -14,12 +15,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from bench.errors import BenchError
 from bench.measure.op_profile import KINDS, by_kind
 
 
 def profile_variant(suite_path: Path, variant_id: str, results_root: Path, cache_dir: Path | None, calls: int,
-                    seed: int | None = None) -> dict:
+                    seed: int | None = None, batch: int = 1, seq_len: int | None = None) -> dict:
     from bench.artifacts import ArtifactStore, cache_root
     from bench.build import build_all
     from bench.data import load_task_data
@@ -28,6 +31,11 @@ def profile_variant(suite_path: Path, variant_id: str, results_root: Path, cache
     from bench.run import measure_spec
     from bench.suite import OpProfileConfig, load_suite
 
+    try:
+        shape = OpProfileConfig(calls=calls, batch=batch, seq_len=seq_len)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise BenchError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
     suite = load_suite(suite_path)
     plan = make_plan(suite, str(suite_path))
     variant = next((v for v in plan.variants if v.id == variant_id), None)
@@ -42,8 +50,7 @@ def profile_variant(suite_path: Path, variant_id: str, results_root: Path, cache
     built = build_all(suite, Plan(variants=[variant], skipped=[]), data,
                       ArtifactStore(cache_root(results_root, cache_dir)), seed)
     spec = measure_spec(suite, variant, built, data)
-    spec = spec.model_copy(update={"measure": spec.measure.model_copy(update={"op_profile": OpProfileConfig(
-        calls=calls)})})
+    spec = spec.model_copy(update={"measure": spec.measure.model_copy(update={"op_profile": shape})})
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         spec_path, out_path, log_path = (Path(tmp) / n for n in ("spec.json", "profile.json", "log"))
         spec_path.write_text(spec.to_json())
@@ -69,11 +76,11 @@ def format_profile(result: dict, top: int = 25) -> str:
     kinds = by_kind(ops)
     total = result["op_profile_kernel_ms"]
     lines = [f"## {result['variant']} (seed {result['seed']})", "",
-             f"{total:.4g} ms of op time per batch-1 inference over {result['op_profile_calls']} calls "
-             f"({result['op_profile_source']}); artifact `{result['artifact']}`.", "",
-             "| kind | ms / inference | share |", "|---|---|---|"]
+             f"{total:.4g} ms of op time per call ({result['op_profile_shape']}), {result['op_profile_calls']} "
+             f"calls ({result['op_profile_source']}); artifact `{result['artifact']}`.", "",
+             "| kind | ms / call | share |", "|---|---|---|"]
     lines += [f"| {k} | {kinds[k]:.4g} | {100 * kinds[k] / total if total else 0:.1f} % |" for k in KINDS]
-    lines += ["", "| op | kind | ms / inference | share | nodes / inference |", "|---|---|---|---|---|"]
+    lines += ["", "| op | kind | ms / call | share | nodes / call |", "|---|---|---|---|---|"]
     lines += [f"| {o['op']} | {o['kind']} | {o['ms_per_inference']:.4g} | {o['share_pct']:.1f} % | "
               f"{o['nodes_per_inference']:g} |" for o in ops[:top]]
     if len(ops) > top:

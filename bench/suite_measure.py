@@ -47,6 +47,10 @@ class OpProfileConfig(_Strict):
     profiled session after the timed loops: `calls` batch-1 calls over the dev stream."""
 
     calls: PositiveInt = 100
+    # The shape profiled: batch 1 over the dev stream (default), or `batch` dev examples padded to
+    # `seq_len` tokens in every call (as a grid cell; e.g. 32 x 128 for the roofline question).
+    batch: Annotated[int, Field(gt=0, le=1024)] = 1
+    seq_len: Annotated[int, Field(ge=8, le=512)] | None = None
 
 
 class MeasureConfig(_Strict):

@@ -96,3 +96,14 @@ def test_bench_profile_names_the_suites_variants_for_an_unknown_one(tiny_suite, 
     assert err.startswith("bench: error: variant 'student-onnx-int8-cpu-t9' is not measured by suite tiny (its "
                           "variants: ") and "student-onnx-fp32-cpu-t1" in err and "\n" not in err
     assert not results.exists()  # nothing built or written
+
+
+@pytest.mark.parametrize("flag, value, message", [("--batch", "0", "--batch: Input should be greater than 0"),
+                                                  ("--seq-len", "4", "--seq-len: Input should be greater than or "
+                                                                     "equal to 8")])
+def test_bench_profile_refuses_a_bad_shape_before_building(tiny_suite, tmp_path, capsys, flag, value, message):
+    results = tmp_path / "results"
+    assert main(["profile", str(tiny_suite()), "student-onnx-fp32-cpu-t1", flag, value,
+                 "--results-dir", str(results)]) == 2
+    assert capsys.readouterr().err.strip() == f"bench: error: {message}"
+    assert not results.exists()

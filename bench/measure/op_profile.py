@@ -122,15 +122,32 @@ def by_kind(ops: list[dict]) -> dict[str, float]:
     return out
 
 
+def profile_spec(spec, runtime, tokenizer, stream: list) -> dict:
+    """The profile `spec.measure.op_profile` asks for: batch 1 over the dev stream, or every call on
+    `batch` dev examples padded to `seq_len` tokens (a grid cell's shape)."""
+    cfg = spec.measure.op_profile
+    if cfg.batch > 1 or cfg.seq_len:
+        texts = spec.eval_sets[0].split().texts
+        cell = texts.take([i % len(texts) for i in range(cfg.batch)])
+        length = cfg.seq_len or spec.max_length
+        stream = [runtime.prepare(cell.encode(tokenizer, truncation=True, max_length=length, padding="max_length"))]
+    out = profile_runtime(runtime, stream, cfg.calls)
+    if out:
+        out["op_profile_shape"] = f"{cfg.batch}x{cfg.seq_len}" if cfg.batch > 1 or cfg.seq_len else "dev-stream-bs1"
+    return out
+
+
 def main(argv: list[str]) -> int:
     from bench.measure.worker import _die_with_parent, load_stream
     from bench.schema.child import ChildSpec
+    from bench.suite import OpProfileConfig
 
     _die_with_parent()
     spec = ChildSpec.model_validate_json(Path(argv[0]).read_bytes())
-    runtime, _, _, stream, _ = load_stream(spec)
-    calls = spec.measure.op_profile.calls if spec.measure.op_profile else 100
-    result = profile_runtime(runtime, stream, calls)
+    if spec.measure.op_profile is None:
+        spec.measure.op_profile = OpProfileConfig()
+    runtime, tokenizer, _, stream, _ = load_stream(spec)
+    result = profile_spec(spec, runtime, tokenizer, stream)
     tmp = Path(argv[1]).with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(argv[1])

@@ -84,9 +84,9 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
     if m.offline:
         row["offline"] = measure_offline(runtime, tokenizer, texts, max_length, m.offline.model_dump(), sampler)
     if m.op_profile:  # a profiled session of its own, after every timed loop
-        from bench.measure.op_profile import profile_runtime
+        from bench.measure.op_profile import profile_spec
 
-        row |= profile_runtime(runtime, stream, m.op_profile.calls)
+        row |= profile_spec(spec, runtime, tokenizer, stream)
     row |= task_metrics(task, scored)
     row |= latency_stats(samples)
     row["latency_raw_ms"] = np.round(samples, 4).tolist()

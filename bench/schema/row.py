@@ -230,6 +230,8 @@ class OpProfile(Part):
     op_profile_kernel_ms: float | None = f("summed op time per inference (excludes the framework's own overhead "
                                            "between ops)", None)
     op_profile_calls: int | None = f("profiled calls", None)
+    op_profile_shape: str | None = f("`dev-stream-bs1`, or `BATCHxSEQ_LEN` (`measure.op_profile.batch`/`seq_len`)",
+                                     None)
     op_profile_source: str | None = f("`onnxruntime profiler (...)` or `torch.profiler (CPU self time)`", None)
 
 
