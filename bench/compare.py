@@ -318,7 +318,8 @@ def format_markdown(comparison: Comparison) -> str:
     if c.baseline_dir and c.current_dir:
         lines += [f"Baseline `{c.baseline_dir}`, current `{c.current_dir}`.", ""]
     score = c.primary_metric
-    interleaved = bool(len(c.table)) and c.table["current_speedup"].notna().any()
+    both = c.table["baseline_speedup"].notna() & c.table["current_speedup"].notna()
+    interleaved = bool(len(c.table)) and both.any()  # some variant is judged on its speedup
     speed = (f"speedup over the reference −{t['speedup']} and one-sided Mann-Whitney U p < {ALPHA:g} on the "
              f"interleaved rounds where both sides measured it, else " if interleaved else "")
     lines += [head, "",

@@ -145,9 +145,10 @@ def test_missing_run_dir_is_bad_input(tmp_path):
 
 
 def test_parse_tolerances_defaults_and_overrides():
-    assert parse_tolerances([]) == {"latency_p50": Tolerance(10.0, "%"), "accuracy": Tolerance(0.5, "pt")}
+    assert parse_tolerances([]) == {"latency_p50": Tolerance(10.0, "%"), "speedup": Tolerance(10.0, "%"),
+                                    "accuracy": Tolerance(0.5, "pt")}
     assert parse_tolerances(["latency_p50=5%", "accuracy=1pts"]) == {
-        "latency_p50": Tolerance(5.0, "%"), "accuracy": Tolerance(1.0, "pt")}
+        "latency_p50": Tolerance(5.0, "%"), "speedup": Tolerance(10.0, "%"), "accuracy": Tolerance(1.0, "pt")}
     assert parse_tolerances(["accuracy=.25pt"])["accuracy"] == Tolerance(0.25, "pt")
     assert str(Tolerance(0.5, "pt")) == "0.5pt"
 

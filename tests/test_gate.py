@@ -87,7 +87,8 @@ def test_metric_names_units_and_bare_zero():
     t = parse_tolerances(["latency_p95_ms=10%", "latency_p50_ms=5%", "size_mb=0", "accuracy=0", "f1=1pt",
                           "gflops_per_s=5%", "int8_matmul_coverage_pct=2pt"])
     assert set(t) == {"latency_p50", "latency_p95", "accuracy", "size_mb", "f1", "gflops_per_s",
-                      "int8_matmul_coverage_pct"}
+                      "int8_matmul_coverage_pct", "speedup"}  # speedup, latency_p50, accuracy: the defaults
+    assert (t["speedup"].given, t["latency_p50"].given) == (False, True)
     assert t["latency_p50"] == Tolerance(5.0, "%") and t["size_mb"] == Tolerance(0.0, "%")
     assert t["accuracy"] == Tolerance(0.0, "pt") and t["latency_p95"].metric == "latency_p95_ms"
     assert t["gflops_per_s"].direction == "min" and t["gflops_per_s"].judge(100.0, 94.0) == "regressed"
@@ -263,10 +264,49 @@ def test_gate_noise_report_renders():
     res = {"machine": {"cpu": "X", "logical_cores": 2, "physical_cores": 2, "platform": "Linux"},
            "suite": "s.yaml", "pairs": 1, "median_p50_ms": {"a": 0.1},
            "false_positives": [{g: verdicts for g in module.GATES}],
+           "unchanged_p50_ms": {"u0": {"a": 0.1}, "u1": {"a": 0.11}},
+           "unchanged_speedup": {"u0": {"a": 5.0}, "u1": {"a": 5.1}},
            "detection": {20.0: {"ms": 0.02, "effective_pct": {"a": 20.0}, "pairs": [
-               {"p50 0%": {"exit": 1, "variants": {"a": "regressed"}},
-                "p50 10% (default)": {"exit": 1, "variants": {"a": "regressed"}}, "p50_ratio": {"a": 1.2}}]}},
+               {**{g: {"exit": 1, "variants": {"a": "regressed"}} for g in module.DETECT},
+                "p50_ratio": {"a": 1.2}, "speedup_ratio": {"a": 0.83}}]}},
            "runs": [{"load1_before": 1.0, "wall_s": 20.0}]}
     text = module.report(res)
-    assert "| p50 10% (default) | 0/1 | 0/1 | 0/1 |" in text
-    assert "- a (p50 0.1 ms): p50 0%: 20.0 %; p50 10% (default): 20.0 %" in text
+    assert "| speedup 10% (default) | 0/1 | 0/1 | 0/1 |" in text and "| p50 10% | 0/1 | 0/1 | 0/1 |" in text
+    assert "| a | speedup × | 5 | 5.05 | 5.1 | 1.4 % | +2.0 % |" in text
+    assert "| 20 % of ref = 0.02 ms | a | 20.0 % | 1.200× | 0.830× | 1/1 | 1/1 | 1/1 | 1/1 |" in text
+    assert "- a (p50 0.1 ms): speedup 10% (default): 20.0 %; speedup 0%: 20.0 %; p50 10%: 20.0 %; p50 0%: 20.0 %" \
+        in text
+
+
+def _with_rounds(rows: list[dict], rounds: list[float]) -> list[dict]:
+    import statistics
+
+    return [dict(r, speedup_rounds=list(rounds), speedup_vs_reference=statistics.median(rounds)) for r in rows]
+
+
+ROUNDS = [5.0, 5.1, 5.05, 4.95, 5.2, 5.0, 5.1, 4.9, 5.05, 5.15]
+
+
+@pytest.mark.parametrize("current, verdict", [
+    ([x * 0.8 for x in ROUNDS], "regressed"),  # every round 20 % lower
+    ([x * 0.95 for x in ROUNDS], "ok"),  # significant, but inside the 10 % tolerance
+    ([5.0] * 6 + [9.0] * 4, "not significant"),  # median -x% but the rounds overlap the baseline's
+])
+def test_default_gate_judges_the_interleaved_speedup_where_both_sides_have_it(tmp_path, current, verdict):
+    base = _write(tmp_path / "b", _with_rounds(read_rows(BASE), [6.0] * 6 + [9.0] * 4 if verdict == "not significant"
+                                                 else ROUNDS))
+    cur = _write(tmp_path / "c", _with_rounds(read_rows(BASE), current))
+    c = compare_runs(base, cur, parse_tolerances([]))
+    assert set(c.details["metric"]) == {"speedup", "accuracy"}  # the p50 is not judged by default here
+    up = c.details[c.details["metric"] == "speedup"]
+    assert set(up["verdict"]) == {verdict}
+    assert c.regressed == (verdict == "regressed") and set(c.table["latency_verdict"]) == {"not judged"}
+    if verdict == "regressed":
+        assert (up["p_value"] < 0.01).all() and up["change"].round(6).eq(-20.0).all()
+
+
+def test_a_baseline_without_rounds_falls_back_to_the_p50(tmp_path):
+    cur = _write(tmp_path / "c", _with_rounds(read_rows(BASE), ROUNDS))
+    c = compare_runs(BASE, cur, parse_tolerances([]))
+    assert set(c.details["metric"]) == {"latency_p50", "accuracy"}
+    assert not c.regressed and "speedup" not in format_markdown(c).split("Tolerances:")[1].splitlines()[0]
