@@ -192,7 +192,7 @@ def test_compare_catches_a_two_point_mcc_drop(cola, item):
     assert list(zip(bad["variant"], bad["metric"], bad["field"], strict=True)) == [
         (f"{STUDENT_ONNX} seed=42", MCC, "score")]
     assert bad["change"].iloc[0] == pytest.approx(-2.0) and bad["tolerance"].iloc[0] == 1.0
-    assert set(c.tolerances) == {"latency_p50", "accuracy"}  # judged once, under the primary slot
+    assert set(c.tolerances) == {"latency_p50", "speedup", "accuracy"}  # judged once, under the primary slot
     md = compare_markdown(c)
     assert "matthews_correlation −1pt." in md and "matthews_correlation baseline ×100" in md
     assert "acc baseline %" not in md
@@ -213,7 +213,7 @@ def test_compare_json_names_the_metric(cola, tmp_path, capsys):
     report = CompareReport.model_validate_json(out.read_text())
     assert report.primary_metric == MCC
     tol = {t.metric: t for t in report.tolerances}
-    assert set(tol) == {"latency_p50", MCC} and (tol[MCC].field, tol[MCC].value, tol[MCC].default) == (
+    assert set(tol) == {"latency_p50", "speedup", MCC} and (tol[MCC].field, tol[MCC].value, tol[MCC].default) == (
         "score", 1.0, True)
     [reg] = report.regressions
     assert reg.metric == MCC and reg.message.startswith(f"{STUDENT_ONNX} seed=42: {MCC} regressed: baseline 0.54, "
@@ -251,7 +251,7 @@ def test_old_sst2_rows_keep_their_names(tmp_path):
     assert c.primary_metric == "accuracy" and c.regressed
     report = compare_report(c)
     assert report.primary_metric == "accuracy" and {t.metric for t in report.tolerances} == {"latency_p50",
-                                                                                              "accuracy"}
+                                                                                              "speedup", "accuracy"}
     assert {r.metric for r in report.regressions} == {"accuracy"}
     md = compare_markdown(c)
     assert "accuracy −0.5pt." in md and "| acc baseline % |" in re.sub(r" +", " ", md)
