@@ -173,7 +173,9 @@ def main() -> int:
                      "build_s": build_s.get(name), "ort_nodes": {k: v for k, v in counts.items() if k in (
                          "QLinearMatMul", "MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul",
                          "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMul", "QAttention",
-                         "Attention", "FusedMatMul", "QGemm")}})
+                         "Attention", "MultiHeadAttention", "FusedMatMul", "QGemm", "SkipLayerNormalization",
+                         "LayerNormalization", "EmbedLayerNormalization", "BiasGelu", "FastGelu", "Gelu",
+                         "Softmax")}})
     cpu = _cpu()
     print(f"Machine: {cpu['model']}, {cpu['logical_cores']} logical cores, flags "
           f"{', '.join(f for f, on in cpu.get('flags', {}).items() if on)}; {threads} threads; "

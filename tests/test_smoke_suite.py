@@ -20,6 +20,9 @@ def test_smoke_suite_runs_whole_chain(tmp_path):
         "student-onnx-fp32-opt-cpu-t2", "student-onnx-int8-dynamic-opt-cpu-t2",
     ])
     assert all(r["status"] == "ok" and r["latency_n"] >= 100 for r in rows)
+    # Every row's speedup over the teacher in PyTorch FP32, from 10 interleaved rounds (the gate's metric).
+    assert all(len(r["speedup_rounds"]) == 10 and r["speedup_reference"] == "teacher-pytorch-fp32-cpu-t2"
+               and r["speedup_ci_low"] <= r["speedup_vs_reference"] <= r["speedup_ci_high"] for r in rows)
     for vid in ("teacher-onnx-fp32-cpu-t2", "student-onnx-fp32-cpu-t2", "student-onnx-fp32-opt-cpu-t2"):
         assert by_id[vid]["parity_max_abs_diff"] < 1e-4
     assert by_id["student-onnx-fp32-opt-cpu-t2"]["graph_fully_fused"] is True
