@@ -143,11 +143,13 @@ class Compressor:
                 "reduce_range": reduce_range, "percentile": q.percentile if calibrator == "percentile" else None}
         if symmetric:
             spec["symmetric"] = True  # only when set: asymmetric graphs keep their cache keys
+        elif q.activation_type != "s8":
+            spec["activation_type"] = q.activation_type  # S8-activation graphs keep their cache keys
 
         def convert(src, out):
             tokenizer = AutoTokenizer.from_pretrained(src.parent)
             info = quantize_int8_static(src, out, tokenizer, texts, self.max_length, calibrator, q.per_channel,
-                                        reduce_range, q.percentile, symmetric)
+                                        reduce_range, q.percentile, symmetric, q.activation_type)
             return {**info, "reduce_range_reason": why}
 
         kind = f"onnx-int8-static-{calibrator}" + ("-symmetric" if symmetric else "")

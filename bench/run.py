@@ -60,6 +60,7 @@ def _artifact_facts(artifact, fmt, size_bytes: int | None) -> ArtifactFacts:
         graph_fused_ops=info.get("fused_ops"), graph_fully_fused=info.get("fully_fused"),
         int8_matmul_coverage_pct=info.get("int8_matmul_coverage_pct"), int8_matmul_ops=info.get("int8_matmul_ops"),
         fp_matmul_ops=info.get("fp_matmul_ops"), quant_weight_type=info.get("weight_type"),
+        quant_activation_type=info.get("activation_type"),
         quant_reduce_range=info.get("reduce_range"),
         quant_reduce_range_reason=info.get("reduce_range_reason"), quant_per_channel=info.get("per_channel"),
         calibration_hash=info.get("calibration_hash"), calibration_samples=info.get("calibration_samples"))

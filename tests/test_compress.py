@@ -229,3 +229,28 @@ def test_without_vnni_dynamic_int8_has_u8_weights_at_full_range(setup, monkeypat
     weights = [inits[n.input[1]] for n in graph.node if n.op_type == "MatMulInteger" and n.input[1] in inits]
     assert weights and set(weights) == {TensorProto.UINT8}
     assert q.info["parity_label_agreement"] >= 0.9
+
+
+def _ops_as_ort_runs(artifact, tmp_path) -> list[str]:
+    """Op types of the graph after ONNX Runtime's load-time optimisations (what the CPU provider runs)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / f"{artifact.key}.onnx")
+    ort.InferenceSession(str(artifact.path / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+
+
+def test_static_int8_with_u8_activations_runs_every_quantized_matmul_as_an_integer_kernel(setup, tmp_path):
+    suite, data, store, teacher, comp = setup
+    u8 = comp.onnx_int8_static(teacher, "plain", "minmax")  # the default activation_type
+    s8 = Compressor(suite.model_copy(update={"quantize": suite.quantize.model_copy(
+        update={"activation_type": "s8"})}), data, store).onnx_int8_static(teacher, "plain", "minmax")
+    assert (u8.info["activation_type"], s8.info["activation_type"]) == ("u8", "s8") and u8.key != s8.key
+    ran_u8, ran_s8 = _ops_as_ort_runs(u8, tmp_path), _ops_as_ort_runs(s8, tmp_path)
+    # Every quantized MatMul (2 layers x (6 weight + 2 activation x activation)) becomes QLinearMatMul with
+    # U8 activations; with S8 ones ORT leaves some as DequantizeLinear -> float MatMul.
+    assert ran_u8.count("QLinearMatMul") == u8.info["int8_matmul_ops"] == 16 and "MatMul" not in ran_u8
+    assert ran_s8.count("QLinearMatMul") < 16 and "MatMul" in ran_s8
+    assert u8.info["parity_label_agreement"] >= 0.85

@@ -119,10 +119,13 @@ def calibration_hash(texts) -> str:
 
 
 def quantize_int8_static(src: Path, out: Path, tokenizer, texts, max_length: int, method: str,
-                         per_channel: bool, reduce_range: bool, percentile: float, symmetric: bool = False) -> dict:
-    """QDQ INT8 calibrated on `texts` (Texts, or a list of sentences). symmetric=True: activations and
-    weights with zero-point 0, what TensorRT's explicit quantization requires (onnxruntime's default
-    activations are asymmetric)."""
+                         per_channel: bool, reduce_range: bool, percentile: float, symmetric: bool = False,
+                         activation_type: str = "u8") -> dict:
+    """QDQ INT8 calibrated on `texts` (Texts, or a list of sentences), S8 weights and `activation_type`
+    activations (u8: what ORT's CPU provider fuses into QLinearMatMul). symmetric=True: S8 activations and
+    weights with zero-point 0, what TensorRT's explicit quantization requires."""
+    if symmetric:
+        activation_type = "s8"
     import tempfile
 
     import onnxruntime as ort
@@ -140,12 +143,15 @@ def quantize_int8_static(src: Path, out: Path, tokenizer, texts, max_length: int
         # The calibrator writes an augmented copy of the model next to its cache; keep it out of `out`.
         quantize_static(src, out, SentenceReader(tokenizer, texts, names, max_length),
                         op_types_to_quantize=list(STATIC_OP_TYPES),
-                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8 if activation_type == "s8" else QuantType.QUInt8,
+                        weight_type=QuantType.QInt8,
                         per_channel=per_channel, reduce_range=reduce_range, calibrate_method=methods[method],
                         extra_options=extra, calibration_cache_path=Path(tmp) / "calib.cache")
     return {"calibrator": method, "calibration_samples": len(texts),
             "calibration_hash": calibration_hash(texts), "per_channel": per_channel,
-            "reduce_range": reduce_range, "symmetric": symmetric, **_quant_info(out)}
+            "reduce_range": reduce_range, "symmetric": symmetric, "activation_type": activation_type,
+            **_quant_info(out)}
 
 
 def nonzero_zero_points(path: Path) -> list[str]:

@@ -77,6 +77,8 @@ class ArtifactFacts(Part):
                                     "QDQ-wrapped MatMul/Attention)", None)
     fp_matmul_ops: int | None = f("INT8 rows: matmul-like nodes left in float", None)
     quant_weight_type: str | None = f("dynamic INT8 rows: `s8` or `u8` weights (`quantize.weight_type`)", None)
+    quant_activation_type: str | None = f("static INT8 rows: `u8` or `s8` activations (`quantize.activation_type`; "
+                                          "TensorRT's symmetric graph: `s8`)", None)
     quant_reduce_range: bool | None = f("INT8 rows: 7-bit weights (`quantize.reduce_range`)", None)
     quant_reduce_range_reason: str | None = f("why this weight type and reduce_range (`auto`: the CPU's VNNI flag)",
                                               None)
