@@ -263,8 +263,10 @@ def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: lis
             notes=["Per-operator time from the runtime's own profiler (ONNX Runtime kernel time, PyTorch CPU self "
                    "time) over batch-1 calls on the dev stream in a separately profiled session, summed by kind "
                    "(bench/measure/op_profile.py); p50 is the whole timed call. Each step compares a variant with "
-                   "the one it was made from (same model and threads). Every op per variant: the row's "
-                   "`op_profile` in results.csv."]))
+                   "the one it was made from (same model and threads). The profiler's own per-node overhead "
+                   "inflates graphs with many small nodes (op time can exceed p50): compare kinds between "
+                   "variants, not op time with p50. Every op per variant: the row's `op_profile` in "
+                   "results.csv."]))
     splits = other_splits_table(df, summary)
     if not splits.empty:
         out.append(Section("Other eval splits", splits, floatfmt=".4g", missing="—",
