@@ -71,6 +71,7 @@ def test_kill_9_at_each_stage_then_resume(tiny_suite, tmp_path):
     _assert_store_complete(results / "artifacts")
 
 
+@pytest.mark.slow  # two tiny-suite runs: ~33 s
 def test_corrupted_cache_file_is_rebuilt(tiny_suite, tmp_path, caplog):
     suite = tiny_suite()
     results = tmp_path / "results"
@@ -85,6 +86,7 @@ def test_corrupted_cache_file_is_rebuilt(tiny_suite, tmp_path, caplog):
     _assert_store_complete(results / "artifacts")
 
 
+@pytest.mark.slow  # three concurrent tiny-suite runs: ~29 s
 def test_concurrent_runs_share_the_cache_and_the_run_dir(tiny_suite, tmp_path):
     suite = tiny_suite()
     results = tmp_path / "results"
