@@ -281,6 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Every character str.splitlines() breaks on: user text (a path, a YAML value) must not break the line.
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def one_line(exc: BaseException) -> str:
+    return "".join(c.encode("unicode_escape").decode() if c in _LINE_BREAKS else c for c in str(exc))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verbose and args.quiet:
@@ -298,11 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except BenchError as exc:
-        one_line = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # user text must not break the line
-        print(f"bench: error: {one_line}", file=sys.stderr)
+        print(f"bench: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except ParityError as exc:
-        print(f"bench: parity check failed: {exc}", file=sys.stderr)
+        print(f"bench: parity check failed: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("bench: interrupted; rerun the same command (with --run-id) to resume", file=sys.stderr)

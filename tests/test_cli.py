@@ -172,3 +172,16 @@ def test_quiet_hides_bench_info(caplog):
         logging.getLogger("bench.test").warning("attention")
     messages = [r.getMessage() for r in caplog.records if r.name == "bench.test"]
     assert messages == ["attention"]
+
+
+@pytest.mark.parametrize("breaker", ["\x1e", "\x0b", "\x85", "\u2028"])
+def test_an_error_stays_one_line_whatever_line_breaks_the_user_text_holds(tiny_suite, write_suite, capsys, breaker):
+    # str.splitlines() breaks on these too (found by the suite fuzzer with data.path: "\x1e").
+    import yaml
+
+    suite = yaml.safe_load(tiny_suite().read_text())
+    suite["data"]["path"] = f"no{breaker}such"
+    path = write_suite(yaml.safe_dump(suite, allow_unicode=True), "breaker.yaml")
+    assert main(["plan", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"bench: error: {path}: data.path")
