@@ -136,7 +136,9 @@ def _primary(*frames: pd.DataFrame) -> str:
 def _compare_row(r, tolerances: dict[str, Tolerance], primary: str = PRIMARY) -> tuple[dict, list[dict]]:
     """The wide table row of one variant, and its per-metric detail rows (the `accuracy` tolerance's
     named `primary`)."""
-    p_value, notes = _p_value(r, METRICS["latency_p50"]), []
+    # One test per samples field: every latency percentile shares latency_raw_ms (and its p-value).
+    p_values = {m.samples: _p_value(r, m) for m in map(METRICS.get, tolerances) if m.sampled}
+    p_value, notes = p_values["latency_raw_ms"], []
     if math.isnan(p_value):
         notes.append("no raw latency samples: latency judged on the tolerance alone")
     speed = _default_speed(r)
@@ -146,7 +148,7 @@ def _compare_row(r, tolerances: dict[str, Tolerance], primary: str = PRIMARY) ->
         base, cur = _num(r[f"{tol.metric}_base"]), _num(r[f"{tol.metric}_cur"])
         if name in LATENCY_DEFAULTS and name != speed and not tol.given:
             unjudged.add(name)  # the variant's speed is judged on the other one
-        verdict, p = tol.judge(base, cur), _p_value(r, metric) if metric.sampled else math.nan
+        verdict, p = tol.judge(base, cur), p_values[metric.samples] if metric.sampled else math.nan
         if verdict == "regressed" and not (math.isnan(p) or p < ALPHA):
             verdict = "not significant"
         if name in unjudged:

@@ -71,13 +71,9 @@ def quantize(src: Path, out: Path, texts, tokenizer, max_length: int, opts: dict
 
 
 def session(path: Path, threads: int):
-    import onnxruntime as ort
+    from bench.runtimes.ort_runtime import OrtRuntime
 
-    o = ort.SessionOptions()
-    o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
-    o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
+    return OrtRuntime(path, "cpu", threads).session  # exactly as bench's measuring child loads it
 
 
 def node_counts(sess_path: Path, threads: int) -> dict:
@@ -85,10 +81,10 @@ def node_counts(sess_path: Path, threads: int) -> dict:
     import onnx
     import onnxruntime as ort
 
+    from bench.runtimes.ort_runtime import session_options
+
     with tempfile.TemporaryDirectory() as tmp:
-        o = ort.SessionOptions()
-        o.intra_op_num_threads = threads
-        o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        o = session_options(threads)
         o.optimized_model_filepath = str(Path(tmp) / "opt.onnx")
         ort.InferenceSession(str(sess_path), o, providers=["CPUExecutionProvider"])
         graph = onnx.load(o.optimized_model_filepath, load_external_data=False).graph

@@ -67,11 +67,9 @@ def summarise(total_ms: dict[str, float], counts: dict[str, int], calls: int, so
 def profile_onnx(runtime, stream: list, calls: int, warmup: int = 5) -> dict:
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    for name in ("intra_op_num_threads", "inter_op_num_threads"):
-        setattr(options, name, runtime.session_options[name])
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    from bench.runtimes.ort_runtime import session_options
+
+    options = session_options(runtime.session_options["intra_op_num_threads"])
     with tempfile.TemporaryDirectory(prefix="bench-ortprof-") as tmp:
         options.enable_profiling, options.profile_file_prefix = True, str(Path(tmp) / "ort")
         session = ort.InferenceSession(str(runtime.model_path), options, providers=runtime.providers)

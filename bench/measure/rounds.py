@@ -42,8 +42,9 @@ class RoundWorker:
         env = child_env(spec.variant.threads, spec.measure.allocator)
         if not planted:
             env.pop(SLOWDOWN_ENV, None)
-        cmd = [sys.executable, "-m", "bench.measure.round_worker", str(spec_path)]
-        cmd += [",".join(map(str, shared_cpus(spec.variant.threads)))] if shared_cpus(spec.variant.threads) else []
+        cpus = shared_cpus(spec.variant.threads)
+        cmd = [sys.executable, "-m", "bench.measure.round_worker", str(spec_path)] + (
+            [",".join(map(str, cpus))] if cpus else [])
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(cmd,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env)

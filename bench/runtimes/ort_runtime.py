@@ -25,15 +25,22 @@ def _providers(device: str, gpu_provider: str, cache_dir: Path) -> list:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
+def session_options(threads: int) -> ort.SessionOptions:
+    """How bench runs every ONNX graph: all graph optimisations, sequential, fixed intra-op threads,
+    one inter-op thread (the measuring child, the op profiler and the scripts share it)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
 class OrtRuntime:
     name = "onnxruntime"
 
     def __init__(self, model_path: Path, device: str, threads: int, gpu_provider: str = "cuda"):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = session_options(threads)
         providers = _providers(device, gpu_provider, Path(model_path).parent)
         self.model_path = Path(model_path)  # bench.measure.op_profile opens a profiling session on it
         self.session = ort.InferenceSession(str(model_path), options, providers=providers)
