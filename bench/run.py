@@ -25,8 +25,20 @@ from bench.measure.isolate import run_isolated
 from bench.paths import confined
 from bench.plan import Plan, Variant, make_plan, shard_plan
 from bench.results import RUN_FILE, SCHEMA_VERSION, append_row, latest_rows, read_rows
-from bench.schema import ArtifactFacts, Bookkeeping, Identity, Machine, Outcome, Roofline, Row, Speedup, Training
+from bench.schema import (
+    ArtifactFacts,
+    Bookkeeping,
+    Identity,
+    Machine,
+    Outcome,
+    Roofline,
+    Row,
+    ServerScenario,
+    Speedup,
+    Training,
+)
 from bench.schema.child import ChildFailure, ChildResult, ChildSpec
+from bench.server_scenario import ServerStage
 from bench.speedup import SpeedupStage, reference_dir
 from bench.suite import Suite, load_suite, suite_to_dict
 
@@ -75,7 +87,8 @@ def _training(model) -> Training:
 
 
 def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: ChildResult | ChildFailure,
-             machine: Machine, peaks: dict, speedup: Speedup, bookkeeping: Bookkeeping) -> Row:
+             machine: Machine, peaks: dict, speedup: Speedup, bookkeeping: Bookkeeping,
+             server: ServerScenario | None = None) -> Row:
     """The row from its parts: identity, outcome, artifact and training facts, what the child measured,
     roofline, machine and bookkeeping. Validated strictly (bench.schema.Row.for_write)."""
     ok = isinstance(result, ChildResult)
@@ -86,7 +99,8 @@ def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: 
                             result.size_bytes if ok else None)
     measured = (result.row_fields(), _roofline(result, variant, peaks)) if ok else ()
     return Row.for_write(identity, outcome, facts, _training(built.models[variant.model]), *measured, speedup,
-                         machine, bookkeeping, {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                         server or ServerScenario(), machine, bookkeeping,
+                         {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
 def _task(suite: Suite, data):
@@ -158,7 +172,7 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
     measure = suite.measure.model_dump()
     if measure["allocator"] == "system":
         del measure["allocator"]  # so runs measured before the setting existed still resume
-    for optional in ("interleave", "op_profile"):  # absent unless set: older runs still resume
+    for optional in ("interleave", "op_profile", "server"):  # absent unless set: older runs still resume
         if measure[optional] is None:
             del measure[optional]
     measure_key = canonical_hash({"measure": measure, "data": data.fingerprint})[:16]
@@ -218,6 +232,7 @@ def _measure_variants(suite, plan, built, data, run_dir, run_id, machine, peaks,
                       rounds: SpeedupStage | None) -> dict:
     tag = seed_tag(suite, built.seed)
     measure_wall = {}
+    serving = ServerStage(suite.measure.server, run_dir / "logs", tag, built.seed) if suite.measure.server else None
     for variant in plan.variants:
         if variant.id in done:
             log.info("measured already in this run: %s%s", variant.id, tag)
@@ -226,15 +241,19 @@ def _measure_variants(suite, plan, built, data, run_dir, run_id, machine, peaks,
         t0 = time.perf_counter()
         log.info("%s", progress.line(variant.id + tag, t0))
         spec = measure_spec(suite, variant, built, data)
+        served = serving is not None and serving.selected(variant.id)
+        if served:  # the served answers are compared with the accuracy pass's predictions
+            spec.predictions_path = run_dir / "logs" / f"{variant.id}{tag}.predictions.json"
         result = run_isolated(spec, run_dir / "logs", variant.id + tag, suite.measure.timeout_s,
                               suite.measure.max_memory_mb)
         speedup = rounds.measure(variant, spec) if rounds and isinstance(result, ChildResult) else Speedup()
+        server = serving.measure(variant.id, spec) if served and isinstance(result, ChildResult) else None
         wall = time.perf_counter() - t0
         progress.measured(wall)
         measure_wall[variant.id + tag] = round(wall, 2)
         row = _row_for(suite, variant, built, run_id, result, machine, peaks, speedup,
                        Bookkeeping(schema_version=SCHEMA_VERSION, measure_wall_s=round(wall, 2),
-                                   measure_key=measure_key))
+                                   measure_key=measure_key), server)
         append_row(run_dir, row)
         if row.status == "ok":
             log.info("  %s %.4f  p50 %.2f ms  p90 %.2f ms  (%.1f s)", row.metric, row.score,
@@ -244,6 +263,10 @@ def _measure_variants(suite, plan, built, data, run_dir, run_id, machine, peaks,
                          row.speedup_vs_reference, row.speedup_ci_low, row.speedup_ci_high, len(row.speedup_rounds))
             elif row.speedup_error:
                 log.warning("  speedup rounds: %s", row.speedup_error)
+            for entry in row.server or []:
+                log.log(logging.WARNING if entry.error else logging.INFO,
+                        "  server (%s): max %s qps with p99 <= %g ms%s", entry.batching, "none" if entry.max_qps is None else f"{entry.max_qps:g}", entry.p99_bound_ms,
+                        f"; {entry.error}" if entry.error else "")
         else:
             log.error("  %s: %s", row.status, row.error)
     return measure_wall

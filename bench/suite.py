@@ -26,11 +26,13 @@ from bench.suite_data import (  # noqa: F401  (re-exported: the schema is one na
     resolve_data,
 )
 from bench.suite_measure import (  # noqa: F401  (re-exported: the schema is one namespace)
+    BatchingConfig,
     GridConfig,
     InterleaveConfig,
     MeasureConfig,
     OfflineConfig,
     OpProfileConfig,
+    ServerConfig,
 )
 from bench.suite_training import (  # noqa: F401  (re-exported: the schema is one namespace)
     DistillConfig,

@@ -53,6 +53,44 @@ class OpProfileConfig(_Strict):
     seq_len: Annotated[int, Field(ge=8, le=512)] | None = None
 
 
+class BatchingConfig(_Strict):
+    """How the server groups concurrent requests (bench/serve/batcher.py): up to `max_batch` texts into one
+    forward pass, waiting at most `max_wait_ms` after the first for more. max_batch 1: no batching."""
+
+    max_batch: Annotated[int, Field(gt=0, le=1024)] = 1
+    max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 0.0
+
+    @property
+    def label(self) -> str:
+        return "off" if self.max_batch == 1 else f"max_batch={self.max_batch},max_wait_ms={self.max_wait_ms:g}"
+
+
+class ServerConfig(_Strict):
+    """MLPerf's Server scenario (bench/server_scenario.py): each variant served over HTTP on 127.0.0.1 by
+    `bench serve`'s app, one server per `batching` entry, loaded by MLCommons LoadGen with Poisson arrivals
+    of the real dev sentences at each `target_qps` for `duration_s`. The highest rate whose p99 end-to-end
+    latency stays within `p99_bound_ms`, with no errors and no dropped requests, is the row's max QPS."""
+
+    target_qps: Annotated[list[Annotated[float, Field(gt=0, le=100_000)]], Field(min_length=1)] = [5, 10, 20, 40]
+    duration_s: Annotated[float, Field(ge=1, le=3600)] = 10.0
+    p99_bound_ms: PositiveFloat = 50.0
+    batching: Annotated[list[BatchingConfig], Field(min_length=1)] = [BatchingConfig()]
+    # Variant ids (shell-style patterns, `student-onnx-*`) to serve; default: every measured variant.
+    variants: Annotated[list[str], Field(min_length=1)] | None = None
+    # Rates above the first one that misses the bound are not run (they would miss it too), unless false.
+    stop_at_first_miss: bool = True
+    request_timeout_s: PositiveFloat = 10.0  # a request with no answer by then counts as dropped
+    max_queue: Annotated[int, Field(gt=0)] = 1024  # texts waiting in the server; beyond: 503, dropped
+
+    _lists = field_validator("target_qps", "variants", "batching", mode="before")(
+        classmethod(lambda cls, v: _as_list(v)))
+
+    @field_validator("target_qps")
+    @classmethod
+    def _ascending(cls, v: list[float]) -> list[float]:
+        return sorted(set(v))
+
+
 class MeasureConfig(_Strict):
     threads: Annotated[list[Annotated[int, Field(gt=0, le=1024)]], Field(min_length=1)] = [2]
     warmup: Annotated[int, Field(ge=0)] = 10
@@ -77,6 +115,7 @@ class MeasureConfig(_Strict):
     allocator: Literal["system", "glibc-retain"] = "system"
     interleave: InterleaveConfig | None = None  # also measure the speedup in interleaved rounds (off by default)
     op_profile: OpProfileConfig | None = None  # also record where the time goes, per operator (off by default)
+    server: ServerConfig | None = None  # also serve each variant and load it (Server scenario; off by default)
 
     _lists = field_validator("threads", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 

@@ -73,6 +73,10 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
 
     scored = [(s.name, s.labels, predictions(task, predict_logits(runtime, tokenizer, s.texts, max_length,
                                                                    m.eval_batch_size))) for s in splits]
+    if spec.predictions_path:
+        import json
+
+        Path(spec.predictions_path).write_text(json.dumps(scored[0][2].tolist()))
     planted_ms = planted_slowdown_ms()
     timed = _slowed(runtime.run, planted_ms) if planted_ms else runtime.run
     samples = time_calls(timed, stream, m.warmup, m.min_iterations, m.min_seconds)

@@ -14,6 +14,7 @@ from bench.schema.row import (  # noqa: F401
     Outcome,
     Roofline,
     Row,
+    ServerScenario,
     Speedup,
     Training,
 )

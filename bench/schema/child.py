@@ -71,6 +71,9 @@ class ChildSpec(Part):
     eval_sets: list[EvalSet] = Field(min_length=1)  # the primary eval split first: latency runs on its texts
     max_length: int = Field(gt=0)
     measure: MeasureConfig = MeasureConfig()
+    # Where the child writes its predictions on the primary split (one label or score per example, in
+    # order): the Server scenario compares the served answers with them.
+    predictions_path: Path | None = None
 
     @model_validator(mode="after")
     def _fits_the_task(self):

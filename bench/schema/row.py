@@ -291,6 +291,66 @@ class Speedup(Part):
     speedup_error: str | None = f("why the rounds did not finish (the row's own measurement stands)", None)
 
 
+class ServerLoad(Part):
+    """One offered rate of the Server scenario (bench/measure/load_client.py): LoadGen's percentiles, our counts."""
+
+    target_qps: float
+    scheduled_qps: float
+    completed_qps: float
+    issued: int
+    answered: int
+    errors: int
+    dropped: int
+    first_error: str | None = None
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    loadgen_valid: bool
+    meets_bound: bool
+
+
+class ServerEntry(Part):
+    """One served configuration (one `measure.server.batching` entry) loaded at each rate (bench/server_scenario.py)."""
+
+    scenario: Literal["Server"]
+    batching: str
+    max_batch: int
+    max_wait_ms: float
+    p99_bound_ms: float
+    duration_s: float
+    loads: list[ServerLoad]
+    max_qps: float | None = None
+    not_run_qps: list[float] = []
+    answers_compared: int | None = None
+    label_agreement: float | None = None
+    accuracy: float | None = None
+    mean_batch_texts: float | None = None
+    server_cpus: list[int] | None = None
+    client_cpus: list[int] | None = None
+    status: Literal["ok", "failed"]
+    error: str | None = None
+
+
+class ServerScenario(Part):
+    """`measure.server`: the variant behind `bench serve`'s HTTP app under MLCommons LoadGen's Server scenario."""
+
+    server: list[ServerEntry] | None = f(
+        "one entry per `batching` setting (`scenario: Server`): `batching`, `max_batch`, `max_wait_ms`, "
+        "`p99_bound_ms`, `duration_s`, `loads` (per offered rate: `target_qps`, `scheduled_qps`, `completed_qps`, "
+        "`issued`, `answered`, `errors`, `dropped`, `p50_ms`/`p90_ms`/`p99_ms`/`mean_ms`/`max_ms` end to end, "
+        "`loadgen_valid`, `meets_bound`), `max_qps`, `not_run_qps`, `label_agreement` (answers equal to the "
+        "accuracy pass's predictions), `accuracy` (of the answers), `mean_batch_texts`, `server_cpus`, "
+        "`client_cpus`, `status`, `error`", None)
+    server_max_qps: float | None = f("the highest offered rate whose p99 stayed within `p99_bound_ms` with no errors "
+                                     "or dropped requests, best over the batching settings; null when none did",
+                                     None)
+    server_max_qps_batching: str | None = f("the batching setting of `server_max_qps` (`off`, "
+                                            "`max_batch=16,max_wait_ms=5`)", None)
+    server_p99_bound_ms: float | None = f("the p99 bound the rates were judged against", None)
+
+
 class Machine(Part):
     """Where the row was measured; kept by `bench merge`, so merged runs say which machine made each row."""
 
@@ -311,7 +371,7 @@ class Bookkeeping(Part):
 # The child writes these parts; the parent writes the others.
 CHILD_PARTS: tuple[type[Part], ...] = (RuntimeFacts, TaskMetrics, Latency, Memory, OpProfile, MeasureContext)
 PARENT_PARTS: tuple[type[Part], ...] = (Identity, Outcome, ArtifactFacts, Training)
-LATE_PARTS: tuple[type[Part], ...] = (Roofline, Speedup, Machine, Bookkeeping)
+LATE_PARTS: tuple[type[Part], ...] = (Roofline, Speedup, ServerScenario, Machine, Bookkeeping)
 PARTS: tuple[type[Part], ...] = (*PARENT_PARTS, *CHILD_PARTS, *LATE_PARTS)
 
 
