@@ -265,7 +265,8 @@ def _measure_variants(suite, plan, built, data, run_dir, run_id, machine, peaks,
                 log.warning("  speedup rounds: %s", row.speedup_error)
             for entry in row.server or []:
                 log.log(logging.WARNING if entry.error else logging.INFO,
-                        "  server (%s): max %s qps with p99 <= %g ms%s", entry.batching, "none" if entry.max_qps is None else f"{entry.max_qps:g}", entry.p99_bound_ms,
+                        "  server (%s): max %s qps with p99 <= %g ms%s", entry.batching,
+                        "none" if entry.max_qps is None else f"{entry.max_qps:g}", entry.p99_bound_ms,
                         f"; {entry.error}" if entry.error else "")
         else:
             log.error("  %s: %s", row.status, row.error)
