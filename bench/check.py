@@ -1,7 +1,8 @@
 """`bench check RUN_DIR --profile NAME|FILE [--variant ID ...]`: edge-readiness budgets.
 
 A profile (bench/profiles/<name>.yaml, or any YAML file) sets budgets for size, peak memory, batch-1
-p95 latency, accuracy drop, ONNX opset, int8 MatMul coverage and ONNX operator domains; every key is
+p95 latency, accuracy drop, ONNX opset, int8 MatMul coverage, ONNX operator domains and the Server
+scenario's max QPS within its p99 bound (`min_server_qps`); every key is
 optional, and a profile is validated like a suite (strict types, unknown keys are an error, one line
 naming the file and the key). Each budget is a `Budget`: the row field it reads, its unit, its
 direction and how it judges a value. Each judged row gets PASS or FAIL with a reason per failed budget.
@@ -136,6 +137,22 @@ class AllowedSet(Budget):
         return f"pass: {', '.join(items)}", None
 
 
+@dataclass(frozen=True)
+class ServerQps(Budget):
+    """The Server scenario's max QPS within its p99 bound (measure.server): a row that was served but met
+    the bound at no offered rate has 0; a row that was not served is not measured."""
+
+    def value(self, row: Mapping, ok: pd.DataFrame | None = None) -> float | str:
+        if not isinstance(row.get("server"), list) or not row["server"]:
+            return NOT_MEASURED
+        value = _num(row, self.metric)
+        return 0.0 if value is None else value
+
+    def describe(self, row: Mapping) -> str:
+        bound = _num(row, "server_p99_bound_ms")
+        return f"{self.words} (p99 <= {bound:g} ms)" if bound is not None else self.words
+
+
 _DROP_WORDS = f"{{metric}} drop vs {{model}} {REFERENCE.format} {REFERENCE.precision}"
 BUDGETS: dict[str, Budget] = {b.key: b for b in (
     Budget("max_size_mb", "size_mb", " MB", "max", "size"),
@@ -149,6 +166,7 @@ BUDGETS: dict[str, Budget] = {b.key: b for b in (
     Budget("max_opset", "onnx_opset", "", "max", "ONNX opset"),
     Budget("min_int8_matmul_coverage_pct", "int8_matmul_coverage_pct", "%", "min", "int8 MatMul coverage"),
     AllowedSet("allowed_op_domains", "onnx_op_domains", "", "in", "operator domain(s)"),
+    ServerQps("min_server_qps", "server_max_qps", " qps", "min", "Server-scenario max QPS"),
 )}
 
 
@@ -172,6 +190,7 @@ class Profile(_Strict):
     max_opset: Count | None = None
     min_int8_matmul_coverage_pct: Limit | None = None
     allowed_op_domains: Annotated[tuple[Text, ...], Field(strict=False)] | None = None  # YAML gives a list
+    min_server_qps: Limit | None = None  # measure.server: the highest offered rate within the p99 bound
 
     def budgets(self) -> list[str]:
         return [k for k in BUDGETS if getattr(self, k) is not None]

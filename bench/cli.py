@@ -1,4 +1,4 @@
-"""The `bench` command: plan | run | quick | train | report | profile | compare | check | merge | calibrate."""
+"""The `bench` command: plan | run | quick | train | report | profile | serve | compare | check | merge | calibrate."""
 
 from __future__ import annotations
 
@@ -79,6 +79,45 @@ def _cmd_profile(args) -> int:
     print(format_profile(result, args.top))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+def _cmd_serve(args) -> int:
+    from pydantic import ValidationError
+
+    from bench.serve.process import serve
+    from bench.serve.spec import from_artifact_dir, from_run_dir
+
+    target = Path(args.target)
+    try:
+        options = {"batching": {"max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms},
+                   "limits": {"max_body_bytes": args.max_body_bytes, "max_texts": args.max_texts,
+                              "max_queue": args.max_queue}}
+        if args.variant:
+            spec = from_run_dir(target, args.variant, args.seed, **options)
+            if args.threads:
+                spec = spec.model_copy(update={"threads": args.threads})
+        elif (target / "run.json").is_file():
+            raise BenchError(f"{target} is a run directory: say which variant to serve with --variant ID")
+        elif not target.is_dir():
+            raise BenchError(f"{target}: no such run directory or model folder")
+        else:
+            spec = from_artifact_dir(target, args.format, args.precision, args.device, args.threads or 1,
+                                     args.max_length, args.pair, **options)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise BenchError(f"--{str(err['loc'][-1]).replace('_', '-')}: {err['msg']}") from None
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("bench").warning("binding to %s: the service has no authentication and is reachable "
+                                           "from other machines", args.host)
+    log = logging.getLogger("bench.serve")
+    try:
+        serve(spec, args.host, args.port, on_ready=lambda url: log.info(
+            "serving %s (%s %s, %d threads, batching %s) on %s: POST /predict, GET /health; Ctrl-C stops",
+            spec.variant_id, spec.format, spec.precision, spec.threads, spec.batching.label, url))
+    except KeyboardInterrupt:  # uvicorn shut down cleanly, then re-raised the signal
+        pass
+    log.info("stopped")
     return 0
 
 
@@ -241,6 +280,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR") or None,
                    help="artifact cache folder (default: $BENCH_CACHE_DIR, else <results-dir>/artifacts)")
     p.set_defaults(func=_cmd_profile)
+
+    p = sub.add_parser("serve", help="serve one variant over HTTP (POST /predict, GET /health) on 127.0.0.1, "
+                                     "with optional dynamic batching")
+    p.add_argument("target", help="a `bench run` directory (with --variant), or a model folder")
+    p.add_argument("--variant", help="the variant id to serve from the run directory")
+    p.add_argument("--seed", type=int, help="the training seed, when the run measured several")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch", type=int, default=1, help="texts per forward pass (default 1: no batching)")
+    p.add_argument("--max-wait-ms", type=float, default=0.0,
+                   help="how long a batch waits for more requests after its first (default 0)")
+    p.add_argument("--threads", type=int, help="intra-op threads (default: as measured; a model folder: 1)")
+    p.add_argument("--max-body-bytes", type=int, default=2**20, help="largest request body (default 1 MiB)")
+    p.add_argument("--max-texts", type=int, default=256, help="most texts in one request (default 256)")
+    p.add_argument("--max-queue", type=int, default=1024, help="texts waiting before 503 (default 1024)")
+    p.add_argument("--format", choices=["pytorch", "onnx", "tensorrt"], help="a model folder: its format "
+                   "(default: from its files)")
+    p.add_argument("--precision", default="fp32", help="a model folder: the precision to load (default fp32)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="a model folder: the device")
+    p.add_argument("--max-length", type=int, default=128, help="a model folder: max tokens (default 128)")
+    p.add_argument("--pair", action="store_true", help="a model folder: the task takes sentence pairs")
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("calibrate", help="measure this machine's fp32 matmul peak; later runs show %% of it")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])

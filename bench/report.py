@@ -21,6 +21,7 @@ import pandas as pd
 from bench.errors import BenchError
 from bench.paths import confined
 from bench.report_ops import op_plot, op_table, profiled, step_sentences
+from bench.report_server import NOTES, load_table, server_entries, server_loads, server_plot
 from bench.results import IDENTITY, Run, open_run, reference_mask, variant_label, with_score
 
 VARIANT_KEYS = [c for c in IDENTITY if c != "seed"]
@@ -35,6 +36,7 @@ COLUMNS = {
     "speedup": "speedup vs teacher pytorch fp32", "speedup_vs_reference": "speedup, interleaved",
     "speedup_interval": "its ≥95% interval", "parity_max_abs_diff": "parity max |Δlogit|",
     "parity_label_agreement": "label agreement", "peak_rss_mb": "peak RSS MB",
+    "server_max_qps": "max QPS (Server, p99 bound)",
 }
 
 
@@ -70,7 +72,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     numeric = ["params", "size_mb", "accuracy", "score", "latency_p50_ms", "latency_p50_ci95_low_ms",
                "latency_p50_ci95_high_ms", "latency_p90_ms", "latency_cv",
                "parity_max_abs_diff", "parity_label_agreement", "peak_rss_mb", "rss_before_load_mb",
-               "speedup_vs_reference", "speedup_ci_low", "speedup_ci_high"]
+               "speedup_vs_reference", "speedup_ci_low", "speedup_ci_high", "server_max_qps"]
     for col in numeric:  # absent (older rows, a regression task's accuracy): NaN
         ok[col] = pd.to_numeric(ok[col], errors="coerce") if col in ok else float("nan")
     grouped = ok.groupby(VARIANT_KEYS, dropna=False, sort=False)
@@ -176,6 +178,8 @@ def _table(summary: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
         columns = [c for c in columns if c not in ("score_std", "seeds")]
     if summary["speedup_vs_reference"].isna().all():  # measured without measure.interleave
         columns = [c for c in columns if c not in ("speedup_vs_reference", "speedup_interval")]
+    if summary["server_max_qps"].isna().all():  # no variant served (measure.server), or none within the bound
+        columns.remove("server_max_qps")
     headers = {c: COLUMNS[c] for c in columns} | {"score_pct": score_header(metric)}
     return summary[columns].rename(columns=headers)
 
@@ -223,7 +227,8 @@ def _one_example(df: pd.DataFrame, metric: str = "accuracy") -> str:
 
 
 def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: list[Path],
-             grid: pd.DataFrame, offline: pd.DataFrame, ops_png: Path | None = None) -> list[Section]:
+             grid: pd.DataFrame, offline: pd.DataFrame, ops_png: Path | None = None,
+             server_png: Path | None = None) -> list[Section]:
     """Everything the report says, in order."""
     first = runs[0].info
     intro = [_machine_line(first)] if _machine_line(first) else []
@@ -297,6 +302,11 @@ def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: lis
                                     "tokens_per_s": "real tokens/s", "padded_tokens_per_s": "padded tokens/s",
                                     "padding_pct": "padding %", "samples_per_s": "samples/s", "wall_s": "timed s"}),
             floatfmt=".4g", notes=["Dynamic padding per batch, tokenisation untimed; real tokens exclude padding."]))
+    served = server_entries(df)
+    if not served.empty:
+        out.append(Section("Server scenario", served, floatfmt=".4g", missing="—", notes=[NOTES]))
+        out.append(Section("Server scenario: latency per offered rate", load_table(server_loads(df)),
+                           floatfmt=".4g", images=[server_png] if server_png else []))
     out.append(Section("Plots", images=pngs))
     failed = df[df["status"] != "ok"]
     if len(failed):
@@ -392,11 +402,13 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
     if not grid.empty:
         grid.to_csv(out_dir / "latency_grid.csv", index=False)
     offline = offline_table(df)
-    df.drop(columns=[c for c in ("latency_raw_ms", "latency_grid", "offline") if c in df]).to_csv(
+    df.drop(columns=[c for c in ("latency_raw_ms", "latency_grid", "offline", "server") if c in df]).to_csv(
         out_dir / "results.csv", index=False)
     prof = profiled(df)
     ops_png = op_plot(prof, out_dir / "op_time_by_kind.png") if not prof.empty else None
-    title, parts = _title(runs), sections(df, summary, runs, pngs, grid, offline, ops_png)
+    loads = server_loads(df)
+    server_png = server_plot(loads, out_dir / "latency_vs_load.png") if not loads.empty else None
+    title, parts = _title(runs), sections(df, summary, runs, pngs, grid, offline, ops_png, server_png)
     for filename, text in (("index.md", to_markdown(title, parts)), ("index.html", to_html(title, parts))):
         tmp = out_dir / f".{filename}.tmp"
         tmp.write_text(text, encoding="utf-8")

@@ -31,7 +31,12 @@ def serve(spec: ServeSpec, host: str = "127.0.0.1", port: int = 8000, fd: int | 
     if fd is not None:
         sockets = [socket.socket(fileno=fd)]
     else:
-        sockets = [config.bind_socket()]
+        try:
+            sockets = [socket.create_server((host, port), backlog=2048)]
+        except OSError as exc:
+            from bench.errors import BenchError
+
+            raise BenchError(f"--host {host} --port {port}: cannot listen there ({exc.strerror})") from None
     if on_ready:
         host_, port_ = sockets[0].getsockname()[:2]
         on_ready(f"http://{host_}:{port_}")
