@@ -87,7 +87,9 @@ def _cmd_serve(args) -> int:
 
     from bench.serve.process import serve
     from bench.serve.spec import from_artifact_dir, from_run_dir
+    from bench.server_scenario import require_serve_extra
 
+    require_serve_extra("bench serve")
     target = Path(args.target)
     try:
         options = {"batching": {"max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms},

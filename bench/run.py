@@ -124,6 +124,10 @@ def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: st
               shard: tuple[int, int] | None = None, cache_dir: Path | None = None) -> Path:
     """`cache_dir`: the artifact cache (default <results_root>/artifacts)."""
     suite = load_suite(suite_path)
+    if suite.measure.server:  # before any build: a missing package is an error now, not after training
+        from bench.server_scenario import require_serve_extra
+
+        require_serve_extra("measure.server")
     plan: Plan = make_plan(suite, str(suite_path))
     if shard:
         plan = shard_plan(plan, *shard)

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.errors import BenchError
 from bench.measure.isolate import child_env
 from bench.measure.load_client import LoadResult, LoadSpec
 from bench.schema.child import ChildSpec
@@ -128,8 +129,20 @@ def _items(spec: ChildSpec) -> list:
     return [[a, b] for a, b in zip(primary.first, primary.second, strict=True)]
 
 
+def require_serve_extra(what: str) -> None:
+    """A clear error before anything runs when the `serve` extra is not installed."""
+    import importlib
+
+    for module in ("fastapi", "uvicorn", "httpx", "mlperf_loadgen"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise BenchError(f"{what} needs the serve extra ({exc}): pip install 'bench[serve]'") from None
+
+
 class ServerStage:
     def __init__(self, config: ServerConfig, work_dir: Path, tag: str = "", seed: int = 0):
+        require_serve_extra("measure.server")
         self.config, self.work_dir, self.tag, self.seed = config, work_dir, tag, seed
 
     def selected(self, variant_id: str) -> bool:
