@@ -133,7 +133,7 @@ def require_serve_extra(what: str) -> None:
     """A clear error before anything runs when the `serve` extra is not installed."""
     import importlib
 
-    for module in ("fastapi", "uvicorn", "httpx", "mlperf_loadgen"):
+    for module in ("fastapi", "uvicorn", "aiohttp", "httpx", "mlperf_loadgen"):
         try:
             importlib.import_module(module)
         except ImportError as exc:

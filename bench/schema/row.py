@@ -309,6 +309,7 @@ class ServerLoad(Part):
     max_ms: float
     loadgen_valid: bool
     meets_bound: bool
+    client_cpu_pct: float | None = None
 
 
 class ServerEntry(Part):
@@ -340,7 +341,8 @@ class ServerScenario(Part):
         "one entry per `batching` setting (`scenario: Server`): `batching`, `max_batch`, `max_wait_ms`, "
         "`p99_bound_ms`, `duration_s`, `loads` (per offered rate: `target_qps`, `scheduled_qps`, `completed_qps`, "
         "`issued`, `answered`, `errors`, `dropped`, `p50_ms`/`p90_ms`/`p99_ms`/`mean_ms`/`max_ms` end to end, "
-        "`loadgen_valid`, `meets_bound`), `max_qps`, `not_run_qps`, `label_agreement` (answers equal to the "
+        "`loadgen_valid`, `meets_bound`, `client_cpu_pct`: the load generator's own CPU use), `max_qps`, "
+        "`not_run_qps`, `label_agreement` (answers equal to the "
         "accuracy pass's predictions), `accuracy` (of the answers), `mean_batch_texts`, `server_cpus`, "
         "`client_cpus`, `status`, `error`", None)
     server_max_qps: float | None = f("the highest offered rate whose p99 stayed within `p99_bound_ms` with no errors "
