@@ -1,4 +1,5 @@
-"""The `bench` command: plan | run | quick | train | report | profile | serve | compare | check | merge | calibrate."""
+"""The `bench` command: plan | run | quick | train | tune | report | profile | serve | compare | check | merge |
+calibrate."""
 
 from __future__ import annotations
 
@@ -80,6 +81,30 @@ def _cmd_profile(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     return 0
+
+
+def parse_duration(text: str, option: str = "--budget") -> float:
+    """Seconds from `90`, `90s`, `30m` or `1.5h`."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise BenchError(f"{option}: expected a duration like 90s, 30m or 1.5h, got {text!r}")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def _cmd_tune(args) -> int:
+    from bench.tune import tune
+    from bench.tune_report import to_markdown
+
+    budget = parse_duration(args.budget) if args.budget else None
+    if args.max_drop is not None and not args.max_drop >= 0:
+        raise BenchError(f"--max-drop: expected points >= 0, got {args.max_drop}")
+    result = tune(Path(args.suite), args.profile, args.objective, budget, args.max_drop, Path(args.results_dir),
+                  args.run_id, args.cache_dir)
+    print(to_markdown(result))
+    print(f"tune: {result.run_dir / 'tune.md'}, tune.json" + (", chosen-suite.yaml" if result.chosen else ""))
+    return result.exit_code
 
 
 def _cmd_serve(args) -> int:
@@ -282,6 +307,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR") or None,
                    help="artifact cache folder (default: $BENCH_CACHE_DIR, else <results-dir>/artifacts)")
     p.set_defaults(func=_cmd_profile)
+
+    p = sub.add_parser("tune", help="search the suite's space for the fastest (or smallest) variant that keeps the "
+                                    "metric within a bar of the teacher (bootstrap interval) and fits a profile")
+    p.add_argument("suite", type=Path)
+    p.add_argument("--profile", required=True, help="a bench check profile (edge-cpu-1t, server-cpu, ...) or a YAML "
+                                                    "file: its budgets and its threads/device")
+    p.add_argument("--objective", choices=["latency_p50", "latency_p95", "size", "samples_per_s"],
+                   help="what to minimise (samples_per_s: maximise); default: tune.objective, else latency_p50")
+    p.add_argument("--budget", help="wall time for the search, e.g. 30m (checked before each candidate)")
+    p.add_argument("--max-drop", type=float, help="max drop of the task's metric vs the teacher, points x100; "
+                                                  "default: tune.max_drop_pts, the profile's, else 1.0")
+    p.add_argument("--run-id", help="the run directory's name (default tune-<time>); an existing one resumes")
+    p.add_argument("--results-dir", default=os.environ.get("BENCH_RESULTS_DIR", "results"))
+    p.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR") or None,
+                   help="artifact cache folder (default: $BENCH_CACHE_DIR, else <results-dir>/artifacts)")
+    p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("serve", help="serve one variant over HTTP (POST /predict, GET /health) on 127.0.0.1, "
                                      "with optional dynamic batching")

@@ -121,9 +121,12 @@ def measure_spec(suite: Suite, variant: Variant, built: Built, data) -> ChildSpe
 
 
 def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: str | None = None,
-              shard: tuple[int, int] | None = None, cache_dir: Path | None = None) -> Path:
-    """`cache_dir`: the artifact cache (default <results_root>/artifacts)."""
-    suite = load_suite(suite_path)
+              shard: tuple[int, int] | None = None, cache_dir: Path | None = None,
+              variant_ids: list[str] | None = None, suite: Suite | None = None) -> Path:
+    """`cache_dir`: the artifact cache (default <results_root>/artifacts). `variant_ids`: measure only these
+    of the plan (`bench tune` measures one candidate at a time into one run directory). `suite`: the suite
+    already loaded from `suite_path` (and possibly derived from it)."""
+    suite = suite or load_suite(suite_path)
     if suite.measure.server:  # before any build: a missing package is an error now, not after training
         from bench.server_scenario import require_serve_extra
 
@@ -131,6 +134,8 @@ def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: st
     plan: Plan = make_plan(suite, str(suite_path))
     if shard:
         plan = shard_plan(plan, *shard)
+    if variant_ids is not None:
+        plan = Plan(variants=[v for v in plan.variants if v.id in variant_ids], skipped=plan.skipped)
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
     run_dir = confined(results_root, suite.name, run_id)
     store_root = cache_root(results_root, cache_dir)
@@ -143,6 +148,14 @@ def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: st
     # One process per run directory at a time: a second `bench run --run-id` on it waits, then resumes.
     with file_lock(run_dir / ".lock", f"waiting for another bench run on {run_dir}"):
         return _run_locked(suite, suite_path, plan, run_dir, run_id, results_root, shard, data, store_root)
+
+
+def _planned(run_dir: Path, plan: Plan) -> list[str]:
+    """The run's planned variant ids: this call's, after those of earlier calls on the same run directory
+    (a resumed run, or `bench tune` adding one candidate at a time)."""
+    path = run_dir / RUN_FILE
+    earlier = json.loads(path.read_text()).get("planned", []) if path.is_file() else []
+    return list(dict.fromkeys([*earlier, *(v.id for v in plan.variants)]))
 
 
 def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_id: str, results_root: Path,
@@ -162,7 +175,7 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
         "environment": env, "shard": machine.shard, "status": "running",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "calibration": calibration or None, "artifact_cache": str(store_root),
-        "planned": [v.id for v in plan.variants],
+        "planned": _planned(run_dir, plan),
         "skipped": [{"variant": s.variant.id, "reason": s.reason} for s in plan.skipped],
     }
     write_json_atomic(run_dir / RUN_FILE, run_info)
@@ -172,7 +185,7 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
     run_info["data"] = {"origin": data.origin, "fingerprint": data.fingerprint,
                         "train_rows": len(data.splits["train"]), "eval_rows": len(data.splits["validation"])}
     run_info["stages"] = {}
-    planned = {v.id: v for v in plan.variants}
+    planned = set(run_info["planned"])
     measure = suite.measure.model_dump()
     if measure["allocator"] == "system":
         del measure["allocator"]  # so runs measured before the setting existed still resume
@@ -246,8 +259,9 @@ def _measure_variants(suite, plan, built, data, run_dir, run_id, machine, peaks,
         log.info("%s", progress.line(variant.id + tag, t0))
         spec = measure_spec(suite, variant, built, data)
         served = serving is not None and serving.selected(variant.id)
-        if served:  # the served answers are compared with the accuracy pass's predictions
-            spec.predictions_path = run_dir / "logs" / f"{variant.id}{tag}.predictions.json"
+        # The accuracy pass's predictions per example: the Server scenario compares the served answers with
+        # them, `bench tune` bootstraps the metric's drop from them (paired over the same examples).
+        spec.predictions_path = run_dir / "logs" / f"{variant.id}{tag}.predictions.json"
         result = run_isolated(spec, run_dir / "logs", variant.id + tag, suite.measure.timeout_s,
                               suite.measure.max_memory_mb)
         speedup = rounds.measure(variant, spec) if rounds and isinstance(result, ChildResult) else Speedup()

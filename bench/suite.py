@@ -95,6 +95,21 @@ class QuantizeConfig(_Strict):
     _lists = field_validator("calibrators", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 
 
+class TuneConfig(_Strict):
+    """`bench tune` (bench/tune.py): the search space and the accuracy bar; the CLI's flags override."""
+
+    # Candidate variants, as `variants:` lines; default: every student in ONNX FP32, dynamic INT8 (plain and
+    # fused graphs) and static INT8, and in PyTorch FP32 and dynamic INT8, at measure.threads.
+    space: Annotated[list[VariantSpec], Field(min_length=1)] | None = None
+    objective: Literal["latency_p50", "latency_p95", "size", "samples_per_s"] = "latency_p50"
+    # Drop of the task's metric vs the teacher in PyTorch FP32, in points x100, judged on the upper end of
+    # the paired bootstrap interval; default: the profile's max_accuracy_drop_vs_teacher_pts, else 1.0.
+    max_drop_pts: Annotated[float, Field(ge=0)] | None = None
+    confidence: Annotated[float, Field(ge=0.5, le=0.999)] = 0.95
+    bootstrap_samples: Annotated[int, Field(ge=100, le=100_000)] = 2000
+    budget_s: PositiveFloat | None = None  # wall seconds for the search; default: no limit
+
+
 class Suite(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     task: TaskSpec = "sst2"  # a GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli) or a mapping
@@ -113,6 +128,7 @@ class Suite(_Strict):
     variants: Annotated[list[VariantSpec], Field(min_length=1)]
     quantize: QuantizeConfig = QuantizeConfig()
     measure: MeasureConfig = MeasureConfig()
+    tune: TuneConfig | None = None  # read by `bench tune` only
 
     @model_validator(mode="after")
     def _models_known(self) -> Suite:
@@ -129,11 +145,13 @@ class Suite(_Strict):
             raise ValueError(f"data.train: custom task {self.task.name!r} needs data.train and data.validation "
                              "(CSV, TSV, JSONL or parquet files)")
         known = {"teacher", *self.all_students}
-        for i, spec in enumerate(self.variants):
-            for model in spec.model:
-                if model not in known:
-                    raise ValueError(f"variants[{i}].model: unknown model {model!r} "
-                                     f"(this suite defines: {', '.join(sorted(known))})")
+        lines = [("variants", self.variants), ("tune.space", self.tune.space if self.tune else None)]
+        for where, specs in lines:
+            for i, spec in enumerate(specs or []):
+                for model in spec.model:
+                    if model not in known:
+                        raise ValueError(f"{where}[{i}].model: unknown model {model!r} "
+                                         f"(this suite defines: {', '.join(sorted(known))})")
         return self
 
     @property

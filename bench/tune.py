@@ -1,0 +1,283 @@
+"""`bench tune SUITE --profile P`: the fastest (or smallest) variant on this machine that keeps the task's
+metric within a bar of the teacher's and fits the profile's budgets, with the evidence.
+
+The search space is a list of `variants:` lines (`tune.space`, or a default over the suite's students).
+Every candidate is measured like any `bench run` variant, one at a time, into one run directory
+(results/<suite>/<run-id>/), so `bench report` and `bench check` work on it and a rerun with the same
+`--run-id` rebuilds and re-measures nothing. The teacher in PyTorch FP32 (the reference) is measured first.
+
+- Order: cheap steps first. PyTorch FP32, ONNX FP32, dynamic INT8, then static INT8 (calibration),
+  plain graphs before fused ones, in the order the space lists the models.
+- Early rejection: a candidate whose artifact is over the profile's `max_size_mb` is rejected after its
+  build, before it is measured. With the `size` objective, a candidate no smaller than the best passing
+  one so far is not measured: it cannot win.
+- Stopping: when every candidate is measured or rejected, or when the budget (`--budget`) is spent. The
+  budget is checked before each candidate, so the last one can run past it.
+- Accuracy: the drop of the primary metric vs the reference, in points ×100, is judged on the upper end
+  of a paired bootstrap interval over the same eval examples (bench/tune_stats.py), not on the point
+  estimate. The profile's other budgets are judged by `bench check`'s own code on the rows.
+- Output: tune.json and tune.md in the run directory (every candidate with its objective, drop and
+  interval, and verdict; the Pareto front of objective vs metric; the chosen variant and why it beat its
+  neighbours), and chosen-suite.yaml, which reproduces exactly the chosen variant. When nothing passes:
+  the closest candidates and which budget each failed, and exit code 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench.check import Profile, check_run, load_profile
+from bench.errors import BenchError
+from bench.plan import Plan, Variant, make_plan
+from bench.suite import Suite, TuneConfig, VariantSpec, load_suite
+
+log = logging.getLogger(__name__)
+
+# objective -> (row field or derived column, "min" or "max", unit)
+OBJECTIVES = {"latency_p50": ("latency_p50_ms", "min", " ms"), "latency_p95": ("latency_p95_ms", "min", " ms"),
+              "size": ("size_mb", "min", " MB"), "samples_per_s": ("offline_samples_per_s", "max", " samples/s")}
+DROP_KEY = "max_accuracy_drop_vs_teacher_pts"  # judged by the interval here, not by `bench check`'s point
+_COST = {("pytorch", "fp32"): 0, ("onnx", "fp32"): 1, ("pytorch", "int8-dynamic"): 2, ("onnx", "int8-dynamic"): 3,
+         ("onnx", "fp16"): 4, ("onnx", "int8-static"): 5}
+
+
+@dataclass
+class Candidate:
+    variant: Variant
+    status: str = "not run"  # measured | failed | rejected before measuring | not run
+    reason: str = ""
+    objective: float | None = None
+    score: float | None = None
+    drop_pts: float | None = None
+    drop_low: float | None = None
+    drop_high: float | None = None
+    failures: list[str] = field(default_factory=list)  # each budget it failed, with the values
+
+    @property
+    def passes(self) -> bool:
+        return self.status == "measured" and not self.failures
+
+    def as_dict(self) -> dict:
+        return {"variant": self.variant.id, "status": self.status, "reason": self.reason,
+                "objective": self.objective, "score": self.score, "drop_pts": self.drop_pts,
+                "drop_interval": [self.drop_low, self.drop_high] if self.drop_low is not None else None,
+                "passes": self.passes, "failures": self.failures}
+
+
+@dataclass
+class Settings:
+    objective: str
+    max_drop_pts: float
+    confidence: float
+    bootstrap_samples: int
+    budget_s: float | None
+    profile: Profile
+
+    @property
+    def field(self) -> str:
+        return OBJECTIVES[self.objective][0]
+
+    @property
+    def maximise(self) -> bool:
+        return OBJECTIVES[self.objective][1] == "max"
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.maximise else a < b
+
+
+def default_space(suite: Suite) -> list[VariantSpec]:
+    students = list(suite.all_students) or ["teacher"]
+    return [VariantSpec(model=students, format=["pytorch"], precision=["fp32", "int8-dynamic"]),
+            VariantSpec(model=students, format=["onnx"], precision=["fp32", "int8-dynamic"],
+                        graph=["plain", "optimized"]),
+            VariantSpec(model=students, format=["onnx"], precision=["int8-static"])]
+
+
+def _scoped(spec: VariantSpec, profile: Profile) -> VariantSpec:
+    """A space line at the profile's threads and device, when the profile judges only those."""
+    update = {}
+    if profile.threads is not None:
+        update["threads"] = [profile.threads]
+    if profile.device is not None:
+        update["device"] = [profile.device]
+    return spec.model_copy(update=update)
+
+
+def search_suite(suite: Suite, config: TuneConfig, profile: Profile) -> Suite:
+    """The suite whose variants are the space plus the reference, for the first training seed."""
+    space = [_scoped(s, profile) for s in (config.space or default_space(suite))]
+    threads = sorted({t for s in space for t in (s.threads or suite.measure.threads)})
+    reference = VariantSpec(model=["teacher"], format=["pytorch"], precision=["fp32"],
+                            device=[profile.device or "cpu"], threads=threads)
+    seeds = [suite.training_seeds[0]] if suite.seeds else None
+    return suite.model_copy(update={"variants": [*space, reference], "seeds": seeds})
+
+
+def _is_reference(v: Variant) -> bool:
+    return v.model == "teacher" and v.format == "pytorch" and v.precision == "fp32"
+
+
+def cheap_first(variants: list[Variant], models: list[str]) -> list[Variant]:
+    return sorted(variants, key=lambda v: (models.index(v.model) if v.model in models else len(models),
+                                           _COST.get((v.format, v.precision), 9), v.graph != "plain",
+                                           v.calibration, v.threads))
+
+
+def settings_for(config: TuneConfig, profile: Profile, objective: str | None, budget_s: float | None,
+                 max_drop_pts: float | None) -> Settings:
+    drop = next((d for d in (max_drop_pts, config.max_drop_pts, getattr(profile, DROP_KEY)) if d is not None), 1.0)
+    return Settings(objective or config.objective, drop, config.confidence, config.bootstrap_samples,
+                    budget_s if budget_s is not None else config.budget_s, profile)
+
+
+def tune(suite_path: Path, profile_name: str, objective: str | None = None, budget_s: float | None = None,
+         max_drop_pts: float | None = None, results_root: Path = Path("results"), run_id: str | None = None,
+         cache_dir: Path | None = None) -> TuneResult:
+    from bench.artifacts import ArtifactStore, cache_root
+    from bench.build import build_all
+    from bench.data import load_task_data
+    from bench.run import run_suite
+
+    suite = load_suite(suite_path)
+    profile = load_profile(profile_name)
+    settings = settings_for(suite.tune or TuneConfig(), profile, objective, budget_s, max_drop_pts)
+    if settings.objective == "samples_per_s" and suite.measure.offline is None:
+        raise BenchError(f"{suite_path}: objective samples_per_s needs measure.offline (the Offline scenario)")
+    searched = search_suite(suite, suite.tune or TuneConfig(), profile)
+    plan = make_plan(searched, str(suite_path))
+    references = [v for v in plan.variants if _is_reference(v)]
+    models = list(dict.fromkeys(m for s in searched.variants[:-1] for m in s.model))
+    order = cheap_first([v for v in plan.variants if not _is_reference(v)], models)
+    if not order:
+        raise BenchError(f"{suite_path}: the tune space has no variant this machine can run "
+                         f"({len(plan.skipped)} skipped: {plan.skipped[0].reason if plan.skipped else 'empty'})")
+    run_id = run_id or time.strftime("tune-%Y%m%d-%H%M%S")
+    started = time.perf_counter()
+    common = {"results_root": results_root, "run_id": run_id, "cache_dir": cache_dir, "suite": searched}
+    log.info("tune %s: %d candidates (%d skipped), objective %s, max drop %.2f pts at %g%% confidence%s",
+             suite.name, len(order), len(plan.skipped), settings.objective, settings.max_drop_pts,
+             100 * settings.confidence, f", budget {settings.budget_s:g} s" if settings.budget_s else "")
+    run_dir = run_suite(suite_path, variant_ids=[v.id for v in references], **common)
+    data = load_task_data(searched.data, searched.task_def, searched.seed)
+    store = ArtifactStore(cache_root(results_root, cache_dir))
+    candidates = {v.id: Candidate(v) for v in order}
+    for v in order:
+        c = candidates[v.id]
+        spent = time.perf_counter() - started
+        if settings.budget_s is not None and spent >= settings.budget_s:
+            c.reason = f"the budget of {settings.budget_s:g} s was spent ({spent:.0f} s)"
+            continue
+        reject = _reject_before_measuring(v, searched, data, store, settings, candidates, build_all)
+        if reject:
+            c.status, c.reason = "rejected before measuring", reject
+            log.info("tune: %s rejected before measuring: %s", v.id, reject)
+            continue
+        run_suite(suite_path, variant_ids=[v.id], **common)
+        c.status = "measured"
+        judge(run_dir, list(candidates.values()), references, settings)  # the size pruning needs verdicts
+    judge(run_dir, list(candidates.values()), references, settings)
+    result = TuneResult(suite.name, run_dir, settings, list(candidates.values()), plan.skipped,
+                        round(time.perf_counter() - started, 1))
+    from bench.tune_report import write_outputs
+
+    write_outputs(result, suite_path)
+    return result
+
+
+def _reject_before_measuring(v: Variant, searched: Suite, data, store, settings: Settings,
+                             candidates: dict[str, Candidate], build_all) -> str | None:
+    """A reason not to measure `v` once it is built: over the size budget, or (size objective) no smaller
+    than the best passing candidate so far."""
+    from bench import formats
+
+    if settings.profile.max_size_mb is None and settings.objective != "size":
+        return None
+    if v.format == "pytorch" and v.precision != "fp32":
+        return None  # converted at load: its size is known only once measured
+    built = build_all(searched, Plan(variants=[v], skipped=[]), data, store, searched.training_seeds[0])
+    artifact = built.artifacts[v.artifact_key]
+    size_mb = formats.get(v.format).size_bytes(artifact.weights_dir) / 2**20
+    limit = settings.profile.max_size_mb
+    if limit is not None and size_mb > limit:
+        return f"size {size_mb:.4g} MB > max {limit:g} MB (max_size_mb), known from the artifact"
+    best = [c.objective for c in candidates.values() if c.passes and c.objective is not None]
+    if settings.objective == "size" and best and size_mb >= min(best):
+        return f"size {size_mb:.4g} MB is no smaller than the best passing candidate's {min(best):.4g} MB"
+    return None
+
+
+@dataclass
+class TuneResult:
+    suite: str
+    run_dir: Path
+    settings: Settings
+    candidates: list[Candidate]
+    skipped: list
+    wall_s: float
+
+    @property
+    def measured(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.status == "measured" and c.objective is not None]
+
+    @property
+    def chosen(self) -> Candidate | None:
+        passing = [c for c in self.measured if c.passes]
+        if not passing:
+            return None
+        key = (lambda c: -c.objective) if self.settings.maximise else (lambda c: c.objective)
+        return min(passing, key=lambda c: (key(c), c.drop_pts or 0.0))
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.chosen else 1
+
+
+def judge(run_dir: Path, candidates: list[Candidate], references: list[Variant], settings: Settings) -> None:
+    """Fill each measured candidate's objective, score, drop interval and budget failures from the rows."""
+    from bench.results import open_run
+    from bench.tune_stats import drop_interval, load_predictions
+
+    frame = open_run(run_dir).frame()
+    rows = {r["variant_id"]: r for r in frame.to_dict("records")}
+    ref_row = next((rows[v.id] for v in references if v.id in rows and rows[v.id].get("status") == "ok"), None)
+    budgets = settings.profile.model_copy(update={DROP_KEY: None, "threads": None, "device": None})
+    checked = _budget_failures(run_dir, budgets) if budgets.budgets() else {}
+    for c in candidates:
+        row = rows.get(c.variant.id)
+        if c.status not in ("measured", "failed") or row is None:
+            continue
+        if row.get("status") != "ok":
+            c.status, c.reason = "failed", f"{row.get('status')}: {row.get('error')}"
+            continue
+        c.status, c.score = "measured", row.get("score")
+        c.objective = _objective(row, settings.field)
+        c.failures = list(checked.get(c.variant.id, []))
+        if ref_row is None:
+            c.failures.append("no reference row (teacher pytorch fp32) to judge the drop against")
+            continue
+        ref, cand = load_predictions(run_dir, ref_row["variant_id"]), load_predictions(run_dir, c.variant.id)
+        c.drop_pts, c.drop_low, c.drop_high = drop_interval(cand.task, cand.labels, ref.predictions,
+                                                            cand.predictions, settings.bootstrap_samples,
+                                                            settings.confidence)
+        if c.drop_high > settings.max_drop_pts + 1e-9:
+            c.failures.append(f"{cand.task.primary_metric} drop vs teacher {c.drop_pts:.2f} pts, its "
+                              f"{100 * settings.confidence:g}% interval [{c.drop_low:.2f}, {c.drop_high:.2f}] "
+                              f"reaches above max {settings.max_drop_pts:g} pts")
+
+
+def _objective(row: dict, name: str) -> float | None:
+    if name == "offline_samples_per_s":
+        entries = row.get("offline") if isinstance(row.get("offline"), list) else []
+        return max((e["samples_per_s"] for e in entries), default=None)
+    value = row.get(name)
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _budget_failures(run_dir: Path, profile: Profile) -> dict[str, list[str]]:
+    result = check_run(run_dir, profile)
+    return {variant: reasons for variant, reasons in zip(result.table["variant"], result.reason_lists, strict=True)}

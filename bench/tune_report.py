@@ -1,0 +1,129 @@
+"""What `bench tune` writes into its run directory: tune.json (every candidate and the verdicts), tune.md
+(the same for people: the chosen variant, why it beat its neighbours, the Pareto front, or the closest
+candidates when nothing passed) and chosen-suite.yaml (a suite that measures exactly the chosen variant)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from bench.artifacts import write_json_atomic
+from bench.tune import OBJECTIVES, Candidate, TuneResult
+
+
+def pareto_front(result: TuneResult) -> list[Candidate]:
+    """Measured candidates no other candidate beats on both the objective and the metric."""
+    s, measured = result.settings, [c for c in result.measured if c.score is not None]
+
+    def dominates(a: Candidate, b: Candidate) -> bool:
+        at_least = (a.objective >= b.objective if s.maximise else a.objective <= b.objective) and a.score >= b.score
+        return at_least and (a.objective != b.objective or a.score != b.score)
+
+    front = [c for c in measured if not any(dominates(o, c) for o in measured if o is not c)]
+    return sorted(front, key=lambda c: -c.objective if s.maximise else c.objective)
+
+
+def _value(result: TuneResult, c: Candidate) -> str:
+    return f"{c.objective:.4g}{OBJECTIVES[result.settings.objective][2]}"
+
+
+def why_chosen(result: TuneResult) -> list[str]:
+    """Why the chosen variant beat its neighbours on the objective: each better one failed something, and
+    the next passing one is worse by a measured ratio."""
+    chosen, s = result.chosen, result.settings
+    if chosen is None:
+        return []
+    lines = []
+    ranked = sorted(result.measured, key=lambda c: -c.objective if s.maximise else c.objective)
+    for c in ranked:
+        if c is chosen:
+            continue
+        if s.better(c.objective, chosen.objective) or c.objective == chosen.objective and not c.passes:
+            lines.append(f"{c.variant.id} ({_value(result, c)}) is better on {s.objective} but fails: "
+                         + "; ".join(c.failures))
+    runner_up = next((c for c in ranked if c.passes and c is not chosen), None)
+    if runner_up is not None:
+        ratio = runner_up.objective / chosen.objective if chosen.objective else float("nan")
+        if s.maximise:
+            ratio = 1 / ratio if ratio else float("nan")
+        lines.append(f"{runner_up.variant.id} passes too, at {_value(result, runner_up)}: {ratio:.2f}x the chosen "
+                     f"variant's {s.objective} (drop {runner_up.drop_pts:.2f} pts vs {chosen.drop_pts:.2f})")
+    return lines
+
+
+def closest(result: TuneResult, n: int = 3) -> list[Candidate]:
+    """When nothing passes: the measured candidates with the fewest failed budgets, best objective first."""
+    s = result.settings
+    return sorted(result.measured, key=lambda c: (len(c.failures), -c.objective if s.maximise else c.objective))[:n]
+
+
+def chosen_suite(result: TuneResult, suite_path: Path) -> dict:
+    """The suite file, reduced to exactly the chosen variant (its calibrator too), trained with the seed tuned."""
+    from bench.suite import load_suite, suite_to_dict
+
+    suite, v = load_suite(suite_path), result.chosen.variant
+    data = suite_to_dict(suite)
+    data["name"] = f"{suite.name}-tuned"[:64]
+    data["variants"] = [{"model": v.model, "format": v.format, "precision": v.precision, "device": v.device,
+                         "graph": v.graph, "threads": [v.threads]}]
+    if v.calibration:
+        data["quantize"]["calibrators"] = [v.calibration]
+    if suite.seeds:
+        data["seeds"] = [suite.training_seeds[0]]
+    data.pop("tune", None)
+    return data
+
+
+def to_markdown(result: TuneResult) -> str:
+    s, chosen = result.settings, result.chosen
+    lines = [f"# bench tune: {result.suite} ({result.run_dir.name})", "",
+             f"Objective **{s.objective}** ({'higher' if s.maximise else 'lower'} is better); accuracy bar: the "
+             f"drop vs the teacher in PyTorch FP32 within **{s.max_drop_pts:g} points** at the upper end of its "
+             f"paired {100 * s.confidence:g}% bootstrap interval ({s.bootstrap_samples} resamples); profile "
+             f"`{s.profile.name}`'s other budgets; {result.wall_s:.0f} s.", ""]
+    if chosen:
+        lines += [f"**Chosen: `{chosen.variant.id}`**: {_value(result, chosen)}, drop {chosen.drop_pts:.2f} pts "
+                  f"[{chosen.drop_low:.2f}, {chosen.drop_high:.2f}]. Reproduce it alone with `chosen-suite.yaml`.",
+                  "", *[f"- {line}" for line in why_chosen(result)], ""]
+    else:
+        lines += ["**Nothing passed.** The closest candidates and what each failed:", ""]
+        lines += [f"- `{c.variant.id}` ({_value(result, c)}): " + "; ".join(c.failures) for c in closest(result)]
+        lines += [f"- `{c.variant.id}`: {c.reason}" for c in result.candidates
+                  if c.status == "rejected before measuring"]
+        lines.append("")
+    table = pd.DataFrame([{"variant": c.variant.id, "status": c.status, s.objective: c.objective,
+                           "metric ×100": None if c.score is None else 100 * c.score, "drop pts": c.drop_pts,
+                           "interval": f"[{c.drop_low:.2f}, {c.drop_high:.2f}]" if c.drop_low is not None else "",
+                           "verdict": "PASS" if c.passes else "; ".join(c.failures) or c.reason}
+                          for c in result.candidates])
+    lines += ["## Candidates (cheap first, in the order tried)", "",
+              table.to_markdown(index=False, floatfmt=".4g", missingval="—"), "",
+              "## Pareto front (objective vs metric)", ""]
+    lines += [f"- `{c.variant.id}`: {_value(result, c)}, {100 * c.score:.2f}" for c in pareto_front(result)]
+    if result.skipped:
+        lines += ["", "## Skipped (this machine cannot run them)", ""]
+        lines += [f"- `{sk.variant.id}`: {sk.reason}" for sk in result.skipped]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(result: TuneResult, suite_path: Path) -> None:
+    s, chosen = result.settings, result.chosen
+    write_json_atomic(result.run_dir / "tune.json", {
+        "suite": result.suite, "run_dir": str(result.run_dir), "objective": s.objective,
+        "max_drop_pts": s.max_drop_pts, "confidence": s.confidence, "bootstrap_samples": s.bootstrap_samples,
+        "budget_s": s.budget_s, "profile": s.profile.name, "wall_s": result.wall_s,
+        "chosen": chosen.variant.id if chosen else None, "why": why_chosen(result),
+        "pareto_front": [c.variant.id for c in pareto_front(result)],
+        "closest": [c.variant.id for c in closest(result)] if not chosen else [],
+        "candidates": [c.as_dict() for c in result.candidates],
+        "skipped": [{"variant": sk.variant.id, "reason": sk.reason} for sk in result.skipped]})
+    (result.run_dir / "tune.md").write_text(to_markdown(result), encoding="utf-8")
+    suite_file = result.run_dir / "chosen-suite.yaml"
+    if chosen:
+        suite_file.write_text("# Written by bench tune: exactly the chosen variant of "
+                              f"{result.suite}. Run: bench run {suite_file}\n"
+                              + yaml.safe_dump(chosen_suite(result, suite_path), sort_keys=False))
+    else:
+        suite_file.unlink(missing_ok=True)
