@@ -9,8 +9,9 @@ Every candidate is measured like any `bench run` variant, one at a time, into on
 - Order: cheap steps first. PyTorch FP32, ONNX FP32, dynamic INT8, then static INT8 (calibration),
   plain graphs before fused ones, in the order the space lists the models.
 - Early rejection: a candidate whose artifact is over the profile's `max_size_mb` is rejected after its
-  build, before it is measured. With the `size` objective, a candidate no smaller than the best passing
-  one so far is not measured: it cannot win.
+  build, before it is measured (except a model's PyTorch FP32, the reference of the profile's
+  `max_accuracy_drop_vs_fp32_pts`: it is measured, and fails the size budget like any row). With the
+  `size` objective, a candidate no smaller than the best passing one so far is not measured: it cannot win.
 - Stopping: when every candidate is measured or rejected, or when the budget (`--budget`) is spent. The
   budget is checked before each candidate, so the last one can run past it.
 - Accuracy: the drop of the primary metric vs the reference, in points ×100, is judged on the upper end
@@ -57,6 +58,7 @@ class Candidate:
     drop_low: float | None = None
     drop_high: float | None = None
     failures: list[str] = field(default_factory=list)  # each budget it failed, with the values
+    speedup: tuple[float, float, float] | None = None  # interleaved speedup over the teacher and its interval
 
     @property
     def passes(self) -> bool:
@@ -66,7 +68,8 @@ class Candidate:
         return {"variant": self.variant.id, "status": self.status, "reason": self.reason,
                 "objective": self.objective, "score": self.score, "drop_pts": self.drop_pts,
                 "drop_interval": [self.drop_low, self.drop_high] if self.drop_low is not None else None,
-                "passes": self.passes, "failures": self.failures}
+                "passes": self.passes, "failures": self.failures,
+                "speedup_vs_reference": list(self.speedup) if self.speedup else None}
 
 
 @dataclass
@@ -197,6 +200,8 @@ def _reject_before_measuring(v: Variant, searched: Suite, data, store, settings:
 
     if settings.profile.max_size_mb is None and settings.objective != "size":
         return None
+    if v.format == "pytorch" and v.precision == "fp32" and settings.profile.max_accuracy_drop_vs_fp32_pts is not None:
+        return None  # the model's own FP32 reference for that budget: measured whatever its size
     if v.format == "pytorch" and v.precision != "fp32":
         return None  # converted at load: its size is known only once measured
     built = build_all(searched, Plan(variants=[v], skipped=[]), data, store, searched.training_seeds[0])
@@ -256,6 +261,8 @@ def judge(run_dir: Path, candidates: list[Candidate], references: list[Variant],
             continue
         c.status, c.score = "measured", row.get("score")
         c.objective = _objective(row, settings.field)
+        if _objective(row, "speedup_vs_reference") is not None:  # measure.interleave
+            c.speedup = (row["speedup_vs_reference"], row["speedup_ci_low"], row["speedup_ci_high"])
         c.failures = list(checked.get(c.variant.id, []))
         if ref_row is None:
             c.failures.append("no reference row (teacher pytorch fp32) to judge the drop against")

@@ -48,8 +48,13 @@ def why_chosen(result: TuneResult) -> list[str]:
         ratio = runner_up.objective / chosen.objective if chosen.objective else float("nan")
         if s.maximise:
             ratio = 1 / ratio if ratio else float("nan")
-        lines.append(f"{runner_up.variant.id} passes too, at {_value(result, runner_up)}: {ratio:.2f}x the chosen "
-                     f"variant's {s.objective} (drop {runner_up.drop_pts:.2f} pts vs {chosen.drop_pts:.2f})")
+        line = (f"{runner_up.variant.id} passes too, at {_value(result, runner_up)}: {ratio:.2f}x the chosen "
+                f"variant's {s.objective} (drop {runner_up.drop_pts:.2f} pts vs {chosen.drop_pts:.2f})")
+        a, b = chosen.speedup, runner_up.speedup
+        if a and b and a[1] <= b[2] and b[1] <= a[2]:
+            line += (f"; but their interleaved speedups over the teacher, {a[0]:.3g}x [{a[1]:.3g}, {a[2]:.3g}] and "
+                     f"{b[0]:.3g}x [{b[1]:.3g}, {b[2]:.3g}], overlap: on this machine the two are not told apart")
+        lines.append(line)
     return lines
 
 
