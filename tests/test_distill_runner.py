@@ -45,6 +45,7 @@ def distill_suite(write_suite):
     return write_suite(SUITE.format(data=FIXTURE_DATA / "sst2"))
 
 
+@pytest.mark.slow  # ~70 s: two named students, every loss term, two seeds (the default run was at 10:27)
 def test_named_students_every_term_two_seeds(distill_suite, tmp_path):
     results = tmp_path / "results"
     assert main(["run", str(distill_suite), "--results-dir", str(results), "--run-id", "r"]) == 0
