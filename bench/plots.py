@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench import formats  # noqa: E402
+from bench.results import pareto_mask  # noqa: E402
 
 COLORS = {"teacher": "tab:blue", "student": "tab:orange"}
 _PALETTE = ["tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
@@ -30,16 +31,6 @@ def _marker(fmt: str) -> str:
         return formats.get(fmt).plot_marker
     except ValueError:
         return "x"
-
-
-def pareto_mask(cost: pd.Series, value: pd.Series) -> np.ndarray:
-    """True where no other point is at least as cheap and at least as good, and strictly better in one."""
-    c, v = cost.to_numpy(float), value.to_numpy(float)
-    mask = np.ones(len(c), dtype=bool)
-    for i in range(len(c)):
-        dominated = (c <= c[i]) & (v >= v[i]) & ((c < c[i]) | (v > v[i]))
-        mask[i] = not dominated.any()
-    return mask
 
 
 def _scatter(ax, df: pd.DataFrame, x: str, y: str) -> None:

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
@@ -171,3 +172,13 @@ def load_results(run_dir: Path, raw: bool = False) -> pd.DataFrame:
     """The latest rows of a run as a DataFrame (see Run.frame); empty when the run has no rows."""
     rows = read_rows(run_dir)
     return Run(Path(run_dir), rows).frame(raw) if rows else pd.DataFrame()
+
+
+def pareto_mask(cost: pd.Series, value: pd.Series) -> np.ndarray:
+    """True where no other point is at least as cheap and at least as good, and strictly better in one."""
+    c, v = cost.to_numpy(float), value.to_numpy(float)
+    mask = np.ones(len(c), dtype=bool)
+    for i in range(len(c)):
+        dominated = (c <= c[i]) & (v >= v[i]) & ((c < c[i]) | (v > v[i]))
+        mask[i] = not dominated.any()
+    return mask

@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.measure.isolate import child_env
+from bench.measure.isolate import _last_line, child_env
 from bench.measure.load_client import LoadResult, LoadSpec
+from bench.measure.rounds import shared_cpus
 from bench.schema.child import ChildSpec
 from bench.schema.row import ServerEntry, ServerLoad, ServerScenario
 from bench.serve.spec import Limits, ServeSpec
@@ -38,12 +39,10 @@ WARMUP_REQUESTS = 20
 def split_cpus(threads: int) -> tuple[list[int] | None, list[int] | None]:
     """(server cores, client cores): the last `threads` cores serve, the rest load; (None, None) when there
     are not more cores than threads (both share them) or the OS cannot pin."""
-    if not hasattr(os, "sched_getaffinity"):
+    server = shared_cpus(threads)  # the cores interleaved rounds use too
+    if not server:
         return None, None
-    cpus = sorted(os.sched_getaffinity(0))
-    if threads >= len(cpus):
-        return None, None
-    return cpus[-threads:], cpus[:-threads]
+    return server, sorted(set(os.sched_getaffinity(0)) - set(server))
 
 
 class ServerProcess:
@@ -70,8 +69,7 @@ class ServerProcess:
         if code is None:
             return None
         how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-        lines = [ln for ln in self.log_path.read_text(errors="replace").splitlines() if ln.strip()]
-        return f"the server exited ({how}): {lines[-1][:300] if lines else 'no output'} (log: {self.log_path})"
+        return f"the server exited ({how}): {_last_line(self.log_path)} (log: {self.log_path})"
 
     def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> dict:
         import httpx
@@ -116,9 +114,8 @@ def _load(spec: LoadSpec, work_dir: Path, name: str, timeout_s: float) -> LoadRe
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"the load generator did not finish within {timeout_s:g} s (log: {log_path})") from None
     if proc.returncode != 0 or not out_path.is_file():
-        lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
-        raise RuntimeError(f"the load generator failed (exit code {proc.returncode}): "
-                           f"{lines[-1][:300] if lines else 'no output'} (log: {log_path})")
+        raise RuntimeError(f"the load generator failed (exit code {proc.returncode}): {_last_line(log_path)} "
+                           f"(log: {log_path})")
     return LoadResult.model_validate_json(out_path.read_bytes())
 
 
@@ -142,7 +139,6 @@ def require_serve_extra(what: str) -> None:
 
 class ServerStage:
     def __init__(self, config: ServerConfig, work_dir: Path, tag: str = "", seed: int = 0):
-        require_serve_extra("measure.server")
         self.config, self.work_dir, self.tag, self.seed = config, work_dir, tag, seed
 
     def selected(self, variant_id: str) -> bool:

@@ -182,7 +182,8 @@ def tune(suite_path: Path, profile_name: str, objective: str | None = None, budg
             continue
         run_suite(suite_path, variant_ids=[v.id], **common)
         c.status = "measured"
-        judge(run_dir, list(candidates.values()), references, settings)  # the size pruning needs verdicts
+        if settings.objective == "size":  # the size pruning needs the verdicts so far
+            judge(run_dir, list(candidates.values()), references, settings)
     judge(run_dir, list(candidates.values()), references, settings)
     result = TuneResult(suite.name, run_dir, settings, list(candidates.values()), plan.skipped,
                         round(time.perf_counter() - started, 1))

@@ -10,18 +10,16 @@ import pandas as pd
 import yaml
 
 from bench.artifacts import write_json_atomic
+from bench.results import pareto_mask
 from bench.tune import OBJECTIVES, Candidate, TuneResult
 
 
 def pareto_front(result: TuneResult) -> list[Candidate]:
     """Measured candidates no other candidate beats on both the objective and the metric."""
     s, measured = result.settings, [c for c in result.measured if c.score is not None]
-
-    def dominates(a: Candidate, b: Candidate) -> bool:
-        at_least = (a.objective >= b.objective if s.maximise else a.objective <= b.objective) and a.score >= b.score
-        return at_least and (a.objective != b.objective or a.score != b.score)
-
-    front = [c for c in measured if not any(dominates(o, c) for o in measured if o is not c)]
+    cost = pd.Series([-c.objective if s.maximise else c.objective for c in measured], dtype=float)
+    mask = pareto_mask(cost, pd.Series([c.score for c in measured], dtype=float))
+    front = [c for c, on in zip(measured, mask, strict=True) if on]
     return sorted(front, key=lambda c: -c.objective if s.maximise else c.objective)
 
 
