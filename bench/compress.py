@@ -30,6 +30,19 @@ from bench.tasks import Texts
 CONVERTERS = ["torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt"]
 
 
+def _recipe_spec(q, dynamic: bool) -> dict:
+    """The recipe settings in an INT8 artifact's key, only where they differ from the defaults: graphs made
+    with the defaults keep the cache keys they had before recipes existed."""
+    spec = {}
+    if q.nodes_to_exclude:
+        spec["nodes_to_exclude"] = sorted(q.nodes_to_exclude)
+    if dynamic and q.op_types:
+        spec["op_types"] = list(q.op_types)
+    if not dynamic and q.quant_format != "qdq":
+        spec["quant_format"] = q.quant_format
+    return spec
+
+
 class Compressor:
     def __init__(self, suite: Suite, data: TaskData, store: ArtifactStore):
         self.suite, self.data, self.store = suite, data, store
@@ -93,17 +106,18 @@ class Compressor:
     def base_graph(self, model: Artifact, graph: str) -> Artifact:
         return self.onnx_optimized(model) if graph == "optimized" else self.onnx_export(model)
 
-    def onnx_int8_dynamic(self, model: Artifact, graph: str) -> Artifact:
+    def onnx_int8_dynamic(self, model: Artifact, graph: str, recipe: str = "") -> Artifact:
         from bench.export.quantize import quantize_int8_dynamic, resolve_dynamic_scheme
 
-        q = self.suite.quantize
+        q = self.suite.quantize.resolved(recipe)
         weight_type, reduce_range, why = resolve_dynamic_scheme(q.weight_type, q.reduce_range)
-        spec = {"per_channel": q.per_channel, "reduce_range": reduce_range}
+        spec = {"per_channel": q.per_channel, "reduce_range": reduce_range, **_recipe_spec(q, dynamic=True)}
         if weight_type != "s8":
             spec["weight_type"] = weight_type  # only when not the old default: S8 graphs keep their cache keys
 
         def convert(src, out):
-            return {**quantize_int8_dynamic(src, out, q.per_channel, reduce_range, weight_type),
+            return {**quantize_int8_dynamic(src, out, q.per_channel, reduce_range, weight_type, q.op_types,
+                                            q.nodes_to_exclude),
                     "reduce_range_reason": why}
 
         return self._derived_onnx("onnx-int8-dynamic", spec, self.base_graph(model, graph), model, convert)
@@ -111,6 +125,15 @@ class Compressor:
     def calibration_texts(self) -> Texts:
         """The first N train examples of a fixed shuffle; never an example (sentence, or pair) of any
         eval split (checked)."""
+        return self._train_slice(0, self.suite.quantize.calibration_samples)
+
+    def held_out_texts(self, n: int) -> Texts:
+        """The n train examples after the calibration ones in the same shuffle: seen neither by the
+        calibrator nor in any eval split (the sensitivity pass ranks nodes on them, bench/sensitivity.py)."""
+        start = self.suite.quantize.calibration_samples
+        return self._train_slice(start, start + n)
+
+    def _train_slice(self, start: int, stop: int) -> Texts:
         import random
 
         from bench.measure.accuracy import eval_splits, split_texts
@@ -119,7 +142,7 @@ class Compressor:
         dev = {s.texts.example(i) for s in eval_splits(self.data) for i in range(len(s.texts))}
         order = list(range(len(train)))
         random.Random(self.suite.seed).shuffle(order)
-        picked = [i for i in order if train.example(i) not in dev][: self.suite.quantize.calibration_samples]
+        picked = [i for i in order if train.example(i) not in dev][start:stop]
         texts = train.take(picked)
         assert not dev.intersection(texts.example(i) for i in range(len(texts)))
         return texts
@@ -128,18 +151,19 @@ class Compressor:
         """The calibration examples as one string each (Texts.joined)."""
         return self.calibration_texts().joined()
 
-    def onnx_int8_static(self, model: Artifact, graph: str, calibrator: str, symmetric: bool = False) -> Artifact:
+    def onnx_int8_static(self, model: Artifact, graph: str, calibrator: str, symmetric: bool = False,
+                         recipe: str = "") -> Artifact:
         """Calibrated QDQ INT8; symmetric (zero-point 0 everywhere, no reduce_range) is the graph TensorRT
         builds its INT8 engine from."""
         from transformers import AutoTokenizer
 
         from bench.export.quantize import STATIC_OP_TYPES, calibration_hash, quantize_int8_static, resolve_reduce_range
 
-        q = self.suite.quantize
+        q = self.suite.quantize.resolved(recipe)
         reduce_range, why = resolve_reduce_range(q.reduce_range) if not symmetric else (False, "symmetric QDQ")
         texts = self.calibration_texts()
         spec = {"calibrator": calibrator, "calibration": calibration_hash(texts), "per_channel": q.per_channel,
-                "op_types": STATIC_OP_TYPES,
+                "op_types": q.op_types or STATIC_OP_TYPES, **_recipe_spec(q, dynamic=False),
                 "reduce_range": reduce_range, "percentile": q.percentile if calibrator == "percentile" else None}
         if symmetric:
             spec["symmetric"] = True  # only when set: asymmetric graphs keep their cache keys
@@ -149,7 +173,9 @@ class Compressor:
         def convert(src, out):
             tokenizer = AutoTokenizer.from_pretrained(src.parent)
             info = quantize_int8_static(src, out, tokenizer, texts, self.max_length, calibrator, q.per_channel,
-                                        reduce_range, q.percentile, symmetric, q.activation_type)
+                                        reduce_range, q.percentile, symmetric, q.activation_type,
+                                        "qdq" if symmetric else q.quant_format, q.op_types or STATIC_OP_TYPES,
+                                        q.nodes_to_exclude)
             return {**info, "reduce_range_reason": why}
 
         kind = f"onnx-int8-static-{calibrator}" + ("-symmetric" if symmetric else "")

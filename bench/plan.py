@@ -26,17 +26,19 @@ class Variant:
     threads: int
     graph: str = "plain"  # onnx: plain | optimized (ORT transformer optimizer)
     calibration: str = ""  # int8-static: minmax | entropy | percentile
+    quant: str = ""  # ONNX INT8: a quantize recipe (`quantize.recipes`); "": the suite-wide settings
 
     @property
     def id(self) -> str:
         precision = f"{self.precision}-{self.calibration}" if self.calibration else self.precision
+        recipe = f"+{self.quant}" if self.quant else ""
         graph = "-opt" if self.graph == "optimized" else ""
-        return f"{self.model}-{self.format}-{precision}{graph}-{self.device}-t{self.threads}"
+        return f"{self.model}-{self.format}-{precision}{recipe}{graph}-{self.device}-t{self.threads}"
 
     @property
     def artifact_key(self) -> tuple:
         """What the artifact depends on: not the device or thread count it is measured with."""
-        return (self.model, self.format, self.precision, self.graph, self.calibration)
+        return (self.model, self.format, self.precision, self.graph, self.calibration, self.quant)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -121,11 +123,12 @@ def make_plan(suite: Suite, file: str = "suite") -> Plan:
                                  f"graph); it is measured as format onnx only, not {name}")
             graph = graph if fmt.has_graph_variants else "plain"
             calibrations = fmt.calibrations(precision, suite.quantize)
+            recipes = fmt.quant_recipes(precision, spec.quant)
             # Threads only matter on CPU; a GPU variant is measured once.
             threads = spec.threads or suite.measure.threads
             threads = threads if device == "cpu" else threads[:1]
-            for t, calibration in itertools.product(threads, calibrations):
-                seen.setdefault(Variant(model, name, precision, device, t, graph, calibration))
+            for t, calibration, quant in itertools.product(threads, calibrations, recipes):
+                seen.setdefault(Variant(model, name, precision, device, t, graph, calibration, quant))
     runnable, skipped = [], []
     for v in seen:
         reason = _skip_reason(v, suite.measure)

@@ -101,7 +101,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     own = out[reference_mask(out)].groupby("model")["score"].first()
     out["delta_fp32_pts"] = (out["score"] - out["model"].map(own)) * 100
     out["label"] = out.apply(variant_label, axis=1)
-    out["precision"] = [f"{p}-{c}" if c else p for p, c in zip(out["precision"], out["calibration"], strict=True)]
+    out["precision"] = [(f"{p}-{c}" if c else p) + (f"+{q}" if q else "")
+                        for p, c, q in zip(out["precision"], out["calibration"], out["quant"], strict=True)]
     order = ["device", "threads", "model", "format", "precision", "graph"]
     return out.sort_values(order, ascending=[True, True, False, False, True, False], kind="stable", ignore_index=True)
 

@@ -97,6 +97,7 @@ def with_score(row: dict) -> dict:
 def variant_label(row) -> str:
     """`student onnx int8-static-minmax opt t2`: how reports and plots name a variant."""
     precision = f"{row['precision']}-{row['calibration']}" if row["calibration"] else row["precision"]
+    precision += f"+{row['quant']}" if row.get("quant") else ""
     graph = " opt" if row["graph"] == "optimized" else ""
     return f"{row['model']} {row['format']} {precision}{graph} t{row['threads']}"
 

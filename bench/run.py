@@ -75,6 +75,8 @@ def _artifact_facts(artifact, fmt, size_bytes: int | None) -> ArtifactFacts:
         quant_activation_type=info.get("activation_type"),
         quant_reduce_range=info.get("reduce_range"),
         quant_reduce_range_reason=info.get("reduce_range_reason"), quant_per_channel=info.get("per_channel"),
+        quant_format=info.get("quant_format"), quant_op_types=info.get("op_types"),
+        quant_nodes_excluded=info.get("nodes_excluded"),
         calibration_hash=info.get("calibration_hash"), calibration_samples=info.get("calibration_samples"))
 
 

@@ -25,6 +25,13 @@ from bench.suite_data import (  # noqa: F401  (re-exported: the schema is one na
     _as_list,
     resolve_data,
 )
+from bench.suite_quantize import (  # noqa: F401  (re-exported: the schema is one namespace)
+    BUILTIN_RECIPES,
+    Calibrator,
+    QuantizeConfig,
+    QuantRecipe,
+    RecipeName,
+)
 from bench.suite_measure import (  # noqa: F401  (re-exported: the schema is one namespace)
     BatchingConfig,
     GridConfig,
@@ -55,7 +62,6 @@ Format = Literal[FORMAT_NAMES]
 Precision = Literal[PRECISIONS]
 Device = Literal["cpu", "cuda"]
 Graph = Literal["plain", "optimized"]
-Calibrator = Literal["minmax", "entropy", "percentile"]
 
 
 class VariantSpec(_Strict):
@@ -69,30 +75,14 @@ class VariantSpec(_Strict):
     # skip-layernorm, gelu) before quantization/conversion. Other formats ignore it.
     graph: list[Graph] = ["plain"]
     threads: list[Annotated[int, Field(gt=0, le=1024)]] | None = None  # overrides measure.threads for this line
+    # ONNX INT8 only: quantizer recipes (`default`: the suite-wide `quantize:` settings, or a name under
+    # `quantize.recipes`, or a built-in: per-channel, qoperator). Other variants ignore it.
+    quant: list[RecipeName | Literal["default"]] = ["default"]
 
-    _lists = field_validator("model", "format", "precision", "device", "graph", "threads", mode="before")(
+    _lists = field_validator("model", "format", "precision", "device", "graph", "threads", "quant",
+                             mode="before")(
         classmethod(lambda cls, v: _as_list(v))
     )
-
-
-class QuantizeConfig(_Strict):
-    per_channel: bool = False  # per-channel weight scales (ORT int8)
-    # Dynamic INT8 weights. "auto": S8 on CPUs with VNNI; U8 without (ORT's u8s8 kernels saturate in
-    # VPMADDUBSW there, u8u8 ones do not), bench/export/quantize.py. The choice is recorded in the row.
-    weight_type: Literal["auto", "s8", "u8"] = "auto"
-    # reduce_range: 7-bit weights, the other way around that saturation. "auto": on exactly when the
-    # weights are S8 and the CPU lacks VNNI (dynamic), when the CPU lacks VNNI (static QDQ).
-    reduce_range: Literal["auto"] | bool = "auto"
-    # Static (QDQ) INT8 activations. u8: ONNX Runtime's CPU provider fuses every quantized weight
-    # MatMul into an integer QLinearMatMul; with s8 it fused 12 of 24 on the MiniLM student and ran
-    # the rest as DequantizeLinear + float MatMul (0.69x of FP32 against u8's 1.70x, README). The
-    # symmetric graph for TensorRT is always s8.
-    activation_type: Literal["u8", "s8"] = "u8"
-    calibration_samples: PositiveInt = 300  # train sentences (never dev) for static INT8
-    calibrators: Annotated[list[Calibrator], Field(min_length=1)] = ["minmax"]  # one int8-static variant each
-    percentile: Annotated[float, Field(gt=90, le=100)] = 99.999
-
-    _lists = field_validator("calibrators", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 
 
 class TuneConfig(_Strict):
@@ -152,6 +142,10 @@ class Suite(_Strict):
                     if model not in known:
                         raise ValueError(f"{where}[{i}].model: unknown model {model!r} "
                                          f"(this suite defines: {', '.join(sorted(known))})")
+                for name in spec.quant:
+                    if name != "default" and name not in self.quantize.all_recipes:
+                        raise ValueError(f"{where}[{i}].quant: unknown recipe {name!r} (quantize.recipes and "
+                                         f"the built-ins define: {', '.join(sorted(self.quantize.all_recipes))})")
         return self
 
     @property

@@ -69,15 +69,38 @@ def _quant_info(path: Path) -> dict:
             "int8_matmul_coverage_pct": round(100 * int8 / (int8 + fp), 1) if int8 + fp else 0.0}
 
 
-def quantize_int8_dynamic(src: Path, out: Path, per_channel: bool, reduce_range: bool, weight_type: str = "s8") -> dict:
+def quantize_int8_dynamic(src: Path, out: Path, per_channel: bool, reduce_range: bool, weight_type: str = "s8",
+                          op_types=None, nodes_to_exclude=(), nodes_to_quantize=None) -> dict:
+    """op_types None: ORT's default list; nodes_to_quantize (the sensitivity pass): only those nodes."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    _check_nodes(src, [*nodes_to_exclude, *(nodes_to_quantize or [])])
     # DefaultTensorType: the optimizer's fused ops (Attention, SkipLayerNormalization) have outputs
     # shape inference cannot type; without it the quantizer fails on fused graphs.
     quantize_dynamic(src, out, weight_type=QuantType.QInt8 if weight_type == "s8" else QuantType.QUInt8,
-                     per_channel=per_channel, reduce_range=reduce_range,
+                     per_channel=per_channel, reduce_range=reduce_range, op_types_to_quantize=op_types,
+                     nodes_to_exclude=list(nodes_to_exclude), nodes_to_quantize=nodes_to_quantize,
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    return {"per_channel": per_channel, "reduce_range": reduce_range, "weight_type": weight_type, **_quant_info(out)}
+    return {"per_channel": per_channel, "reduce_range": reduce_range, "weight_type": weight_type,
+            **_recipe_info("qoperator", op_types, nodes_to_exclude), **_quant_info(out)}
+
+
+def _check_nodes(src: Path, names) -> None:
+    """A node name the graph lacks would be ignored by ORT's quantizer without a word: refuse it."""
+    if not names:
+        return
+    from bench.errors import BenchError
+
+    present = {n.name for n in onnx.load(str(src), load_external_data=False).graph.node}
+    missing = sorted(set(names) - present)
+    if missing:
+        raise BenchError(f"quantize.nodes_to_exclude: {src.parent.name}/{src.name} has no node "
+                         f"{', '.join(map(repr, missing[:3]))}{' ...' if len(missing) > 3 else ''}")
+
+
+def _recipe_info(quant_format: str, op_types, nodes_to_exclude) -> dict:
+    return {"quant_format": quant_format, "op_types": list(op_types) if op_types else None,
+            "nodes_excluded": sorted(nodes_to_exclude)}
 
 
 # Matmul-like ops only: the attention-mask path (an Add of -3.4e38) breaks the histogram
@@ -120,10 +143,13 @@ def calibration_hash(texts) -> str:
 
 def quantize_int8_static(src: Path, out: Path, tokenizer, texts, max_length: int, method: str,
                          per_channel: bool, reduce_range: bool, percentile: float, symmetric: bool = False,
-                         activation_type: str = "u8") -> dict:
+                         activation_type: str = "u8", quant_format: str = "qdq", op_types=STATIC_OP_TYPES,
+                         nodes_to_exclude=(), nodes_to_quantize=None) -> dict:
     """QDQ INT8 calibrated on `texts` (Texts, or a list of sentences), S8 weights and `activation_type`
     activations (u8: what ORT's CPU provider fuses into QLinearMatMul). symmetric=True: S8 activations and
-    weights with zero-point 0, what TensorRT's explicit quantization requires."""
+    weights with zero-point 0, what TensorRT's explicit quantization requires. nodes_to_quantize (the
+    sensitivity pass): only those nodes."""
+    _check_nodes(src, [*nodes_to_exclude, *(nodes_to_quantize or [])])
     if symmetric:
         activation_type = "s8"
     import tempfile
@@ -142,8 +168,9 @@ def quantize_int8_static(src: Path, out: Path, tokenizer, texts, max_length: int
     with tempfile.TemporaryDirectory(prefix="bench-calib-") as tmp:
         # The calibrator writes an augmented copy of the model next to its cache; keep it out of `out`.
         quantize_static(src, out, SentenceReader(tokenizer, texts, names, max_length),
-                        op_types_to_quantize=list(STATIC_OP_TYPES),
-                        quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=list(op_types), nodes_to_exclude=list(nodes_to_exclude),
+                        nodes_to_quantize=nodes_to_quantize,
+                        quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
                         activation_type=QuantType.QInt8 if activation_type == "s8" else QuantType.QUInt8,
                         weight_type=QuantType.QInt8,
                         per_channel=per_channel, reduce_range=reduce_range, calibrate_method=methods[method],
@@ -151,7 +178,7 @@ def quantize_int8_static(src: Path, out: Path, tokenizer, texts, max_length: int
     return {"calibrator": method, "calibration_samples": len(texts),
             "calibration_hash": calibration_hash(texts), "per_channel": per_channel,
             "reduce_range": reduce_range, "symmetric": symmetric, "activation_type": activation_type,
-            **_quant_info(out)}
+            **_recipe_info(quant_format, op_types, nodes_to_exclude), **_quant_info(out)}
 
 
 def nonzero_zero_points(path: Path) -> list[str]:

@@ -40,6 +40,11 @@ class Format:
         """One variant per calibrator where the precision is calibrated; [""] otherwise."""
         return [""]
 
+    def quant_recipes(self, precision: str, names: list[str]) -> list[str]:
+        """The quantize recipes a variants line's `quant:` asks for, where this format applies them
+        ("" for the suite-wide settings); [""] where it has none."""
+        return [""]
+
     def skip_reason(self, variant: Variant, measure: MeasureConfig) -> str | None:
         """Why this machine cannot run a valid variant (planned as skipped, never reported)."""
         return None

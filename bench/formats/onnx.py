@@ -18,6 +18,11 @@ class OnnxFormat(Format):
     def calibrations(self, precision, quantize):
         return list(quantize.calibrators) if precision == "int8-static" else [""]
 
+    def quant_recipes(self, precision, names):
+        if precision not in ("int8-dynamic", "int8-static"):
+            return [""]
+        return list(dict.fromkeys("" if n == "default" else n for n in names))
+
     def skip_reason(self, variant, measure):
         from bench.plan import ort_providers
 
@@ -41,8 +46,9 @@ class OnnxFormat(Format):
         graph = variant.graph
         recipes = {
             "fp32": lambda: compressor.base_graph(model, graph),
-            "int8-dynamic": lambda: compressor.onnx_int8_dynamic(model, graph),
-            "int8-static": lambda: compressor.onnx_int8_static(model, graph, variant.calibration),
+            "int8-dynamic": lambda: compressor.onnx_int8_dynamic(model, graph, variant.quant),
+            "int8-static": lambda: compressor.onnx_int8_static(model, graph, variant.calibration,
+                                                               recipe=variant.quant),
             "fp16": lambda: compressor.onnx_fp16(model, graph),
         }
         return recipes[variant.precision]()

@@ -28,6 +28,7 @@ class ChildVariant(Part):
     threads: int = Field(gt=0)
     graph: str = "plain"
     calibration: str = ""
+    quant: str = ""
 
 
 class ChildTask(Part):

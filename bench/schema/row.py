@@ -40,11 +40,13 @@ class Identity(Part):
     run_id: str = f("the run directory's name")
     suite: str = f("the suite's `name`")
     task: str = f("the suite's task")
-    variant_id: str = f("`model-format-precision[-calibrator][-opt]-device-tN`")
+    variant_id: str = f("`model-format-precision[-calibrator][+recipe][-opt]-device-tN`")
     model: str = f("`teacher`, `student` or a name under `students:`")
     format: str = f("`pytorch`, `onnx` or `tensorrt` (bench/formats/)")
     precision: str = f("`fp32`, `fp16`, `bf16`, `int8-dynamic`, `int8-static` or `int8`")
     calibration: str = f("the int8-static calibrator (`minmax`, `entropy`, `percentile`); empty otherwise", "")
+    quant: str = f("ONNX INT8: the quantize recipe (`quantize.recipes`, `variants[].quant`); empty for the "
+                   "suite-wide `quantize:` settings", "")
     graph: str = f("`plain`, or `optimized` (ONNX Runtime transformer optimizer)", "plain")
     device: str = f("`cpu` or `cuda`")
     threads: int = f("intra-op threads of the measuring child")
@@ -83,6 +85,11 @@ class ArtifactFacts(Part):
     quant_reduce_range_reason: str | None = f("why this weight type and reduce_range (`auto`: the CPU's VNNI flag)",
                                               None)
     quant_per_channel: bool | None = f("INT8 rows: per-channel weight scales", None)
+    quant_format: str | None = f("ONNX INT8 rows: `qdq` (static, Quantize/DequantizeLinear pairs) or `qoperator` "
+                                 "(integer operators; dynamic INT8 always)", None)
+    quant_op_types: list[str] | None = f("ONNX INT8 rows: the op types quantized when not the default list", None)
+    quant_nodes_excluded: list[str] | None = f("ONNX INT8 rows: nodes kept in float (`nodes_to_exclude`, or "
+                                               "`bench tune`'s sensitivity pass)", None)
     calibration_hash: str | None = f("int8-static: sha256 of the calibration texts", None)
     calibration_samples: int | None = f("int8-static: how many train examples calibrated", None)
 
@@ -383,7 +390,7 @@ def _required(parts) -> tuple[str, ...]:
 
 IDENTITY_FIELDS = tuple(n for n in Identity.model_fields if n not in ("run_id", "suite", "task", "variant_id"))
 # Identity fields added after the first rows were written, with the value those rows meant.
-IDENTITY_DEFAULTS = {"graph": "plain", "calibration": ""}
+IDENTITY_DEFAULTS = {"graph": "plain", "calibration": "", "quant": ""}
 _REQUIRED_ALWAYS = _required((Identity, Outcome)) + ("artifact", "size_mb")
 _REQUIRED_WHEN_OK = _required(CHILD_PARTS)
 

@@ -1,0 +1,90 @@
+"""Quantize recipes (`quantize.recipes`, `variants[].quant`): per-variant quantizer knobs on a tiny trained
+model, each a different artifact, recorded in the row's identity and facts."""
+
+import onnx
+import pytest
+
+from bench.artifacts import ArtifactStore
+from bench.build import build_teacher
+from bench.compress import Compressor
+from bench.data import load_task_data
+from bench.errors import BenchError
+from bench.plan import make_plan
+from bench.suite import load_suite
+
+QUERY_L0 = "/bert/encoder/layer.0/attention/self/query/MatMul"
+RECIPES = f"""quantize:
+  calibration_samples: 40
+  recipes:
+    keep-query0: {{nodes_to_exclude: ["{QUERY_L0}"]}}
+    same-as-default: {{per_channel: false}}
+    ghost: {{nodes_to_exclude: [no/such/node]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from conftest import FIXTURE_DATA, TINY_SUITE
+
+    tmp = tmp_path_factory.mktemp("recipes")
+    path = tmp / "suite.yaml"
+    path.write_text(TINY_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=160, n_eval=64) + RECIPES)
+    suite = load_suite(path)
+    data = load_task_data(suite.data, suite.task, suite.seed)
+    store = ArtifactStore(tmp / "artifacts")
+    teacher = build_teacher(suite, data, store, suite.seed)
+    return suite, Compressor(suite, data, store), teacher
+
+
+def _nodes(artifact) -> dict[str, str]:
+    return {n.name: n.op_type for n in onnx.load(str(artifact.path / "model.onnx")).graph.node}
+
+
+def test_recipes_expand_into_variants_on_onnx_int8_only(setup):
+    suite, *_ = setup
+    lines = [{"model": "teacher", "format": ["onnx", "pytorch"], "precision": ["fp32", "int8-dynamic"],
+              "quant": ["default", "per-channel", "keep-query0"]}]
+    plan = make_plan(suite.model_copy(update={"variants": [type(suite.variants[0])(**lines[0])]}))
+    ids = sorted(v.id for v in plan.variants)
+    assert ids == ["teacher-onnx-fp32-cpu-t1", "teacher-onnx-int8-dynamic+keep-query0-cpu-t1",
+                   "teacher-onnx-int8-dynamic+per-channel-cpu-t1", "teacher-onnx-int8-dynamic-cpu-t1",
+                   "teacher-pytorch-fp32-cpu-t1", "teacher-pytorch-int8-dynamic-cpu-t1"]
+
+
+def test_unknown_recipe_is_a_suite_error_naming_the_field(write_suite):
+    from conftest import FIXTURE_DATA, TINY_SUITE
+
+    text = TINY_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=16, n_eval=8).replace(
+        "precision: fp32, device: cpu}", "precision: int8-dynamic, quant: [nope]}")
+    with pytest.raises(BenchError, match=r"variants\[0\]\.quant: unknown recipe 'nope'"):
+        load_suite(write_suite(text))
+
+
+def test_excluded_node_stays_float_and_the_artifact_differs(setup):
+    _, comp, teacher = setup
+    default, kept = comp.onnx_int8_dynamic(teacher, "plain"), comp.onnx_int8_dynamic(teacher, "plain", "keep-query0")
+    assert default.key != kept.key
+    assert QUERY_L0 not in _nodes(default) and _nodes(kept)[QUERY_L0] == "MatMul"
+    assert kept.info["nodes_excluded"] == [QUERY_L0]
+    assert kept.info["int8_matmul_ops"] == default.info["int8_matmul_ops"] - 1
+
+
+def test_a_recipe_with_the_default_settings_is_the_same_artifact(setup):
+    _, comp, teacher = setup
+    assert comp.onnx_int8_dynamic(teacher, "plain", "same-as-default").key == comp.onnx_int8_dynamic(teacher, "plain").key
+
+
+def test_qoperator_static_writes_integer_operators(setup):
+    _, comp, teacher = setup
+    qdq, qop = comp.onnx_int8_static(teacher, "plain", "minmax"), comp.onnx_int8_static(teacher, "plain", "minmax",
+                                                                                        recipe="qoperator")
+    qdq_ops, qop_ops = set(_nodes(qdq).values()), list(_nodes(qop).values())
+    assert "QLinearMatMul" not in qdq_ops and "DequantizeLinear" in qdq_ops  # QDQ: ORT fuses at load
+    assert qop_ops.count("QLinearMatMul") == qop.info["int8_matmul_ops"] == 2 * 8
+    assert qop.info["quant_format"] == "qoperator" and qop.info["parity_label_agreement"] >= 0.85
+
+
+def test_a_node_the_graph_lacks_is_refused_by_name(setup):
+    _, comp, teacher = setup
+    with pytest.raises(BenchError, match=r"quantize.nodes_to_exclude: .*no node 'no/such/node'"):
+        comp.onnx_int8_dynamic(teacher, "plain", "ghost")
