@@ -25,13 +25,6 @@ from bench.suite_data import (  # noqa: F401  (re-exported: the schema is one na
     _as_list,
     resolve_data,
 )
-from bench.suite_quantize import (  # noqa: F401  (re-exported: the schema is one namespace)
-    BUILTIN_RECIPES,
-    Calibrator,
-    QuantizeConfig,
-    QuantRecipe,
-    RecipeName,
-)
 from bench.suite_measure import (  # noqa: F401  (re-exported: the schema is one namespace)
     BatchingConfig,
     GridConfig,
@@ -40,6 +33,13 @@ from bench.suite_measure import (  # noqa: F401  (re-exported: the schema is one
     OfflineConfig,
     OpProfileConfig,
     ServerConfig,
+)
+from bench.suite_quantize import (  # noqa: F401  (re-exported: the schema is one namespace)
+    BUILTIN_RECIPES,
+    Calibrator,
+    QuantizeConfig,
+    QuantRecipe,
+    RecipeName,
 )
 from bench.suite_training import (  # noqa: F401  (re-exported: the schema is one namespace)
     DistillConfig,
