@@ -16,6 +16,7 @@ build time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import formats
@@ -106,7 +107,9 @@ class Compressor:
     def base_graph(self, model: Artifact, graph: str) -> Artifact:
         return self.onnx_optimized(model) if graph == "optimized" else self.onnx_export(model)
 
-    def onnx_int8_dynamic(self, model: Artifact, graph: str, recipe: str = "") -> Artifact:
+    def int8_dynamic_recipe(self, recipe: str = "") -> tuple[dict, Callable]:
+        """(cache-key spec, convert(src, out, nodes_to_quantize=None) -> info) for dynamic INT8 with `recipe`;
+        the sensitivity pass (bench/sensitivity.py) converts with the same settings, one node at a time."""
         from bench.export.quantize import quantize_int8_dynamic, resolve_dynamic_scheme
 
         q = self.suite.quantize.resolved(recipe)
@@ -115,11 +118,15 @@ class Compressor:
         if weight_type != "s8":
             spec["weight_type"] = weight_type  # only when not the old default: S8 graphs keep their cache keys
 
-        def convert(src, out):
+        def convert(src, out, nodes_to_quantize=None):
             return {**quantize_int8_dynamic(src, out, q.per_channel, reduce_range, weight_type, q.op_types,
-                                            q.nodes_to_exclude),
+                                            q.nodes_to_exclude, nodes_to_quantize),
                     "reduce_range_reason": why}
 
+        return spec, convert
+
+    def onnx_int8_dynamic(self, model: Artifact, graph: str, recipe: str = "") -> Artifact:
+        spec, convert = self.int8_dynamic_recipe(recipe)
         return self._derived_onnx("onnx-int8-dynamic", spec, self.base_graph(model, graph), model, convert)
 
     def calibration_texts(self) -> Texts:
@@ -151,10 +158,8 @@ class Compressor:
         """The calibration examples as one string each (Texts.joined)."""
         return self.calibration_texts().joined()
 
-    def onnx_int8_static(self, model: Artifact, graph: str, calibrator: str, symmetric: bool = False,
-                         recipe: str = "") -> Artifact:
-        """Calibrated QDQ INT8; symmetric (zero-point 0 everywhere, no reduce_range) is the graph TensorRT
-        builds its INT8 engine from."""
+    def int8_static_recipe(self, calibrator: str, symmetric: bool = False, recipe: str = "") -> tuple[dict, Callable]:
+        """(cache-key spec, convert(src, out, nodes_to_quantize=None) -> info) for calibrated static INT8."""
         from transformers import AutoTokenizer
 
         from bench.export.quantize import STATIC_OP_TYPES, calibration_hash, quantize_int8_static, resolve_reduce_range
@@ -170,14 +175,21 @@ class Compressor:
         elif q.activation_type != "s8":
             spec["activation_type"] = q.activation_type  # S8-activation graphs keep their cache keys
 
-        def convert(src, out):
+        def convert(src, out, nodes_to_quantize=None):
             tokenizer = AutoTokenizer.from_pretrained(src.parent)
             info = quantize_int8_static(src, out, tokenizer, texts, self.max_length, calibrator, q.per_channel,
                                         reduce_range, q.percentile, symmetric, q.activation_type,
                                         "qdq" if symmetric else q.quant_format, q.op_types or STATIC_OP_TYPES,
-                                        q.nodes_to_exclude)
+                                        q.nodes_to_exclude, nodes_to_quantize)
             return {**info, "reduce_range_reason": why}
 
+        return spec, convert
+
+    def onnx_int8_static(self, model: Artifact, graph: str, calibrator: str, symmetric: bool = False,
+                         recipe: str = "") -> Artifact:
+        """Calibrated QDQ INT8; symmetric (zero-point 0 everywhere, no reduce_range) is the graph TensorRT
+        builds its INT8 engine from."""
+        spec, convert = self.int8_static_recipe(calibrator, symmetric, recipe)
         kind = f"onnx-int8-static-{calibrator}" + ("-symmetric" if symmetric else "")
         return self._derived_onnx(kind, spec, self.base_graph(model, graph), model, convert)
 

@@ -85,11 +85,21 @@ class VariantSpec(_Strict):
     )
 
 
+class SensitivityConfig(_Strict):
+    """`bench tune`'s sensitivity pass (bench/sensitivity.py) over INT8 candidates that fail only the accuracy bar."""
+
+    # Keep the k costliest nodes in float, for each k in turn, until a candidate passes; [] turns the pass off.
+    steps: list[PositiveInt] = [1, 2, 4]
+    samples: PositiveInt = 256  # held-out train examples (never calibration, never eval) the nodes are ranked on
+    max_bases: PositiveInt = 2  # INT8 candidates given a pass, the best on the objective first
+
+
 class TuneConfig(_Strict):
     """`bench tune` (bench/tune.py): the search space and the accuracy bar; the CLI's flags override."""
 
-    # Candidate variants, as `variants:` lines; default: every student in ONNX FP32, dynamic INT8 (plain and
-    # fused graphs) and static INT8, and in PyTorch FP32 and dynamic INT8, at measure.threads.
+    # Candidate variants, as `variants:` lines; default: every student in PyTorch FP32 and dynamic INT8, and
+    # in ONNX FP32 and dynamic INT8 (plain and fused graphs; plain per-channel too) and static INT8 (QDQ
+    # and QOperator), at measure.threads.
     space: Annotated[list[VariantSpec], Field(min_length=1)] | None = None
     objective: Literal["latency_p50", "latency_p95", "size", "samples_per_s"] = "latency_p50"
     # Drop of the task's metric vs the teacher in PyTorch FP32, in points x100, judged on the upper end of
@@ -98,6 +108,7 @@ class TuneConfig(_Strict):
     confidence: Annotated[float, Field(ge=0.5, le=0.999)] = 0.95
     bootstrap_samples: Annotated[int, Field(ge=100, le=100_000)] = 2000
     budget_s: PositiveFloat | None = None  # wall seconds for the search; default: no limit
+    sensitivity: SensitivityConfig = SensitivityConfig()
 
 
 class Suite(_Strict):

@@ -59,6 +59,8 @@ class Candidate:
     drop_high: float | None = None
     failures: list[str] = field(default_factory=list)  # each budget it failed, with the values
     speedup: tuple[float, float, float] | None = None  # interleaved speedup over the teacher and its interval
+    accuracy_failed: bool = False  # one of the failures is the accuracy bar
+    origin: str = ""  # how the tune made it, when not from the space (the sensitivity pass)
 
     @property
     def passes(self) -> bool:
@@ -69,7 +71,7 @@ class Candidate:
                 "objective": self.objective, "score": self.score, "drop_pts": self.drop_pts,
                 "drop_interval": [self.drop_low, self.drop_high] if self.drop_low is not None else None,
                 "passes": self.passes, "failures": self.failures,
-                "speedup_vs_reference": list(self.speedup) if self.speedup else None}
+                "speedup_vs_reference": list(self.speedup) if self.speedup else None, "origin": self.origin}
 
 
 @dataclass
@@ -98,7 +100,8 @@ def default_space(suite: Suite) -> list[VariantSpec]:
     return [VariantSpec(model=students, format=["pytorch"], precision=["fp32", "int8-dynamic"]),
             VariantSpec(model=students, format=["onnx"], precision=["fp32", "int8-dynamic"],
                         graph=["plain", "optimized"]),
-            VariantSpec(model=students, format=["onnx"], precision=["int8-static"])]
+            VariantSpec(model=students, format=["onnx"], precision=["int8-dynamic"], quant=["per-channel"]),
+            VariantSpec(model=students, format=["onnx"], precision=["int8-static"], quant=["default", "qoperator"])]
 
 
 def _scoped(spec: VariantSpec, profile: Profile) -> VariantSpec:
@@ -128,7 +131,7 @@ def _is_reference(v: Variant) -> bool:
 def cheap_first(variants: list[Variant], models: list[str]) -> list[Variant]:
     return sorted(variants, key=lambda v: (models.index(v.model) if v.model in models else len(models),
                                            _COST.get((v.format, v.precision), 9), v.graph != "plain",
-                                           v.calibration, v.threads))
+                                           v.quant != "", v.calibration, v.quant, v.threads))
 
 
 def settings_for(config: TuneConfig, profile: Profile, objective: str | None, budget_s: float | None,
@@ -141,11 +144,6 @@ def settings_for(config: TuneConfig, profile: Profile, objective: str | None, bu
 def tune(suite_path: Path, profile_name: str, objective: str | None = None, budget_s: float | None = None,
          max_drop_pts: float | None = None, results_root: Path = Path("results"), run_id: str | None = None,
          cache_dir: Path | None = None) -> TuneResult:
-    from bench.artifacts import ArtifactStore, cache_root
-    from bench.build import build_all
-    from bench.data import load_task_data
-    from bench.run import run_suite
-
     suite = load_suite(suite_path)
     profile = load_profile(profile_name)
     settings = settings_for(suite.tune or TuneConfig(), profile, objective, budget_s, max_drop_pts)
@@ -160,41 +158,133 @@ def tune(suite_path: Path, profile_name: str, objective: str | None = None, budg
         raise BenchError(f"{suite_path}: the tune space has no variant this machine can run "
                          f"({len(plan.skipped)} skipped: {plan.skipped[0].reason if plan.skipped else 'empty'})")
     run_id = run_id or time.strftime("tune-%Y%m%d-%H%M%S")
-    started = time.perf_counter()
-    common = {"results_root": results_root, "run_id": run_id, "cache_dir": cache_dir, "suite": searched}
     log.info("tune %s: %d candidates (%d skipped), objective %s, max drop %.2f pts at %g%% confidence%s",
              suite.name, len(order), len(plan.skipped), settings.objective, settings.max_drop_pts,
              100 * settings.confidence, f", budget {settings.budget_s:g} s" if settings.budget_s else "")
-    run_dir = run_suite(suite_path, variant_ids=[v.id for v in references], **common)
-    data = load_task_data(searched.data, searched.task_def, searched.seed)
-    store = ArtifactStore(cache_root(results_root, cache_dir))
-    candidates = {v.id: Candidate(v) for v in order}
+    search = _Search(suite_path, searched, settings, references, results_root, run_id, cache_dir)
     for v in order:
-        c = candidates[v.id]
-        spent = time.perf_counter() - started
-        if settings.budget_s is not None and spent >= settings.budget_s:
-            c.reason = f"the budget of {settings.budget_s:g} s was spent ({spent:.0f} s)"
-            continue
-        reject = _reject_before_measuring(v, searched, data, store, settings, candidates, build_all)
-        if reject:
-            c.status, c.reason = "rejected before measuring", reject
-            log.info("tune: %s rejected before measuring: %s", v.id, reject)
-            continue
-        run_suite(suite_path, variant_ids=[v.id], **common)
-        c.status = "measured"
-        if settings.objective == "size":  # the size pruning needs the verdicts so far
-            judge(run_dir, list(candidates.values()), references, settings)
-    judge(run_dir, list(candidates.values()), references, settings)
-    result = TuneResult(suite.name, run_dir, settings, list(candidates.values()), plan.skipped,
-                        round(time.perf_counter() - started, 1))
+        search.try_candidate(v)
+    search.judge()
+    sensitivity = _sensitivity_pass(search, (suite.tune or TuneConfig()).sensitivity)
+    result = TuneResult(suite.name, search.run_dir, settings, list(search.candidates.values()), plan.skipped,
+                        round(search.spent(), 1), dict(search.suite.quantize.all_recipes), sensitivity)
     from bench.tune_report import write_outputs
 
     write_outputs(result, suite_path)
     return result
 
 
-def _reject_before_measuring(v: Variant, searched: Suite, data, store, settings: Settings,
-                             candidates: dict[str, Candidate], build_all) -> str | None:
+class _Search:
+    """One tune's state: the suite searched (it grows when the sensitivity pass adds candidates), the run
+    directory every candidate is measured into, the candidates so far, the clock."""
+
+    def __init__(self, suite_path: Path, suite: Suite, settings: Settings, references: list[Variant],
+                 results_root: Path, run_id: str, cache_dir: Path | None):
+        from bench.artifacts import ArtifactStore, cache_root
+        from bench.data import load_task_data
+        from bench.run import run_suite
+
+        self.suite_path, self.suite, self.settings, self.references = suite_path, suite, settings, references
+        self.started = time.perf_counter()
+        self.common = {"results_root": results_root, "run_id": run_id, "cache_dir": cache_dir}
+        self.run_dir = run_suite(suite_path, variant_ids=[v.id for v in references], suite=suite, **self.common)
+        self.data = load_task_data(suite.data, suite.task_def, suite.seed)
+        self.store = ArtifactStore(cache_root(results_root, cache_dir))
+        self.candidates: dict[str, Candidate] = {}
+
+    def spent(self) -> float:
+        return time.perf_counter() - self.started
+
+    def over_budget(self, c: Candidate) -> bool:
+        spent = self.spent()
+        if self.settings.budget_s is not None and spent >= self.settings.budget_s:
+            c.reason = f"the budget of {self.settings.budget_s:g} s was spent ({spent:.0f} s)"
+            return True
+        return False
+
+    def built(self, v: Variant):
+        from bench.build import build_all
+
+        return build_all(self.suite, Plan(variants=[v], skipped=[]), self.data, self.store,
+                         self.suite.training_seeds[0])
+
+    def try_candidate(self, v: Variant, origin: str = "") -> Candidate:
+        from bench.run import run_suite
+
+        c = self.candidates.setdefault(v.id, Candidate(v, origin=origin))
+        if self.over_budget(c):
+            return c
+        reject = _reject_before_measuring(v, self, self.settings, self.candidates)
+        if reject:
+            c.status, c.reason = "rejected before measuring", reject
+            log.info("tune: %s rejected before measuring: %s", v.id, reject)
+            return c
+        run_suite(self.suite_path, variant_ids=[v.id], suite=self.suite, **self.common)
+        c.status = "measured"
+        if self.settings.objective == "size" or origin:  # size pruning and the exclusion steps need verdicts
+            self.judge()
+        return c
+
+    def judge(self) -> None:
+        judge(self.run_dir, list(self.candidates.values()), self.references, self.settings)
+
+    def could_win(self, c: Candidate) -> bool:
+        """Better on the objective than every passing candidate so far (or none passes yet)."""
+        best = [p for p in self.candidates.values() if p.passes and p.objective is not None]
+        return c.objective is not None and all(self.settings.better(c.objective, p.objective) for p in best)
+
+
+def _sensitivity_pass(search: _Search, config) -> dict[str, list]:
+    """For the INT8 ONNX candidates that failed only the accuracy bar and could still win on the objective:
+    rank their nodes (bench/sensitivity.py), then keep the k costliest in float, k from `steps` in turn,
+    each a new candidate, until one passes, cannot win any more, or the budget is spent."""
+    from bench.compress import Compressor
+    from bench.sensitivity import rank_nodes
+
+    s, rankings = search.settings, {}
+    if not config.steps:
+        return rankings
+    bases = [c for c in search.candidates.values() if c.accuracy_failed and len(c.failures) == 1
+             and c.variant.format == "onnx" and c.variant.precision.startswith("int8") and search.could_win(c)]
+    bases.sort(key=lambda c: -c.objective if s.maximise else c.objective)
+    for base in bases[: config.max_bases]:
+        if search.over_budget(Candidate(base.variant)):
+            break
+        built = search.built(base.variant)
+        ranking = rank_nodes(Compressor(search.suite, search.data, search.store), built.models[base.variant.model],
+                             base.variant, built.artifacts[base.variant.artifact_key], config.samples)
+        rankings[base.variant.id] = ranking
+        for k in sorted(set(config.steps)):
+            if k > len(ranking):
+                break
+            v = _with_excluded(search, base.variant, [n.node for n in ranking[:k]])
+            c = search.try_candidate(v, origin=f"sensitivity: {base.variant.id} with its {k} costliest "
+                                               f"node(s) kept in float")
+            if c.passes or c.status != "measured" or not search.could_win(c):
+                break  # passes (more float only slows it), or it cannot win any more
+    return rankings
+
+
+def _with_excluded(search: _Search, v: Variant, nodes: list[str]) -> Variant:
+    """`v` with `nodes` kept in float: a new recipe (the base's own settings, plus the exclusions) named by
+    the count and a hash of the names, added to the searched suite with a variants line for it."""
+    import hashlib
+    from dataclasses import replace
+
+    q = search.suite.quantize
+    base = q.recipe(v.quant)
+    excluded = sorted({*(base.nodes_to_exclude or q.nodes_to_exclude), *nodes})
+    name = f"x{len(nodes)}-{hashlib.sha256(chr(10).join(excluded).encode()).hexdigest()[:6]}"
+    recipes = {**q.recipes, name: base.model_copy(update={"nodes_to_exclude": excluded})}
+    line = VariantSpec(model=[v.model], format=[v.format], precision=[v.precision], device=[v.device],
+                       graph=[v.graph], threads=[v.threads], quant=[name])
+    quantize = q.model_copy(update={"recipes": recipes})
+    search.suite = search.suite.model_copy(update={"quantize": quantize, "variants": [*search.suite.variants, line]})
+    return replace(v, quant=name)
+
+
+def _reject_before_measuring(v: Variant, search: _Search, settings: Settings,
+                             candidates: dict[str, Candidate]) -> str | None:
     """A reason not to measure `v` once it is built: over the size budget, or (size objective) no smaller
     than the best passing candidate so far."""
     from bench import formats
@@ -205,8 +295,7 @@ def _reject_before_measuring(v: Variant, searched: Suite, data, store, settings:
         return None  # the model's own FP32 reference for that budget: measured whatever its size
     if v.format == "pytorch" and v.precision != "fp32":
         return None  # converted at load: its size is known only once measured
-    built = build_all(searched, Plan(variants=[v], skipped=[]), data, store, searched.training_seeds[0])
-    artifact = built.artifacts[v.artifact_key]
+    artifact = search.built(v).artifacts[v.artifact_key]
     size_mb = formats.get(v.format).size_bytes(artifact.weights_dir) / 2**20
     limit = settings.profile.max_size_mb
     if limit is not None and size_mb > limit:
@@ -225,6 +314,8 @@ class TuneResult:
     candidates: list[Candidate]
     skipped: list
     wall_s: float
+    recipes: dict = field(default_factory=dict)  # every quantize recipe of the searched suite, by name
+    sensitivity: dict = field(default_factory=dict)  # base variant id -> its node ranking (NodeCost list)
 
     @property
     def measured(self) -> list[Candidate]:
@@ -272,7 +363,8 @@ def judge(run_dir: Path, candidates: list[Candidate], references: list[Variant],
         c.drop_pts, c.drop_low, c.drop_high = drop_interval(cand.task, cand.labels, ref.predictions,
                                                             cand.predictions, settings.bootstrap_samples,
                                                             settings.confidence)
-        if c.drop_high > settings.max_drop_pts + 1e-9:
+        c.accuracy_failed = c.drop_high > settings.max_drop_pts + 1e-9
+        if c.accuracy_failed:
             c.failures.append(f"{cand.task.primary_metric} drop vs teacher {c.drop_pts:.2f} pts, its "
                               f"{100 * settings.confidence:g}% interval [{c.drop_low:.2f}, {c.drop_high:.2f}] "
                               f"reaches above max {settings.max_drop_pts:g} pts")

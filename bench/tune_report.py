@@ -4,6 +4,7 @@ candidates when nothing passed) and chosen-suite.yaml (a suite that measures exa
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -73,6 +74,9 @@ def chosen_suite(result: TuneResult, suite_path: Path) -> dict:
                          "graph": v.graph, "threads": [v.threads]}]
     if v.calibration:
         data["quantize"]["calibrators"] = [v.calibration]
+    if v.quant:  # the recipe written out, whether the suite, a built-in or the sensitivity pass made it
+        data["variants"][0]["quant"] = [v.quant]
+        data["quantize"]["recipes"] = {v.quant: result.recipes[v.quant].model_dump(exclude_none=True)}
     if suite.seeds:
         data["seeds"] = [suite.training_seeds[0]]
     data.pop("tune", None)
@@ -105,10 +109,29 @@ def to_markdown(result: TuneResult) -> str:
               table.to_markdown(index=False, floatfmt=".4g", missingval="—"), "",
               "## Pareto front (objective vs metric)", ""]
     lines += [f"- `{c.variant.id}`: {_value(result, c)}, {100 * c.score:.2f}" for c in pareto_front(result)]
+    lines += sensitivity_lines(result)
     if result.skipped:
         lines += ["", "## Skipped (this machine cannot run them)", ""]
         lines += [f"- `{sk.variant.id}`: {sk.reason}" for sk in result.skipped]
     return "\n".join(lines) + "\n"
+
+
+def sensitivity_lines(result: TuneResult, top: int = 5) -> list[str]:
+    """Each ranked INT8 candidate: its costliest nodes, and the candidates that kept them in float."""
+    lines = []
+    for base, ranking in result.sensitivity.items():
+        lines += ["", f"## Sensitivity pass: `{base}`", "",
+                  f"{len(ranking)} quantized nodes, each quantized alone and compared with the FP32 graph on held-out "
+                  "train examples; the costliest:", "",
+                  "| node | op | logit MSE | label flips |", "|---|---|---|---|"]
+        lines += [f"| `{n.node}` | {n.op_type} | {n.logit_mse:.3g} | {n.flips if n.flips is not None else '—'} |"
+                  for n in ranking[:top]]
+        made = [c for c in result.candidates if c.origin.startswith(f"sensitivity: {base} ")]
+        lines += ["", *[f"- `{c.variant.id}`: {c.origin.split(' with ')[-1]}: "
+                        + (f"{_value(result, c)}, drop {c.drop_pts:.2f} [{c.drop_low:.2f}, {c.drop_high:.2f}], "
+                           + ("PASS" if c.passes else "; ".join(c.failures)) if c.status == "measured"
+                           else f"{c.status}: {c.reason}") for c in made]]
+    return lines
 
 
 def write_outputs(result: TuneResult, suite_path: Path) -> None:
@@ -121,7 +144,10 @@ def write_outputs(result: TuneResult, suite_path: Path) -> None:
         "pareto_front": [c.variant.id for c in pareto_front(result)],
         "closest": [c.variant.id for c in closest(result)] if not chosen else [],
         "candidates": [c.as_dict() for c in result.candidates],
-        "skipped": [{"variant": sk.variant.id, "reason": sk.reason} for sk in result.skipped]})
+        "skipped": [{"variant": sk.variant.id, "reason": sk.reason} for sk in result.skipped],
+        "sensitivity": {base: [asdict(n) for n in ranking] for base, ranking in result.sensitivity.items()},
+        "recipes": {c.variant.quant: result.recipes[c.variant.quant].model_dump(exclude_none=True)
+                    for c in result.candidates if c.variant.quant}})
     (result.run_dir / "tune.md").write_text(to_markdown(result), encoding="utf-8")
     suite_file = result.run_dir / "chosen-suite.yaml"
     if chosen:

@@ -105,3 +105,40 @@ def test_a_tune_chooses_reproduces_fails_with_the_closest_and_reruns_with_zero_r
     # ... and that rerun built nothing and measured nothing again.
     assert not [r for r in caplog.records if r.getMessage().startswith("build ")]
     assert len((run_dir / "results.jsonl").read_text().splitlines()) == len(rows)
+
+
+# A teacher trained to a real decision boundary (the 1-epoch tiny one answers one class), so the 1-layer
+# student's INT8 graphs fail a zero-point bar on accuracy alone: the sensitivity pass's bases.
+SENSITIVE = TINY_SUITE.replace("finetune: {{epochs: 1, lr: 1.0e-3", "finetune: {{epochs: 12, lr: 3.0e-3") + """tune:
+  space:
+    - {{model: student, format: onnx, precision: [int8-dynamic, int8-static]}}
+  max_drop_pts: 0
+  sensitivity: {{steps: [1, 2], samples: 48, max_bases: 1}}
+quantize: {{calibration_samples: 40}}
+"""
+
+
+@pytest.mark.slow  # a tiny-suite tune with a sensitivity pass: ~40 s
+def test_the_sensitivity_pass_adds_candidates_that_keep_the_costliest_nodes_in_float(tmp_path, caplog):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SENSITIVE.format(data=FIXTURE_DATA / "sst2", n_train=160, n_eval=48))
+    profile = tmp_path / "p.yaml"
+    profile.write_text("threads: 1\n")
+    argv = ["tune", str(suite), "--profile", str(profile), "--results-dir", str(tmp_path / "results"), "--run-id", "s"]
+    main(argv)
+    run_dir = tmp_path / "results" / "tiny" / "s"
+    tune = json.loads((run_dir / "tune.json").read_text())
+    (base, ranking), = tune["sensitivity"].items()
+    made = [c for c in tune["candidates"] if c["origin"]]
+    assert made and all(c["origin"].startswith(f"sensitivity: {base} ") for c in made)
+    rows = {json.loads(line)["variant_id"]: json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()}
+    first = rows[made[0]["variant"]]
+    assert first["quant_nodes_excluded"] == [ranking[0]["node"]] and first["quant"].startswith("x1-")
+    assert [c["variant"].split("+")[1][:3] for c in made] == ["x1-", "x2-"]  # no step passed: both were tried
+    assert "Sensitivity pass" in (run_dir / "tune.md").read_text()
+    # A rerun ranks, builds and measures nothing again.
+    caplog.clear()
+    caplog.set_level("INFO", logger="bench")
+    main(argv)
+    assert not [r for r in caplog.records if r.getMessage().startswith(("build ", "sensitivity "))]
+    assert len((run_dir / "results.jsonl").read_text().splitlines()) == len(rows)

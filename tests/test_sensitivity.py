@@ -1,0 +1,87 @@
+"""The sensitivity pass (bench/sensitivity.py) on a tiny trained model: every node the INT8 graph quantizes is
+ranked, costliest first, on held-out train examples; keeping the costliest in float changes exactly which
+nodes are quantized; the ranking is cached."""
+
+import onnx
+import pytest
+
+from bench.artifacts import ArtifactStore
+from bench.build import build_teacher
+from bench.compress import Compressor
+from bench.data import load_task_data
+from bench.plan import Variant
+from bench.sensitivity import quantized_nodes, rank_nodes
+from bench.suite import QuantRecipe, load_suite
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from conftest import FIXTURE_DATA, TINY_SUITE
+
+    tmp = tmp_path_factory.mktemp("sensitivity")
+    path = tmp / "suite.yaml"
+    path.write_text(TINY_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=160, n_eval=64)
+                    + "quantize: {calibration_samples: 40}\n")
+    suite = load_suite(path)
+    data = load_task_data(suite.data, suite.task, suite.seed)
+    store = ArtifactStore(tmp / "artifacts")
+    return suite, data, store, build_teacher(suite, data, store, suite.seed)
+
+
+VARIANTS = [Variant("teacher", "onnx", "int8-dynamic", "cpu", 1, "plain"),
+            Variant("teacher", "onnx", "int8-dynamic", "cpu", 1, "optimized"),
+            Variant("teacher", "onnx", "int8-static", "cpu", 1, "plain", "minmax")]
+
+
+def _int8(comp, teacher, v):
+    if v.precision == "int8-dynamic":
+        return comp.onnx_int8_dynamic(teacher, v.graph, v.quant)
+    return comp.onnx_int8_static(teacher, v.graph, v.calibration, recipe=v.quant)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.id)
+def test_every_quantized_node_is_ranked_costliest_first_and_the_ranking_is_cached(setup, variant, monkeypatch):
+    suite, data, store, teacher = setup
+    comp = Compressor(suite, data, store)
+    int8 = _int8(comp, teacher, variant)
+    base = comp.base_graph(teacher, variant.graph)
+    ranking = rank_nodes(comp, teacher, variant, int8, samples=48)
+    quantized = quantized_nodes(base.path / "model.onnx", int8.path / "model.onnx", {n.op_type for n in ranking})
+    assert {n.node for n in ranking} == {name for name, _ in quantized} and len(ranking) >= 9
+    assert [n.logit_mse for n in ranking] == sorted((n.logit_mse for n in ranking), reverse=True)
+    assert ranking[0].logit_mse > 0 and all(n.flips is not None for n in ranking)
+    # Cached: a second ranking quantizes nothing.
+    monkeypatch.setattr("bench.sensitivity.convert_for", lambda *a: pytest.fail("ranked again"))
+    assert rank_nodes(comp, teacher, variant, int8, samples=48) == ranking
+
+
+@pytest.mark.parametrize("variant", [VARIANTS[0], VARIANTS[2]], ids=lambda v: v.id)
+def test_keeping_the_costliest_nodes_in_float_changes_exactly_which_nodes_are_quantized(setup, variant):
+    suite, data, store, teacher = setup
+    comp = Compressor(suite, data, store)
+    int8 = _int8(comp, teacher, variant)
+    top = [n.node for n in rank_nodes(comp, teacher, variant, int8, samples=48)[:2]]
+    recipes = {"keep-top2": QuantRecipe(nodes_to_exclude=top)}
+    kept_suite = suite.model_copy(update={"quantize": suite.quantize.model_copy(update={"recipes": recipes})})
+    kept_comp = Compressor(kept_suite, data, store)
+    kept = _int8(kept_comp, teacher, Variant(**{**variant.as_dict(), "quant": "keep-top2"}))
+    base = comp.base_graph(teacher, variant.graph)
+    op_types = {"MatMul", "Attention", "Gather", "EmbedLayerNormalization"}
+    before = {name for name, _ in quantized_nodes(base.path / "model.onnx", int8.path / "model.onnx", op_types)}
+    after = {name for name, _ in quantized_nodes(base.path / "model.onnx", kept.path / "model.onnx", op_types)}
+    assert after == before - set(top) and set(top) <= before
+    float_ops = {n.name: n.op_type for n in onnx.load(str(kept.path / "model.onnx")).graph.node}
+    assert all(float_ops[name] in op_types for name in top)  # still the float op, under its own name
+    assert kept.info["nodes_excluded"] == sorted(top)
+
+
+def test_the_held_out_examples_are_neither_calibration_nor_eval_examples(setup):
+    from bench.measure.accuracy import eval_splits
+
+    suite, data, store, _ = setup
+    comp = Compressor(suite, data, store)
+    held, calib = comp.held_out_texts(48), comp.calibration_texts()
+    held_set = {held.example(i) for i in range(len(held))}
+    assert len(held_set) == 48
+    assert not held_set & {calib.example(i) for i in range(len(calib))}
+    assert not held_set & {s.texts.example(i) for s in eval_splits(data) for i in range(len(s.texts))}
