@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 OBJECTIVES = {"latency_p50": ("latency_p50_ms", "min", " ms"), "latency_p95": ("latency_p95_ms", "min", " ms"),
               "size": ("size_mb", "min", " MB"), "samples_per_s": ("offline_samples_per_s", "max", " samples/s")}
 DROP_KEY = "max_accuracy_drop_vs_teacher_pts"  # judged by the interval here, not by `bench check`'s point
+OWN_DROP_KEY = "max_accuracy_drop_vs_fp32_pts"  # an accuracy failure too: the sensitivity pass may mend it
 _COST = {("pytorch", "fp32"): 0, ("onnx", "fp32"): 1, ("pytorch", "int8-dynamic"): 2, ("onnx", "int8-dynamic"): 3,
          ("onnx", "fp16"): 4, ("onnx", "int8-static"): 5}
 
@@ -59,7 +60,8 @@ class Candidate:
     drop_high: float | None = None
     failures: list[str] = field(default_factory=list)  # each budget it failed, with the values
     speedup: tuple[float, float, float] | None = None  # interleaved speedup over the teacher and its interval
-    accuracy_failed: bool = False  # one of the failures is the accuracy bar
+    accuracy_failed: bool = False  # it fails the accuracy bar, or the profile's drop vs its own FP32
+    accuracy_only: bool = False  # ... and nothing else (the sensitivity pass's bases)
     origin: str = ""  # how the tune made it, when not from the space (the sensitivity pass)
 
     @property
@@ -244,12 +246,17 @@ def _sensitivity_pass(search: _Search, config) -> dict[str, list]:
     s, rankings = search.settings, {}
     if not config.steps:
         return rankings
-    bases = [c for c in search.candidates.values() if c.accuracy_failed and len(c.failures) == 1
+    bases = [c for c in search.candidates.values() if c.accuracy_failed and c.accuracy_only
              and c.variant.format == "onnx" and c.variant.precision.startswith("int8") and search.could_win(c)]
     bases.sort(key=lambda c: -c.objective if s.maximise else c.objective)
     for base in bases[: config.max_bases]:
         if search.over_budget(Candidate(base.variant)):
             break
+        ceiling = _own_fp32_failing(search, base.variant.model)
+        if ceiling is not None:  # INT8 with nodes in float tends to its FP32 graph: that fails the bar too
+            rankings[base.variant.id] = f"not run: {ceiling.variant.id} (no quantization at all) fails the bar too, " \
+                                        f"drop {ceiling.drop_pts:.2f} [{ceiling.drop_low:.2f}, {ceiling.drop_high:.2f}]"
+            continue
         built = search.built(base.variant)
         ranking = rank_nodes(Compressor(search.suite, search.data, search.store), built.models[base.variant.model],
                              base.variant, built.artifacts[base.variant.artifact_key], config.samples)
@@ -265,17 +272,27 @@ def _sensitivity_pass(search: _Search, config) -> dict[str, list]:
     return rankings
 
 
+def _own_fp32_failing(search: _Search, model: str) -> Candidate | None:
+    """The model's measured FP32 candidate (any format), when it fails the accuracy bar."""
+    return next((c for c in search.candidates.values() if c.variant.model == model and c.variant.precision == "fp32"
+                 and c.status == "measured" and c.accuracy_failed), None)
+
+
 def _with_excluded(search: _Search, v: Variant, nodes: list[str]) -> Variant:
     """`v` with `nodes` kept in float: a new recipe (the base's own settings, plus the exclusions) named by
-    the count and a hash of the names, added to the searched suite with a variants line for it."""
+    the count and a hash of its settings, added to the searched suite with a variants line for it."""
     import hashlib
+    import json
     from dataclasses import replace
 
     q = search.suite.quantize
     base = q.recipe(v.quant)
     excluded = sorted({*(base.nodes_to_exclude or q.nodes_to_exclude), *nodes})
-    name = f"x{len(nodes)}-{hashlib.sha256(chr(10).join(excluded).encode()).hexdigest()[:6]}"
-    recipes = {**q.recipes, name: base.model_copy(update={"nodes_to_exclude": excluded})}
+    recipe = base.model_copy(update={"nodes_to_exclude": excluded})
+    # The hash covers every setting, not only the nodes: two bases may keep the same node in float.
+    digest = hashlib.sha256(json.dumps(recipe.model_dump(exclude_none=True), sort_keys=True).encode()).hexdigest()
+    name = f"x{len(nodes)}-{digest[:6]}"
+    recipes = {**q.recipes, name: recipe}
     line = VariantSpec(model=[v.model], format=[v.format], precision=[v.precision], device=[v.device],
                        graph=[v.graph], threads=[v.threads], quant=[name])
     quantize = q.model_copy(update={"recipes": recipes})
@@ -315,7 +332,8 @@ class TuneResult:
     skipped: list
     wall_s: float
     recipes: dict = field(default_factory=dict)  # every quantize recipe of the searched suite, by name
-    sensitivity: dict = field(default_factory=dict)  # base variant id -> its node ranking (NodeCost list)
+    # base variant id -> its node ranking (NodeCost list), or why the pass did not rank it (a string)
+    sensitivity: dict = field(default_factory=dict)
 
     @property
     def measured(self) -> list[Candidate]:
@@ -343,7 +361,11 @@ def judge(run_dir: Path, candidates: list[Candidate], references: list[Variant],
     rows = {r["variant_id"]: r for r in frame.to_dict("records")}
     ref_row = next((rows[v.id] for v in references if v.id in rows and rows[v.id].get("status") == "ok"), None)
     budgets = settings.profile.model_copy(update={DROP_KEY: None, "threads": None, "device": None})
-    checked = _budget_failures(run_dir, budgets) if budgets.budgets() else {}
+    own = {k: None for k in budgets.budgets() if k != OWN_DROP_KEY}  # the accuracy budget only
+    others = budgets.model_copy(update={OWN_DROP_KEY: None})
+    checked = _budget_failures(run_dir, others) if others.budgets() else {}
+    own_fp32 = (_budget_failures(run_dir, budgets.model_copy(update=own))
+                if getattr(budgets, OWN_DROP_KEY) is not None else {})
     for c in candidates:
         row = rows.get(c.variant.id)
         if c.status not in ("measured", "failed") or row is None:
@@ -356,6 +378,9 @@ def judge(run_dir: Path, candidates: list[Candidate], references: list[Variant],
         if _objective(row, "speedup_vs_reference") is not None:  # measure.interleave
             c.speedup = (row["speedup_vs_reference"], row["speedup_ci_low"], row["speedup_ci_high"])
         c.failures = list(checked.get(c.variant.id, []))
+        c.accuracy_only = not c.failures
+        c.failures += own_fp32.get(c.variant.id, [])
+        c.accuracy_failed = bool(own_fp32.get(c.variant.id))
         if ref_row is None:
             c.failures.append("no reference row (teacher pytorch fp32) to judge the drop against")
             continue
@@ -363,8 +388,8 @@ def judge(run_dir: Path, candidates: list[Candidate], references: list[Variant],
         c.drop_pts, c.drop_low, c.drop_high = drop_interval(cand.task, cand.labels, ref.predictions,
                                                             cand.predictions, settings.bootstrap_samples,
                                                             settings.confidence)
-        c.accuracy_failed = c.drop_high > settings.max_drop_pts + 1e-9
-        if c.accuracy_failed:
+        if c.drop_high > settings.max_drop_pts + 1e-9:
+            c.accuracy_failed = True
             c.failures.append(f"{cand.task.primary_metric} drop vs teacher {c.drop_pts:.2f} pts, its "
                               f"{100 * settings.confidence:g}% interval [{c.drop_low:.2f}, {c.drop_high:.2f}] "
                               f"reaches above max {settings.max_drop_pts:g} pts")

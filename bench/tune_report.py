@@ -120,6 +120,9 @@ def sensitivity_lines(result: TuneResult, top: int = 5) -> list[str]:
     """Each ranked INT8 candidate: its costliest nodes, and the candidates that kept them in float."""
     lines = []
     for base, ranking in result.sensitivity.items():
+        if isinstance(ranking, str):
+            lines += ["", f"## Sensitivity pass: `{base}`", "", ranking[0].upper() + ranking[1:] + "."]
+            continue
         lines += ["", f"## Sensitivity pass: `{base}`", "",
                   f"{len(ranking)} quantized nodes, each quantized alone and compared with the FP32 graph on held-out "
                   "train examples; the costliest:", "",
@@ -145,7 +148,8 @@ def write_outputs(result: TuneResult, suite_path: Path) -> None:
         "closest": [c.variant.id for c in closest(result)] if not chosen else [],
         "candidates": [c.as_dict() for c in result.candidates],
         "skipped": [{"variant": sk.variant.id, "reason": sk.reason} for sk in result.skipped],
-        "sensitivity": {base: [asdict(n) for n in ranking] for base, ranking in result.sensitivity.items()},
+        "sensitivity": {base: ranking if isinstance(ranking, str) else [asdict(n) for n in ranking]
+                        for base, ranking in result.sensitivity.items()},
         "recipes": {c.variant.quant: result.recipes[c.variant.quant].model_dump(exclude_none=True)
                     for c in result.candidates if c.variant.quant}})
     (result.run_dir / "tune.md").write_text(to_markdown(result), encoding="utf-8")

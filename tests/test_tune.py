@@ -60,6 +60,24 @@ def test_budget_durations_parse_and_bad_ones_are_one_line_errors():
             parse_duration(bad)
 
 
+def test_exclusion_recipes_of_different_bases_never_share_a_name(write_suite):
+    from types import SimpleNamespace
+
+    from bench.plan import Variant
+    from bench.tune import _with_excluded
+
+    search = SimpleNamespace(suite=load_suite(write_suite(TINY_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=16,
+                                                                            n_eval=8))))
+    plain = Variant("student", "onnx", "int8-dynamic", "cpu", 1)
+    per_channel = Variant("student", "onnx", "int8-dynamic", "cpu", 1, quant="per-channel")
+    a, b = _with_excluded(search, plain, ["n1"]), _with_excluded(search, per_channel, ["n1"])
+    assert a.quant != b.quant and a.quant.startswith("x1-") and b.quant.startswith("x1-")
+    q = search.suite.quantize
+    assert q.resolved(a.quant).per_channel is False and q.resolved(b.quant).per_channel is True
+    assert q.resolved(a.quant).nodes_to_exclude == q.resolved(b.quant).nodes_to_exclude == ["n1"]
+    assert {a.id, b.id} <= {v.id for v in make_plan(search.suite).variants}  # each planned under its name
+
+
 TUNED = TINY_SUITE + """tune:
   space:
     - {{model: student, format: [pytorch, onnx], precision: [fp32, int8-dynamic]}}
@@ -142,3 +160,11 @@ def test_the_sensitivity_pass_adds_candidates_that_keep_the_costliest_nodes_in_f
     main(argv)
     assert not [r for r in caplog.records if r.getMessage().startswith(("build ", "sensitivity "))]
     assert len((run_dir / "results.jsonl").read_text().splitlines()) == len(rows)
+    # With the student's own FP32 in the space, failing the bar as well, the pass is not run: nodes in float
+    # bring an INT8 graph towards its FP32 one, which fails too.
+    suite.write_text(suite.read_text().replace("precision: [int8-dynamic, int8-static]}",
+                                               "precision: [int8-dynamic, int8-static]}\n    - {model: student, "
+                                               "format: pytorch, precision: fp32}"))
+    main(argv)
+    skipped = json.loads((run_dir / "tune.json").read_text())["sensitivity"][base]
+    assert skipped.startswith("not run: student-pytorch-fp32-cpu-t1 (no quantization at all) fails the bar too")
