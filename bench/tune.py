@@ -252,6 +252,8 @@ def _sensitivity_pass(search: _Search, config) -> dict[str, list]:
     for base in bases[: config.max_bases]:
         if search.over_budget(Candidate(base.variant)):
             break
+        if not search.could_win(base):  # an earlier base's step passed, and is better on the objective
+            continue
         ceiling = _own_fp32_failing(search, base.variant.model)
         if ceiling is not None:  # INT8 with nodes in float tends to its FP32 graph: that fails the bar too
             rankings[base.variant.id] = f"not run: {ceiling.variant.id} (no quantization at all) fails the bar too, " \
