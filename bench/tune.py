@@ -12,6 +12,9 @@ Every candidate is measured like any `bench run` variant, one at a time, into on
   build, before it is measured (except a model's PyTorch FP32, the reference of the profile's
   `max_accuracy_drop_vs_fp32_pts`: it is measured, and fails the size budget like any row). With the
   `size` objective, a candidate no smaller than the best passing one so far is not measured: it cannot win.
+- Sensitivity pass: ONNX INT8 candidates that fail only on accuracy and could still win get their nodes
+  ranked (bench/sensitivity.py) and are measured again with the 1, 2, 4 costliest kept in float, until
+  one passes; not when the model's own FP32 fails the bar too.
 - Stopping: when every candidate is measured or rejected, or when the budget (`--budget`) is spent. The
   budget is checked before each candidate, so the last one can run past it.
 - Accuracy: the drop of the primary metric vs the reference, in points ×100, is judged on the upper end
@@ -236,7 +239,7 @@ class _Search:
         return c.objective is not None and all(self.settings.better(c.objective, p.objective) for p in best)
 
 
-def _sensitivity_pass(search: _Search, config) -> dict[str, list]:
+def _sensitivity_pass(search: _Search, config) -> dict[str, list | str]:
     """For the INT8 ONNX candidates that failed only the accuracy bar and could still win on the objective:
     rank their nodes (bench/sensitivity.py), then keep the k costliest in float, k from `steps` in turn,
     each a new candidate, until one passes, cannot win any more, or the budget is spent."""
