@@ -166,11 +166,13 @@ def tune(suite_path: Path, profile_name: str, objective: str | None = None, budg
     log.info("tune %s: %d candidates (%d skipped), objective %s, max drop %.2f pts at %g%% confidence%s",
              suite.name, len(order), len(plan.skipped), settings.objective, settings.max_drop_pts,
              100 * settings.confidence, f", budget {settings.budget_s:g} s" if settings.budget_s else "")
-    search = _Search(suite_path, searched, settings, references, results_root, run_id, cache_dir)
+    search = Search(suite_path, searched, settings, references, results_root, run_id, cache_dir)
     for v in order:
         search.try_candidate(v)
     search.judge()
-    sensitivity = _sensitivity_pass(search, (suite.tune or TuneConfig()).sensitivity)
+    from bench.tune_sensitivity import sensitivity_pass
+
+    sensitivity = sensitivity_pass(search, (suite.tune or TuneConfig()).sensitivity)
     result = TuneResult(suite.name, search.run_dir, settings, list(search.candidates.values()), plan.skipped,
                         round(search.spent(), 1), dict(search.suite.quantize.all_recipes), sensitivity)
     from bench.tune_report import write_outputs
@@ -179,7 +181,7 @@ def tune(suite_path: Path, profile_name: str, objective: str | None = None, budg
     return result
 
 
-class _Search:
+class Search:
     """One tune's state: the suite searched (it grows when the sensitivity pass adds candidates), the run
     directory every candidate is measured into, the candidates so far, the clock."""
 
@@ -239,73 +241,7 @@ class _Search:
         return c.objective is not None and all(self.settings.better(c.objective, p.objective) for p in best)
 
 
-def _sensitivity_pass(search: _Search, config) -> dict[str, list | str]:
-    """For the INT8 ONNX candidates that failed only the accuracy bar and could still win on the objective:
-    rank their nodes (bench/sensitivity.py), then keep the k costliest in float, k from `steps` in turn,
-    each a new candidate, until one passes, cannot win any more, or the budget is spent."""
-    from bench.compress import Compressor
-    from bench.sensitivity import rank_nodes
-
-    s, rankings = search.settings, {}
-    if not config.steps:
-        return rankings
-    bases = [c for c in search.candidates.values() if c.accuracy_failed and c.accuracy_only
-             and c.variant.format == "onnx" and c.variant.precision.startswith("int8") and search.could_win(c)]
-    bases.sort(key=lambda c: -c.objective if s.maximise else c.objective)
-    for base in bases[: config.max_bases]:
-        if search.over_budget(Candidate(base.variant)):
-            break
-        if not search.could_win(base):  # an earlier base's step passed, and is better on the objective
-            continue
-        ceiling = _own_fp32_failing(search, base.variant.model)
-        if ceiling is not None:  # INT8 with nodes in float tends to its FP32 graph: that fails the bar too
-            rankings[base.variant.id] = f"not run: {ceiling.variant.id} (no quantization at all) fails the bar too, " \
-                                        f"drop {ceiling.drop_pts:.2f} [{ceiling.drop_low:.2f}, {ceiling.drop_high:.2f}]"
-            continue
-        built = search.built(base.variant)
-        ranking = rank_nodes(Compressor(search.suite, search.data, search.store), built.models[base.variant.model],
-                             base.variant, built.artifacts[base.variant.artifact_key], config.samples)
-        rankings[base.variant.id] = ranking
-        for k in sorted(set(config.steps)):
-            if k > len(ranking):
-                break
-            v = _with_excluded(search, base.variant, [n.node for n in ranking[:k]])
-            c = search.try_candidate(v, origin=f"sensitivity: {base.variant.id} with its {k} costliest "
-                                               f"node(s) kept in float")
-            if c.passes or c.status != "measured" or not search.could_win(c):
-                break  # passes (more float only slows it), or it cannot win any more
-    return rankings
-
-
-def _own_fp32_failing(search: _Search, model: str) -> Candidate | None:
-    """The model's measured FP32 candidate (any format), when it fails the accuracy bar."""
-    return next((c for c in search.candidates.values() if c.variant.model == model and c.variant.precision == "fp32"
-                 and c.status == "measured" and c.accuracy_failed), None)
-
-
-def _with_excluded(search: _Search, v: Variant, nodes: list[str]) -> Variant:
-    """`v` with `nodes` kept in float: a new recipe (the base's own settings, plus the exclusions) named by
-    the count and a hash of its settings, added to the searched suite with a variants line for it."""
-    import hashlib
-    import json
-    from dataclasses import replace
-
-    q = search.suite.quantize
-    base = q.recipe(v.quant)
-    excluded = sorted({*(base.nodes_to_exclude or q.nodes_to_exclude), *nodes})
-    recipe = base.model_copy(update={"nodes_to_exclude": excluded})
-    # The hash covers every setting, not only the nodes: two bases may keep the same node in float.
-    digest = hashlib.sha256(json.dumps(recipe.model_dump(exclude_none=True), sort_keys=True).encode()).hexdigest()
-    name = f"x{len(nodes)}-{digest[:6]}"
-    recipes = {**q.recipes, name: recipe}
-    line = VariantSpec(model=[v.model], format=[v.format], precision=[v.precision], device=[v.device],
-                       graph=[v.graph], threads=[v.threads], quant=[name])
-    quantize = q.model_copy(update={"recipes": recipes})
-    search.suite = search.suite.model_copy(update={"quantize": quantize, "variants": [*search.suite.variants, line]})
-    return replace(v, quant=name)
-
-
-def _reject_before_measuring(v: Variant, search: _Search, settings: Settings,
+def _reject_before_measuring(v: Variant, search: Search, settings: Settings,
                              candidates: dict[str, Candidate]) -> str | None:
     """A reason not to measure `v` once it is built: over the size budget, or (size objective) no smaller
     than the best passing candidate so far."""

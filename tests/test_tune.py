@@ -64,7 +64,7 @@ def test_exclusion_recipes_of_different_bases_never_share_a_name(write_suite):
     from types import SimpleNamespace
 
     from bench.plan import Variant
-    from bench.tune import _with_excluded
+    from bench.tune_sensitivity import _with_excluded
 
     search = SimpleNamespace(suite=load_suite(write_suite(TINY_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=16,
                                                                             n_eval=8))))
