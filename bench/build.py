@@ -247,7 +247,8 @@ def build_all(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore, se
     for variant in plan.variants:
         key = variant.artifact_key
         if key not in built.artifacts:
-            stage = "-".join(x for x in (variant.model, *key[1:]) if x and x != "plain") + tag
+            stage = "-".join(x for x in (variant.model, *key[1:-1]) if x and x != "plain")
+            stage += (f"+{variant.quant}" if variant.quant else "") + tag
             built.artifacts[key] = _timed(
                 built, stage, lambda v=variant: compressor.artifact_for(v, built.models[v.model])
             )

@@ -31,7 +31,14 @@ from bench.tasks import Texts
 CONVERTERS = ["torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt"]
 
 
-def _recipe_spec(q, dynamic: bool) -> dict:
+def _where(recipe: str, nodes_to_quantize) -> str:
+    """The setting node names come from, for the error when a graph lacks one."""
+    if nodes_to_quantize:
+        return "the sensitivity pass"
+    return f"quantize.recipes.{recipe}.nodes_to_exclude" if recipe else "quantize.nodes_to_exclude"
+
+
+def _recipe_spec(q, dynamic: bool, quant_format: str = "qdq") -> dict:
     """The recipe settings in an INT8 artifact's key, only where they differ from the defaults: graphs made
     with the defaults keep the cache keys they had before recipes existed."""
     spec = {}
@@ -39,8 +46,10 @@ def _recipe_spec(q, dynamic: bool) -> dict:
         spec["nodes_to_exclude"] = sorted(q.nodes_to_exclude)
     if dynamic and q.op_types:
         spec["op_types"] = list(q.op_types)
-    if not dynamic and q.quant_format != "qdq":
-        spec["quant_format"] = q.quant_format
+    if not dynamic and quant_format != "qdq":
+        spec["quant_format"] = quant_format
+    if not dynamic and quant_format == "qdq" and q.nodes_to_exclude:
+        spec["qdq_pairs"] = "dedicated"  # how bench/export/quantize.py writes QDQ graphs with exclusions
     return spec
 
 
@@ -120,7 +129,7 @@ class Compressor:
 
         def convert(src, out, nodes_to_quantize=None):
             return {**quantize_int8_dynamic(src, out, q.per_channel, reduce_range, weight_type, q.op_types,
-                                            q.nodes_to_exclude, nodes_to_quantize),
+                                            q.nodes_to_exclude, nodes_to_quantize, _where(recipe, nodes_to_quantize)),
                     "reduce_range_reason": why}
 
         return spec, convert
@@ -168,7 +177,8 @@ class Compressor:
         reduce_range, why = resolve_reduce_range(q.reduce_range) if not symmetric else (False, "symmetric QDQ")
         texts = self.calibration_texts()
         spec = {"calibrator": calibrator, "calibration": calibration_hash(texts), "per_channel": q.per_channel,
-                "op_types": q.op_types or STATIC_OP_TYPES, **_recipe_spec(q, dynamic=False),
+                "op_types": q.op_types or STATIC_OP_TYPES,
+                **_recipe_spec(q, dynamic=False, quant_format="qdq" if symmetric else q.quant_format),
                 "reduce_range": reduce_range, "percentile": q.percentile if calibrator == "percentile" else None}
         if symmetric:
             spec["symmetric"] = True  # only when set: asymmetric graphs keep their cache keys
@@ -180,7 +190,7 @@ class Compressor:
             info = quantize_int8_static(src, out, tokenizer, texts, self.max_length, calibrator, q.per_channel,
                                         reduce_range, q.percentile, symmetric, q.activation_type,
                                         "qdq" if symmetric else q.quant_format, q.op_types or STATIC_OP_TYPES,
-                                        q.nodes_to_exclude, nodes_to_quantize)
+                                        q.nodes_to_exclude, nodes_to_quantize, _where(recipe, nodes_to_quantize))
             return {**info, "reduce_range_reason": why}
 
         return spec, convert

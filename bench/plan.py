@@ -31,9 +31,9 @@ class Variant:
     @property
     def id(self) -> str:
         precision = f"{self.precision}-{self.calibration}" if self.calibration else self.precision
-        recipe = f"+{self.quant}" if self.quant else ""
         graph = "-opt" if self.graph == "optimized" else ""
-        return f"{self.model}-{self.format}-{precision}{recipe}{graph}-{self.device}-t{self.threads}"
+        recipe = f"+{self.quant}" if self.quant else ""  # last before the fixed -device-tN: never ambiguous
+        return f"{self.model}-{self.format}-{precision}{graph}{recipe}-{self.device}-t{self.threads}"
 
     @property
     def artifact_key(self) -> tuple:

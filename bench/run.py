@@ -62,6 +62,15 @@ def load_calibration(results_root: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _older_int8_format(kind: str) -> str | None:
+    """The format of an ONNX INT8 graph built before quantize recipes (whose cache keys are kept): it
+    records none, because it was fixed then."""
+    for prefix, fmt in (("onnx-int8-dynamic", "qoperator"), ("onnx-int8-static", "qdq")):
+        if kind.startswith(prefix):
+            return fmt
+    return None
+
+
 def _artifact_facts(artifact, fmt, size_bytes: int | None) -> ArtifactFacts:
     """What the manifest of the measured artifact says about it (bench/compress.py writes `info`)."""
     info = artifact.info
@@ -75,8 +84,9 @@ def _artifact_facts(artifact, fmt, size_bytes: int | None) -> ArtifactFacts:
         quant_activation_type=info.get("activation_type"),
         quant_reduce_range=info.get("reduce_range"),
         quant_reduce_range_reason=info.get("reduce_range_reason"), quant_per_channel=info.get("per_channel"),
-        quant_format=info.get("quant_format"), quant_op_types=info.get("op_types"),
-        quant_nodes_excluded=info.get("nodes_excluded"),
+        quant_format=info.get("quant_format") or _older_int8_format(artifact.kind),
+        quant_op_types=info.get("op_types"),
+        quant_nodes_excluded=info.get("nodes_excluded", [] if _older_int8_format(artifact.kind) else None),
         calibration_hash=info.get("calibration_hash"), calibration_samples=info.get("calibration_samples"))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,10 +25,15 @@ import onnx
 
 from bench.artifacts import Artifact
 from bench.compress import Compressor
+from bench.errors import BenchError
 from bench.plan import Variant
 
 log = logging.getLogger(__name__)
 BATCH = 32
+
+
+class BudgetSpent(Exception):
+    """The search's budget ran out in the middle of a ranking (nothing is cached; a rerun starts again)."""
 
 
 @dataclass(frozen=True)
@@ -82,8 +88,9 @@ def convert_for(comp: Compressor, variant: Variant):
 
 
 def rank_nodes(comp: Compressor, model: Artifact, variant: Variant, int8: Artifact, samples: int,
-               threads: int = 2) -> list[NodeCost]:
-    """The nodes `int8` (the variant's artifact) quantizes, costliest first; cached."""
+               threads: int = 2, deadline: float | None = None) -> list[NodeCost]:
+    """The nodes `int8` (the variant's artifact) quantizes, costliest first; cached. `deadline`
+    (time.perf_counter()): BudgetSpent when it passes between two nodes."""
     from transformers import AutoTokenizer
 
     from bench.export.onnx import copy_sidecars
@@ -91,6 +98,13 @@ def rank_nodes(comp: Compressor, model: Artifact, variant: Variant, int8: Artifa
 
     base = comp.base_graph(model, variant.graph)
     held_out = comp.held_out_texts(samples)
+    if len(held_out) == 0:
+        raise BenchError(f"tune.sensitivity.samples: no train example is left to rank nodes on once the "
+                         f"{comp.suite.quantize.calibration_samples} calibration examples and the eval examples are "
+                         "set aside")
+    if len(held_out) < samples:
+        log.warning("sensitivity: %d held-out train examples, not %d: train has no more beside the calibration "
+                    "and eval examples", len(held_out), samples)
 
     def build(out: Path) -> dict:
         convert, op_types = convert_for(comp, variant)
@@ -100,6 +114,8 @@ def rank_nodes(comp: Compressor, model: Artifact, variant: Variant, int8: Artifa
         classify = reference.ndim == 2 and reference.shape[-1] > 1
         costs = []
         for i, (name, op_type) in enumerate(nodes, 1):
+            if deadline is not None and time.perf_counter() > deadline:
+                raise BudgetSpent(f"the budget was spent while ranking ({i - 1} of {len(nodes)} nodes)")
             with tempfile.TemporaryDirectory(prefix="bench-sens-") as tmp:
                 copy_sidecars(base.path, Path(tmp))
                 convert(base.path / "model.onnx", Path(tmp) / "model.onnx", nodes_to_quantize=[name])
@@ -111,6 +127,7 @@ def rank_nodes(comp: Compressor, model: Artifact, variant: Variant, int8: Artifa
         costs.sort(key=lambda c: -c.logit_mse)
         return {"held_out_samples": len(held_out), "ranking": [asdict(c) for c in costs]}
 
-    spec = {"samples": len(held_out), "held_out": calibration_hash(held_out)}
+    # method 2: QDQ graphs give each quantized reader its own Q/DQ pair (bench/export/quantize.py)
+    spec = {"samples": len(held_out), "held_out": calibration_hash(held_out), "method": 2}
     artifact = comp.store.get_or_build(f"sensitivity-{int8.kind}", spec, [base, int8], build)
     return [NodeCost(**c) for c in artifact.info["ranking"]]

@@ -68,6 +68,9 @@ class QuantizeConfig(_Strict):
     def _recipe_names(self) -> QuantizeConfig:
         if "default" in self.recipes:
             raise ValueError("quantize.recipes: 'default' names the suite-wide settings, pick another name")
+        taken = sorted(set(self.recipes) & set(BUILTIN_RECIPES))
+        if taken:  # one name, one graph: `+per-channel` means the same in every suite that compares
+            raise ValueError(f"quantize.recipes: {taken[0]!r} is a built-in recipe, pick another name")
         return self
 
     @property

@@ -68,6 +68,10 @@ class Candidate:
     origin: str = ""  # how the tune made it, when not from the space (the sensitivity pass)
 
     @property
+    def drop_text(self) -> str:
+        return "—" if self.drop_pts is None else f"{self.drop_pts:.2f} [{self.drop_low:.2f}, {self.drop_high:.2f}]"
+
+    @property
     def passes(self) -> bool:
         return self.status == "measured" and not self.failures
 

@@ -131,7 +131,7 @@ def sensitivity_lines(result: TuneResult, top: int = 5) -> list[str]:
                   for n in ranking[:top]]
         made = [c for c in result.candidates if c.origin.startswith(f"sensitivity: {base} ")]
         lines += ["", *[f"- `{c.variant.id}`: {c.origin.split(' with ')[-1]}: "
-                        + (f"{_value(result, c)}, drop {c.drop_pts:.2f} [{c.drop_low:.2f}, {c.drop_high:.2f}], "
+                        + (f"{_value(result, c)}, drop {c.drop_text}, "
                            + ("PASS" if c.passes else "; ".join(c.failures)) if c.status == "measured"
                            else f"{c.status}: {c.reason}") for c in made]]
     return lines

@@ -19,7 +19,7 @@ def sensitivity_pass(search: Search, config) -> dict[str, list | str]:
     rank their nodes (bench/sensitivity.py), then keep the k costliest in float, k from `steps` in turn,
     each a new candidate, until one passes, cannot win any more, or the budget is spent."""
     from bench.compress import Compressor
-    from bench.sensitivity import rank_nodes
+    from bench.sensitivity import BudgetSpent, rank_nodes
 
     s, rankings = search.settings, {}
     if not config.steps:
@@ -34,12 +34,18 @@ def sensitivity_pass(search: Search, config) -> dict[str, list | str]:
             continue
         ceiling = _own_fp32_failing(search, base.variant.model)
         if ceiling is not None:  # INT8 with nodes in float tends to its FP32 graph: that fails the bar too
-            rankings[base.variant.id] = f"not run: {ceiling.variant.id} (no quantization at all) fails the bar too, " \
-                                        f"drop {ceiling.drop_pts:.2f} [{ceiling.drop_low:.2f}, {ceiling.drop_high:.2f}]"
+            rankings[base.variant.id] = (f"not run: {ceiling.variant.id} (no quantization at all) fails the bar "
+                                         f"too, drop {ceiling.drop_text}")
             continue
         built = search.built(base.variant)
-        ranking = rank_nodes(Compressor(search.suite, search.data, search.store), built.models[base.variant.model],
-                             base.variant, built.artifacts[base.variant.artifact_key], config.samples)
+        deadline = search.started + s.budget_s if s.budget_s is not None else None
+        try:
+            ranking = rank_nodes(Compressor(search.suite, search.data, search.store),
+                                 built.models[base.variant.model], base.variant,
+                                 built.artifacts[base.variant.artifact_key], config.samples, deadline=deadline)
+        except BudgetSpent as stop:
+            rankings[base.variant.id] = f"not finished: {stop}"
+            break
         rankings[base.variant.id] = ranking
         for k in sorted(set(config.steps)):
             if k > len(ranking):
@@ -67,7 +73,8 @@ def _with_excluded(search: Search, v: Variant, nodes: list[str]) -> Variant:
 
     q = search.suite.quantize
     base = q.recipe(v.quant)
-    excluded = sorted({*(base.nodes_to_exclude or q.nodes_to_exclude), *nodes})
+    own = base.nodes_to_exclude if base.nodes_to_exclude is not None else q.nodes_to_exclude
+    excluded = sorted({*own, *nodes})
     recipe = base.model_copy(update={"nodes_to_exclude": excluded})
     # The hash covers every setting, not only the nodes: two bases may keep the same node in float.
     digest = hashlib.sha256(json.dumps(recipe.model_dump(exclude_none=True), sort_keys=True).encode()).hexdigest()

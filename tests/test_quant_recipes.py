@@ -17,6 +17,7 @@ RECIPES = f"""quantize:
   calibration_samples: 40
   recipes:
     keep-query0: {{nodes_to_exclude: ["{QUERY_L0}"]}}
+    static-keep-query0: {{nodes_to_exclude: ["{QUERY_L0}"], activation_type: u8}}
     same-as-default: {{per_channel: false}}
     ghost: {{nodes_to_exclude: [no/such/node]}}
 """
@@ -86,5 +87,26 @@ def test_qoperator_static_writes_integer_operators(setup):
 
 def test_a_node_the_graph_lacks_is_refused_by_name(setup):
     _, comp, teacher = setup
-    with pytest.raises(BenchError, match=r"quantize.nodes_to_exclude: .*no node 'no/such/node'"):
+    with pytest.raises(BenchError, match=r"quantize.recipes.ghost.nodes_to_exclude: .*no node 'no/such/node'"):
         comp.onnx_int8_dynamic(teacher, "plain", "ghost")
+
+
+def test_a_static_node_kept_in_float_reads_float_input_beside_quantized_siblings(setup):
+    # Query, key and value read one tensor. With a shared Q/DQ pair ORT would feed the float query MatMul
+    # the dequantized tensor too; bench gives each quantized reader its own pair.
+    _, comp, teacher = setup
+    graph = onnx.load(str(comp.onnx_int8_static(teacher, "plain", "minmax", recipe="static-keep-query0").path
+                          / "model.onnx")).graph
+    producer = {out: node.op_type for node in graph.node for out in node.output}
+    by_name = {node.name: node for node in graph.node}
+    query, key = by_name[QUERY_L0], by_name[QUERY_L0.replace("query", "key")]
+    assert producer.get(query.input[0]) != "DequantizeLinear" and producer.get(key.input[0]) == "DequantizeLinear"
+    assert producer.get(query.input[1]) != "DequantizeLinear"  # its weight is float too
+
+
+def test_built_in_recipe_names_cannot_be_redefined(write_suite):
+    from conftest import FIXTURE_DATA, TINY_SUITE
+
+    text = TINY_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=16, n_eval=8)
+    with pytest.raises(BenchError, match=r"quantize.recipes: 'per-channel' is a built-in recipe"):
+        load_suite(write_suite(text + "quantize: {recipes: {per-channel: {per_channel: false}}}\n"))

@@ -70,11 +70,13 @@ def _quant_info(path: Path) -> dict:
 
 
 def quantize_int8_dynamic(src: Path, out: Path, per_channel: bool, reduce_range: bool, weight_type: str = "s8",
-                          op_types=None, nodes_to_exclude=(), nodes_to_quantize=None) -> dict:
-    """op_types None: ORT's default list; nodes_to_quantize (the sensitivity pass): only those nodes."""
+                          op_types=None, nodes_to_exclude=(), nodes_to_quantize=None,
+                          where: str = "quantize.nodes_to_exclude") -> dict:
+    """op_types None: ORT's default list; nodes_to_quantize (the sensitivity pass): only those nodes. `where`
+    names the setting the node names came from, for the error when the graph lacks one."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    _check_nodes(src, [*nodes_to_exclude, *(nodes_to_quantize or [])])
+    _check_nodes(src, [*nodes_to_exclude, *(nodes_to_quantize or [])], where)
     # DefaultTensorType: the optimizer's fused ops (Attention, SkipLayerNormalization) have outputs
     # shape inference cannot type; without it the quantizer fails on fused graphs.
     quantize_dynamic(src, out, weight_type=QuantType.QInt8 if weight_type == "s8" else QuantType.QUInt8,
@@ -85,7 +87,7 @@ def quantize_int8_dynamic(src: Path, out: Path, per_channel: bool, reduce_range:
             **_recipe_info("qoperator", op_types, nodes_to_exclude), **_quant_info(out)}
 
 
-def _check_nodes(src: Path, names) -> None:
+def _check_nodes(src: Path, names, where: str) -> None:
     """A node name the graph lacks would be ignored by ORT's quantizer without a word: refuse it."""
     if not names:
         return
@@ -94,7 +96,7 @@ def _check_nodes(src: Path, names) -> None:
     present = {n.name for n in onnx.load(str(src), load_external_data=False).graph.node}
     missing = sorted(set(names) - present)
     if missing:
-        raise BenchError(f"quantize.nodes_to_exclude: {src.parent.name}/{src.name} has no node "
+        raise BenchError(f"{where}: {src.parent.name}/{src.name} has no node "
                          f"{', '.join(map(repr, missing[:3]))}{' ...' if len(missing) > 3 else ''}")
 
 
@@ -144,12 +146,12 @@ def calibration_hash(texts) -> str:
 def quantize_int8_static(src: Path, out: Path, tokenizer, texts, max_length: int, method: str,
                          per_channel: bool, reduce_range: bool, percentile: float, symmetric: bool = False,
                          activation_type: str = "u8", quant_format: str = "qdq", op_types=STATIC_OP_TYPES,
-                         nodes_to_exclude=(), nodes_to_quantize=None) -> dict:
+                         nodes_to_exclude=(), nodes_to_quantize=None, where: str = "quantize.nodes_to_exclude") -> dict:
     """QDQ INT8 calibrated on `texts` (Texts, or a list of sentences), S8 weights and `activation_type`
     activations (u8: what ORT's CPU provider fuses into QLinearMatMul). symmetric=True: S8 activations and
     weights with zero-point 0, what TensorRT's explicit quantization requires. nodes_to_quantize (the
     sensitivity pass): only those nodes."""
-    _check_nodes(src, [*nodes_to_exclude, *(nodes_to_quantize or [])])
+    _check_nodes(src, [*nodes_to_exclude, *(nodes_to_quantize or [])], where)
     if symmetric:
         activation_type = "s8"
     import tempfile
@@ -165,6 +167,11 @@ def quantize_int8_static(src: Path, out: Path, tokenizer, texts, max_length: int
         extra |= {"ActivationSymmetric": True, "WeightSymmetric": True}
     if method == "percentile":
         extra["CalibPercentile"] = percentile
+    if quant_format == "qdq" and (nodes_to_exclude or nodes_to_quantize):
+        # One Q/DQ pair per quantized reader: with a shared pair ORT reroutes every reader of a quantized
+        # tensor through it, so a node kept in float (the query MatMul beside quantized key/value ones)
+        # would still read quantized-then-dequantized input.
+        extra["DedicatedQDQPair"] = True
     with tempfile.TemporaryDirectory(prefix="bench-calib-") as tmp:
         # The calibrator writes an augmented copy of the model next to its cache; keep it out of `out`.
         quantize_static(src, out, SentenceReader(tokenizer, texts, names, max_length),
@@ -178,7 +185,8 @@ def quantize_int8_static(src: Path, out: Path, tokenizer, texts, max_length: int
     return {"calibrator": method, "calibration_samples": len(texts),
             "calibration_hash": calibration_hash(texts), "per_channel": per_channel,
             "reduce_range": reduce_range, "symmetric": symmetric, "activation_type": activation_type,
-            **_recipe_info(quant_format, op_types, nodes_to_exclude), **_quant_info(out)}
+            **_recipe_info(quant_format, None if tuple(op_types) == STATIC_OP_TYPES else op_types, nodes_to_exclude),
+            **_quant_info(out)}
 
 
 def nonzero_zero_points(path: Path) -> list[str]:

@@ -40,7 +40,7 @@ class Identity(Part):
     run_id: str = f("the run directory's name")
     suite: str = f("the suite's `name`")
     task: str = f("the suite's task")
-    variant_id: str = f("`model-format-precision[-calibrator][+recipe][-opt]-device-tN`")
+    variant_id: str = f("`model-format-precision[-calibrator][-opt][+recipe]-device-tN`")
     model: str = f("`teacher`, `student` or a name under `students:`")
     format: str = f("`pytorch`, `onnx` or `tensorrt` (bench/formats/)")
     precision: str = f("`fp32`, `fp16`, `bf16`, `int8-dynamic`, `int8-static` or `int8`")
