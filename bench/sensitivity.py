@@ -8,6 +8,9 @@ difference (continuous, so 256 examples separate nodes that a label count would 
 examples whose label flips beside it. The tune then keeps the costliest nodes in float (`nodes_to_exclude`)
 and measures the result as a new candidate.
 
+Not ranked: the pooler's and classifier's Gemms, which ORT's dynamic quantizer first rewrites to MatMuls
+under new names (`<name>_MatMul`) that `nodes_to_exclude` cannot name in the FP32 graph.
+
 The ranking is an artifact in the content-hash cache (`sensitivity-<int8 artifact>`), keyed by the INT8
 artifact and the held-out examples: a rerun ranks nothing again.
 """
