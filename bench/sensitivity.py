@@ -67,15 +67,9 @@ def quantized_nodes(base_path: Path, int8_path: Path, op_types) -> list[tuple[st
 
 
 def _logits(path: Path, tokenizer, texts, max_length: int, threads: int) -> np.ndarray:
-    from bench.runtimes import load_runtime, predict
+    from bench.runtimes import batched_logits, load_runtime
 
-    runtime = load_runtime("onnx", path, "cpu", threads)
-    out = []
-    for start in range(0, len(texts), BATCH):
-        enc = dict(texts.take(range(start, min(start + BATCH, len(texts)))).encode(
-            tokenizer, truncation=True, max_length=max_length, padding=True, return_tensors="np"))
-        out.append(predict(runtime, enc))
-    return np.concatenate(out)
+    return batched_logits(load_runtime("onnx", path, "cpu", threads), tokenizer, texts, max_length, BATCH)
 
 
 def convert_for(comp: Compressor, variant: Variant):

@@ -67,9 +67,9 @@ def _own_fp32_failing(search: Search, model: str) -> Candidate | None:
 def _with_excluded(search: Search, v: Variant, nodes: list[str]) -> Variant:
     """`v` with `nodes` kept in float: a new recipe (the base's own settings, plus the exclusions) named by
     the count and a hash of its settings, added to the searched suite with a variants line for it."""
-    import hashlib
-    import json
     from dataclasses import replace
+
+    from bench.artifacts import canonical_hash
 
     q = search.suite.quantize
     base = q.recipe(v.quant)
@@ -77,8 +77,7 @@ def _with_excluded(search: Search, v: Variant, nodes: list[str]) -> Variant:
     excluded = sorted({*own, *nodes})
     recipe = base.model_copy(update={"nodes_to_exclude": excluded})
     # The hash covers every setting, not only the nodes: two bases may keep the same node in float.
-    digest = hashlib.sha256(json.dumps(recipe.model_dump(exclude_none=True), sort_keys=True).encode()).hexdigest()
-    name = f"x{len(nodes)}-{digest[:6]}"
+    name = f"x{len(nodes)}-{canonical_hash(recipe.model_dump(exclude_none=True))[:6]}"
     recipes = {**q.recipes, name: recipe}
     line = VariantSpec(model=[v.model], format=[v.format], precision=[v.precision], device=[v.device],
                        graph=[v.graph], threads=[v.threads], quant=[name])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import ParityError
-from bench.runtimes import Runtime, load_runtime, predict
+from bench.runtimes import Runtime, batched_logits, load_runtime
 from bench.tasks import Texts
 
 log = logging.getLogger(__name__)
@@ -37,19 +37,12 @@ def parity(reference: Runtime, candidate: Runtime, tokenizer, texts: Texts | lis
            batch_size: int = 16) -> dict:
     """Max |Δlogit| of two runtimes on the same padded batches, and for a classification head their
     argmax agreement (None for a regression head: one output, no label to agree on)."""
-    from bench.measure.accuracy import as_texts
-
-    texts = as_texts(texts)
-    max_diff, agree, classify = 0.0, 0, True
-    for start in range(0, len(texts), batch_size):
-        enc = dict(texts.take(range(start, min(start + batch_size, len(texts)))).encode(
-            tokenizer, truncation=True, max_length=max_length, padding=True, return_tensors="np"))
-        ref, cand = predict(reference, enc), predict(candidate, enc)
-        max_diff = max(max_diff, float(np.abs(ref - cand).max()))
-        classify = ref.ndim == 2 and ref.shape[-1] > 1
-        agree += int((ref.argmax(-1) == cand.argmax(-1)).sum())
-    return {"parity_max_abs_diff": max_diff, "parity_label_agreement": agree / len(texts) if classify else None,
-            "parity_samples": len(texts)}
+    ref = batched_logits(reference, tokenizer, texts, max_length, batch_size)
+    cand = batched_logits(candidate, tokenizer, texts, max_length, batch_size)
+    classify = ref.ndim == 2 and ref.shape[-1] > 1
+    agree = int((ref.argmax(-1) == cand.argmax(-1)).sum())
+    return {"parity_max_abs_diff": float(np.abs(ref - cand).max()),
+            "parity_label_agreement": agree / len(ref) if classify else None, "parity_samples": len(ref)}
 
 
 def check_parity(source_dir: Path, candidate: Runtime, name: str, texts: Texts | list[str], max_length: int,

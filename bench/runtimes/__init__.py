@@ -34,3 +34,16 @@ def load_runtime(fmt: str, path: Path, device: str, threads: int, precision: str
 
 def predict(runtime: Runtime, encoding: dict[str, np.ndarray]) -> np.ndarray:
     return runtime.logits(runtime.run(runtime.prepare(encoding)))
+
+
+def batched_logits(runtime: Runtime, tokenizer, texts, max_length: int, batch_size: int) -> np.ndarray:
+    """Logits of `texts` (Texts, or a list of sentences) in padded batches of `batch_size`, in order."""
+    from bench.measure.accuracy import as_texts
+
+    texts = as_texts(texts)
+    out = []
+    for start in range(0, len(texts), batch_size):
+        enc = dict(texts.take(range(start, min(start + batch_size, len(texts)))).encode(
+            tokenizer, truncation=True, max_length=max_length, padding=True, return_tensors="np"))
+        out.append(predict(runtime, enc))
+    return np.concatenate(out)
