@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,7 @@ class SpeedupStage:
         ref = reference_of(variant)
         if self.reference_dir is None:
             return Speedup(speedup_error="no PyTorch FP32 reference: the teacher source is an ONNX file")
-        cfg = self.config
+        cfg, started = self.config, time.perf_counter()
         try:
             reference = self._reference(ref, spec)
             worker = RoundWorker(spec, self.work_dir, variant.id + self.tag, self.timeout_s)
@@ -90,7 +91,8 @@ class SpeedupStage:
         return Speedup(speedup_vs_reference=round(median, 4), speedup_ci_low=round(low, 4),
                        speedup_ci_high=round(high, 4), speedup_ci_coverage=round(coverage, 4),
                        speedup_rounds=[round(r, 4) for r in rounds.ratios], speedup_reference=ref.id,
-                       speedup_round_calls=cfg.calls_per_round)
+                       speedup_round_calls=cfg.calls_per_round,
+                       speedup_wall_s=round(time.perf_counter() - started, 2))
 
     def drift(self) -> dict:
         """Per reference: its ms per call in the first and last rounds of this seed and the drift between

@@ -29,6 +29,9 @@ class FinetuneConfig(_Strict):
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.06
     weight_decay: NonNegativeFloat = 0.01
     logging_steps: PositiveInt = 50
+    # The Trainer's AdamW: `adamw_torch` (foreach) or `adamw_torch_fused` (one fused kernel per step; on
+    # CPU since torch 2.4). Same update rule, different float rounding: part of the artifact key.
+    optim: Literal["adamw_torch", "adamw_torch_fused"] = "adamw_torch"
     # Trainer report_to targets, e.g. [tensorboard]; logs always go to the artifact's log file.
     report_to: list[str] = []
     # Early stopping on dev accuracy, evaluated every eval_steps; None turns it off.
@@ -40,7 +43,8 @@ class FinetuneConfig(_Strict):
 
     def key_fields(self) -> dict:
         """The settings that change what training produces: the artifact cache keys on these."""
-        return self.model_dump(exclude={"checkpoint_steps"})
+        # optim only when not the stock one: suites written before it keep their artifacts.
+        return self.model_dump(exclude={"checkpoint_steps"} | ({"optim"} if self.optim == "adamw_torch" else set()))
 
 
 Seed = Annotated[int, Field(ge=0, lt=2**32)]

@@ -271,6 +271,9 @@ class MeasureContext(Part):
     allocator: str | None = f("`measure.allocator` (`system` or `glibc-retain`)", None)
     malloc_env: dict[str, str] | None = f("malloc variables (`MALLOC_*_`, `GLIBC_TUNABLES`, `LD_PRELOAD`) the "
                                           "child started with, whoever set them", None)
+    measure_phase_s: dict[str, float] | None = f(
+        "the child's wall seconds per phase, in order: `load` (model and dev stream), `accuracy`, `singlestream`, "
+        "`grid`, `offline`, `op_profile` (those that ran); what `bench plan`'s cost model reads", None)
 
 
 # ------------------------------------------------------------------ written by `bench run` after the child
@@ -296,6 +299,7 @@ class Speedup(Part):
                                       None)
     speedup_round_calls: int | None = f("batch-1 calls per side per round", None)
     speedup_error: str | None = f("why the rounds did not finish (the row's own measurement stands)", None)
+    speedup_wall_s: float | None = f("wall seconds of this variant's rounds, its round process's start included", None)
 
 
 class ServerLoad(Part):

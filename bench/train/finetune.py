@@ -57,7 +57,7 @@ def training_arguments(cfg: FinetuneConfig, work_dir: Path, log_dir: Path, seed:
         warmup_ratio=cfg.warmup_ratio,
         weight_decay=cfg.weight_decay,
         lr_scheduler_type="linear",
-        optim="adamw_torch",
+        optim=cfg.optim,
         # SST-2 rows are short (mean 13 tokens, p95 33): grouping by length avoids padding every
         # batch to its longest outlier, which costs ~2.5x compute with random batches.
         group_by_length=True,
