@@ -8,18 +8,18 @@ step marked `cached` is exactly one `bench run` would reuse.
 
 from __future__ import annotations
 
-import json
-import platform
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from bench.artifacts import DryRunStore, Planned
 from bench.build import Built, build_all
+from bench.cost_model import TRAINING_KINDS, Estimate, first, measure_config_hash, predict, read_history
 from bench.data import TaskData
 from bench.plan import Plan
-from bench.results import RUN_FILE
 from bench.suite import Suite
 
 # Build steps by artifact kind (model artifacts end in -teacher / -student): what the bill calls them.
@@ -107,7 +107,7 @@ class Bill:
     suite: Suite
     plan: Plan
     steps: list[Step]
-    estimate: str
+    estimate: Estimate | None  # None: no earlier runs on this machine
 
     @property
     def rows(self) -> int:
@@ -138,7 +138,7 @@ class Bill:
         cached = len({s.planned.name for s in self.steps}) - len(self.to_build())
         listed = ", ".join(f"{n} {one if n == 1 else many}" for (one, many), n in counts.items())
         out.append(f"to build: {listed or 'nothing'}; {cached} artifact(s) cached")
-        out.append(f"estimated wall time: {self.estimate}")
+        out.append(f"estimated wall time: {format_estimate(self.estimate)}")
         return "\n".join(out)
 
 
@@ -151,71 +151,64 @@ def make_bill(suite: Suite, plan: Plan, data: TaskData, cache_dir: Path, results
         recorder = _Recorder(seed=seed, store=store, models_named=names)
         build_all(suite, plan, data, store, seed, built=recorder)
         steps += recorder.steps
-    return Bill(suite, plan, steps, estimate(suite, plan, steps, results_root))
+    return Bill(suite, plan, steps, estimate(suite, plan, steps, results_root, data))
 
 
-def history(results_root: Path, host: str | None = None) -> tuple[int, dict]:
-    """(number of runs, {key: [seconds]}) from run.json files of runs on this host under results_root.
-    Keys: ("stage", suite, stage) and ("kind", suite|"*", kind) for built steps; ("variant", suite|"*",
-    variant id) for measurements."""
-    host = host or platform.node()
-    times: dict[tuple, list[float]] = defaultdict(list)
-    runs = 0
-    for path in sorted(Path(results_root).glob(f"*/*/{RUN_FILE}")):
-        try:
-            run = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(run, dict) or (run.get("environment") or {}).get("hostname") != host:
-            continue
-        stages, suite = run.get("stages") or {}, run.get("suite")
-        if not stages:
-            continue
-        runs += 1
-        seen = set()  # a stage whose artifact is the trained model itself repeats the model's build time
-        for name, s in stages.items():
-            if not isinstance(s, dict) or (s.get("artifact") and s["artifact"] in seen):
-                continue
-            seen.add(s.get("artifact"))
-            if name == "measure":
-                for vid, wall in (s.get("per_variant_s") or {}).items():
-                    for key in (("variant", suite, _TAG.sub("", vid)), ("variant", "*", _TAG.sub("", vid))):
-                        times[key].append(wall)
-            elif not s.get("reused") and s.get("build_time_s") is not None and s.get("artifact"):
-                kind = s["artifact"].rsplit("-", 1)[0]
-                for key in (("stage", suite, _TAG.sub("", name)), ("kind", suite, kind), ("kind", "*", kind)):
-                    times[key].append(s["build_time_s"])
-    return runs, times
+def planned_work(suite: Suite, step: Step, train_rows: int) -> float | None:
+    """The cost model's work for a training step: train rows x epochs (the logits pass: train rows)."""
+    kind = step.planned.kind
+    if kind == "teacher" and suite.teacher.finetune is not None:
+        return train_rows * suite.teacher.finetune.epochs
+    if kind == "teacher-logits":
+        return float(train_rows)
+    if kind == "student" and step.model in suite.all_students:
+        distill = suite.all_students[step.model].distill
+        if distill is not None:
+            return min(distill.max_train_samples or train_rows, train_rows) * distill.epochs
+    return None
 
 
-def _mean(times: dict, *keys) -> float | None:
-    found = next((times[k] for k in keys if times.get(k)), None)
-    return sum(found) / len(found) if found else None
-
-
-def estimate(suite: Suite, plan: Plan, steps: list[Step], results_root: Path) -> str:
-    runs, times = history(results_root)
-    if not runs:
-        return "no earlier runs on this machine"
-    build_s, measure_s, unknown_build, unknown_measure = 0.0, 0.0, 0, 0
+def estimate(suite: Suite, plan: Plan, steps: list[Step], results_root: Path, data: TaskData) -> Estimate | None:
+    """The cost model (bench/cost_model.py) over this bill's steps and rows; None without earlier runs here."""
+    history = read_history(results_root)
+    if not history.runs:
+        return None
+    train_rows, eval_rows = len(data.splits["train"]), len(data.splits["validation"])
+    training = builds = measure = 0.0
+    unknown_build = unknown_measure = 0
     for s in steps:
         if s.planned.cached:
             continue
         kind = s.planned.kind
-        keys = ((("stage", suite.name, s.stage),) if s.final else ()) + (("kind", suite.name, kind),
-                                                                          ("kind", "*", kind))
-        t = _mean(times, *keys)
-        build_s += t or 0.0
-        unknown_build += t is None
+        found = first(history, *((("stage", suite.name, s.stage),) if s.final else ()),
+                      ("kind", suite.name, kind), ("kind", "*", kind))
+        if found is None:
+            unknown_build += 1
+        elif kind in TRAINING_KINDS:
+            training += predict(found, planned_work(suite, s, train_rows))
+        else:
+            builds += predict(found, None)
+    config = measure_config_hash(suite)
     for v in plan.variants:
-        t = _mean(times, ("variant", suite.name, v.id), ("variant", "*", v.id))
-        measure_s += (t or 0.0) * len(suite.training_seeds)
-        unknown_measure += (t is None) * len(suite.training_seeds)
-    text = (f"{fmt_duration(build_s + measure_s)} (build {fmt_duration(build_s)}, measure {fmt_duration(measure_s)}; "
-            f"mean times of {runs} earlier run(s) on this machine)")
-    if unknown_build or unknown_measure:
-        text += (f"; no earlier timing for {unknown_build} build step(s) and {unknown_measure} measurement(s), "
-                 "not counted")
+        found = first(history, ("variant", suite.name, v.id, config), ("variant", "*", v.id, config),
+                      ("variant", suite.name, v.id), ("variant", "*", v.id))
+        if found is None:
+            unknown_measure += len(suite.training_seeds)
+        else:
+            measure += predict(found, eval_rows) * len(suite.training_seeds)
+    overhead = float(np.mean(history.overhead_s)) if history.overhead_s else 0.0
+    return Estimate(training, builds, measure, overhead, history.runs, unknown_build, unknown_measure)
+
+
+def format_estimate(e: Estimate | None) -> str:
+    if e is None:
+        return "no earlier runs on this machine (docs/cost-model.md has times for one machine class)"
+    text = (f"{fmt_duration(e.total_s)} (training {fmt_duration(e.training_s)}, other builds "
+            f"{fmt_duration(e.builds_s)}, measure {fmt_duration(e.measure_s)}, overhead {fmt_duration(e.overhead_s)}; "
+            f"cost model fitted to {e.runs} earlier run(s) on this machine)")
+    if e.unknown_builds or e.unknown_measurements:
+        text += (f"; no earlier timing for {e.unknown_builds} build step(s) and {e.unknown_measurements} "
+                 "measurement(s), not counted")
     return text
 
 

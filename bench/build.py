@@ -39,8 +39,13 @@ class Built:
     dry_run: ClassVar[bool] = False  # True for bench plan's recorder (bench.bill): no stage log lines
 
     def record(self, stage: str, artifact: Artifact, wall_s: float) -> Artifact:
+        from bench.cost_model import stage_work
+
         self.stages[stage] = {"artifact": artifact.path.name, "reused": artifact.reused,
                               "wall_s": round(wall_s, 2), "build_time_s": artifact.build_time_s}
+        work = stage_work(artifact.kind, artifact.info)
+        if work is not None:
+            self.stages[stage]["work"] = work  # `bench plan`'s cost model scales this stage's time by it
         return artifact
 
 
@@ -108,21 +113,41 @@ def build_teacher(suite: Suite, data: TaskData, store: ArtifactStore, seed: int)
     return store.get_or_build("teacher", spec, [], build, work_dir=True)
 
 
-def build_teacher_logits(suite: Suite, data: TaskData, store: ArtifactStore, teacher: Artifact) -> Artifact:
+def build_teacher_logits(suite: Suite, data: TaskData, store: ArtifactStore, teacher: Artifact,
+                         onnx_teacher: Artifact | None = None) -> Artifact:
+    """The teacher's logits on the train split, from the PyTorch teacher or (onnx_teacher) its ONNX export."""
     spec = {"data": data.fingerprint, "max_length": suite.data.max_length}
+    if onnx_teacher is not None:
+        spec["runtime"] = "onnx"  # only when set: logits computed in PyTorch keep their key
 
     def build(out: Path) -> dict:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
-        from bench.train.distill import compute_teacher_logits
-
-        model = AutoModelForSequenceClassification.from_pretrained(teacher.path, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(teacher.path)
-        logits = compute_teacher_logits(model, tokenizer, data.texts("train"), suite.data.max_length)
-        np.save(out / "train_logits.npy", logits)
-        return {"rows": int(logits.shape[0])}
+        if onnx_teacher is None:
+            from transformers import AutoModelForSequenceClassification
 
-    return store.get_or_build("teacher-logits", spec, [teacher], build)
+            from bench.train.distill import compute_teacher_logits
+
+            model = AutoModelForSequenceClassification.from_pretrained(teacher.path, use_safetensors=True)
+            logits = compute_teacher_logits(model, tokenizer, data.texts("train"), suite.data.max_length)
+        else:
+            from bench.measure.accuracy import predict_logits
+            from bench.runtimes import load_runtime
+
+            runtime = load_runtime("onnx", onnx_teacher.path, "cpu", threads=_cpu_count(), precision="fp32")
+            logits = predict_logits(runtime, tokenizer, data.texts("train"), suite.data.max_length, batch_size=128)
+        np.save(out / "train_logits.npy", logits.astype(np.float32))
+        return {"rows": int(logits.shape[0]), "runtime": "onnx" if onnx_teacher is not None else "pytorch"}
+
+    parents = [teacher] + ([onnx_teacher] if onnx_teacher is not None else [])
+    return store.get_or_build("teacher-logits", spec, parents, build)
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def build_general(suite: Suite, name: str, data: TaskData, store: ArtifactStore, seed: int) -> Artifact:
@@ -223,8 +248,14 @@ def build_models(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore,
     built.models["teacher"] = teacher
     students = [n for n in suite.all_students if n in names]
     needs_logits = any(suite.all_students[n].uses_teacher_logits for n in students)
-    logits = _timed(built, f"teacher_logits{tag}", lambda: build_teacher_logits(suite, data, store, teacher)) \
-        if needs_logits else None
+    onnx_teacher = None
+    if needs_logits and suite.teacher.logits_runtime == "onnx" and teacher.info.get("format") != "onnx":
+        from bench.compress import Compressor
+
+        onnx_teacher = _timed(built, f"teacher_logits_export{tag}",
+                              lambda: Compressor(suite, data, store).onnx_export(teacher))
+    logits = _timed(built, f"teacher_logits{tag}",
+                    lambda: build_teacher_logits(suite, data, store, teacher, onnx_teacher)) if needs_logits else None
     for name in students:
         cfg = suite.all_students[name]
         stage = "student" if name == "student" else f"student[{name}]"

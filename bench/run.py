@@ -18,6 +18,7 @@ from bench import __version__, formats
 from bench.artifacts import ArtifactStore, cache_root, canonical_hash, file_lock, write_json_atomic
 from bench.bill import Progress
 from bench.build import Built, build_all, seed_tag
+from bench.cost_model import measure_config_hash
 from bench.data import load_task_data
 from bench.envinfo import environment
 from bench.errors import BenchError
@@ -215,7 +216,8 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
                                       progress, run_info)
     rows = [r for r in latest_rows(read_rows(run_dir)) if r["variant_id"] in planned
             and r.get("seed") in suite.training_seeds]
-    run_info["stages"]["measure"] = {"wall_s": round(sum(measure_wall.values()), 2), "per_variant_s": measure_wall}
+    run_info["stages"]["measure"] = {"wall_s": round(sum(measure_wall.values()), 2), "per_variant_s": measure_wall,
+                                     "config_hash": measure_config_hash(suite)}
     run_info["status"] = "finished" if all(r.get("status") == "ok" for r in rows) else "finished-with-failures"
     run_info["wall_s"] = round(time.perf_counter() - started, 2)
     write_json_atomic(run_dir / RUN_FILE, run_info)

@@ -9,8 +9,9 @@ import re
 import pytest
 from conftest import REPO
 
-from bench.bill import fmt_duration, history
+from bench.bill import fmt_duration
 from bench.cli import main
+from bench.cost_model import read_history
 
 
 def _break_data(suite, folder):
@@ -91,10 +92,13 @@ def test_cache_outside_results_is_reused_with_progress(tiny_suite, tmp_path, cap
     steps = re.findall(r"^  (build|cached) ", out, re.M)
     assert steps and set(steps) == {"cached"}
     assert "to build: nothing; 5 artifact(s) cached" in out  # teacher, logits, student, 2 ONNX exports
-    # r2 holds one run on this host: the estimate is the measured wall of its 4 variants.
+    # r2 holds one run on this host, with nothing built: the estimate is the measured wall of its 4 variants
+    # plus that run's own overhead (its wall time outside every stage).
     measured = sum(run["stages"]["measure"]["per_variant_s"].values())
-    assert f"estimated wall time: {fmt_duration(measured)} (build 00:00, measure {fmt_duration(measured)}; " \
-        "mean times of 1 earlier run(s) on this machine)" in out
+    overhead = run["wall_s"] - sum(s["wall_s"] for s in run["stages"].values())
+    assert f"estimated wall time: {fmt_duration(measured + overhead)} (training 00:00, other builds 00:00, " \
+        f"measure {fmt_duration(measured)}, overhead {fmt_duration(overhead)}; cost model fitted to 1 earlier " \
+        "run(s) on this machine)" in out
 
 
 def test_history_uses_only_runs_of_this_host(tmp_path):
@@ -109,8 +113,9 @@ def test_history_uses_only_runs_of_this_host(tmp_path):
     write("b", platform.node(), {"student_distill": stage | {"build_time_s": 4.0},
                                  "teacher_finetune": stage | {"reused": True}})
     write("c", "another-host", {"student_distill": stage | {"build_time_s": 1000.0}})
-    runs, times = history(tmp_path)
-    assert runs == 2
+    found = read_history(tmp_path)
+    times = {k: [x.seconds for x in v] for k, v in found.samples.items()}
+    assert found.runs == 2
     assert times[("stage", "s", "student_distill")] == [8.0, 4.0]
     assert times[("kind", "*", "student")] == [8.0, 4.0]
     assert times[("variant", "s", "student-onnx-fp32-cpu-t1")] == [3]

@@ -175,7 +175,8 @@ def compute_teacher_logits(
     out = np.zeros((len(texts), teacher.config.num_labels), dtype=np.float32)
     from tqdm.auto import tqdm
 
-    # inference_mode: no autograd graph. Same logits to the bit, 20 % less time (6,000 SST-2 rows: 26.1 s -> 21.0 s).
+    # inference_mode: no autograd graph kept. Same logits to the bit; no faster here (12,000 SST-2 rows: 39.5 s
+    # with autograd, 39.9 s without), compute is the cost (docs/cost-model.md).
     with torch.inference_mode():
         for start in tqdm(range(0, len(order), batch_size), desc="teacher logits", leave=False):
             idx = order[start : start + batch_size]
