@@ -44,9 +44,11 @@ def tiny_bert(tmp_path_factory):
 @pytest.mark.parametrize("runtime", ["onnx", "pytorch"])
 def test_bench_grid_cell_agrees_with_the_bare_loop(tiny_bert, runtime):
     # Generous tolerance: this machine is shared. The 3 % check is a manual run (docs/measurement.md).
+    # Three rounds, so the median of each side is a real median: with two it is their mean, and one
+    # slow round moved the PyTorch side 31 % apart in a CI run.
     proc = subprocess.run([sys.executable, str(SCRIPTS / "timing_agreement.py"), str(tiny_bert / ("onnx" if runtime ==
                            "onnx" else "pt")), "--runtime", runtime, "--batch", "4", "--seq-len", "32", "--threads", "1",
-                           "--iterations", "200", "--rounds", "2", "--tolerance", "0.3", "--json"],
+                           "--iterations", "200", "--rounds", "3", "--tolerance", "0.3", "--json"],
                           capture_output=True, text=True, timeout=600)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert proc.returncode == (0 if result["agree"] else 1)
