@@ -17,7 +17,7 @@ import numpy as np
 
 from bench.artifacts import DryRunStore, Planned
 from bench.build import Built, build_all
-from bench.cost_model import TRAINING_KINDS, Estimate, first, measure_config_hash, predict, read_history
+from bench.cost_model import SEED_TAG, TRAINING_KINDS, Estimate, first, measure_config_hash, predict, read_history
 from bench.data import TaskData
 from bench.plan import Plan
 from bench.suite import Suite
@@ -36,7 +36,6 @@ ACTIONS = [  # (kind prefix, action, singular, plural)
     ("tensorrt", "engine", "TensorRT engine", "TensorRT engines"),
 ]
 TRAINED = ("teacher", "teacher-logits", "student-general", "student")
-_TAG = re.compile(r"@seed\d+$")
 
 
 def fmt_duration(seconds: float) -> str:
@@ -84,7 +83,7 @@ class _Recorder(Built):
         self._seen = len(self.store.planned)  # the store is shared by every seed's recorder
 
     def record(self, stage: str, artifact, wall_s: float):
-        base = _TAG.sub("", stage)
+        base = SEED_TAG.sub("", stage)
         for p in self.store.planned[self._seen:]:
             self.steps.append(Step(self.seed, base, _model_of(base, self.models_named), p,
                                    final=p.name == artifact.path.name))

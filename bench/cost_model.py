@@ -26,7 +26,7 @@ import numpy as np
 
 from bench.results import RUN_FILE
 
-_TAG = re.compile(r"@seed\d+$")
+SEED_TAG = re.compile(r"@seed\d+$")  # a stage or variant id's training-seed suffix
 TRAINING_KINDS = ("teacher", "teacher-logits", "student")
 
 
@@ -70,7 +70,7 @@ def read_history(results_root: Path, host: str | None = None) -> History:
             if name == "measure":
                 cfg = s.get("config_hash")
                 for vid, wall in (s.get("per_variant_s") or {}).items():
-                    vid = _TAG.sub("", vid)
+                    vid = SEED_TAG.sub("", vid)
                     keys = [("variant", suite, vid), ("variant", "*", vid)]
                     keys += [k + (cfg,) for k in keys] if cfg else []
                     for key in keys:
@@ -80,7 +80,7 @@ def read_history(results_root: Path, host: str | None = None) -> History:
                 seen.add(s["artifact"])
                 kind = s["artifact"].rsplit("-", 1)[0]
                 sample = Sample(s["build_time_s"], s.get("work"))
-                for key in (("stage", suite, _TAG.sub("", name)), ("kind", suite, kind), ("kind", "*", kind)):
+                for key in (("stage", suite, SEED_TAG.sub("", name)), ("kind", suite, kind), ("kind", "*", kind)):
                     samples[key].append(sample)
             else:
                 seen.add(s.get("artifact"))

@@ -64,9 +64,13 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
     task, splits, max_length = spec.task_def(), spec.splits(), spec.max_length
     texts = splits[0].texts  # the primary eval split: the latency stream, the grid and Offline
     phases, started = {}, time.perf_counter()
+
+    def lap(name: str) -> None:  # the wall seconds since the previous phase ended
+        phases[name] = time.perf_counter() - started - sum(phases.values())
+
     runtime, tokenizer, encodings, stream, load_time = load_stream(spec)
     row = {"load_time_s": round(load_time, 4), "params": runtime.params}
-    phases["load"] = time.perf_counter() - started
+    lap("load")
     if getattr(runtime, "size_bytes", None):
         row["size_bytes"] = runtime.size_bytes  # a conversion done at load (PyTorch int8)
     t0 = time.perf_counter()
@@ -75,7 +79,7 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
 
     scored = [(s.name, s.labels, predictions(task, predict_logits(runtime, tokenizer, s.texts, max_length,
                                                                    m.eval_batch_size))) for s in splits]
-    phases["accuracy"] = time.perf_counter() - started - sum(phases.values())
+    lap("accuracy")
     if spec.predictions_path:
         import json
 
@@ -83,21 +87,21 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
     planted_ms = planted_slowdown_ms()
     timed = _slowed(runtime.run, planted_ms) if planted_ms else runtime.run
     samples = time_calls(timed, stream, m.warmup, m.min_iterations, m.min_seconds)
-    phases["singlestream"] = time.perf_counter() - started - sum(phases.values())
+    lap("singlestream")
     # Batch-1 deployment memory (load, accuracy pass, SingleStream loop): read before the grid,
     # the Offline passes and the metric imports.
     row |= memory_fields(sampler, rss_before, spec.variant.format)
     if m.grid:
         row["latency_grid"] = measure_grid(runtime, tokenizer, texts, m.grid.model_dump())
-        phases["grid"] = time.perf_counter() - started - sum(phases.values())
+        lap("grid")
     if m.offline:
         row["offline"] = measure_offline(runtime, tokenizer, texts, max_length, m.offline.model_dump(), sampler)
-        phases["offline"] = time.perf_counter() - started - sum(phases.values())
+        lap("offline")
     if m.op_profile:  # a profiled session of its own, after every timed loop
         from bench.measure.op_profile import profile_spec
 
         row |= profile_spec(spec, runtime, tokenizer, stream)
-        phases["op_profile"] = time.perf_counter() - started - sum(phases.values())
+        lap("op_profile")
     row |= task_metrics(task, scored)
     row |= latency_stats(samples)
     row["latency_raw_ms"] = np.round(samples, 4).tolist()
