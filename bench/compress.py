@@ -171,7 +171,13 @@ class Compressor:
         """(cache-key spec, convert(src, out, nodes_to_quantize=None) -> info) for calibrated static INT8."""
         from transformers import AutoTokenizer
 
-        from bench.export.quantize import STATIC_OP_TYPES, calibration_hash, quantize_int8_static, resolve_reduce_range
+        from bench.export.quantize import (
+            CALIBRATION_BATCH,
+            STATIC_OP_TYPES,
+            calibration_hash,
+            quantize_int8_static,
+            resolve_reduce_range,
+        )
 
         q = self.suite.quantize.resolved(recipe)
         reduce_range, why = resolve_reduce_range(q.reduce_range) if not symmetric else (False, "symmetric QDQ")
@@ -179,7 +185,10 @@ class Compressor:
         spec = {"calibrator": calibrator, "calibration": calibration_hash(texts), "per_channel": q.per_channel,
                 "op_types": q.op_types or STATIC_OP_TYPES,
                 **_recipe_spec(q, dynamic=False, quant_format="qdq" if symmetric else q.quant_format),
-                "reduce_range": reduce_range, "percentile": q.percentile if calibrator == "percentile" else None}
+                "reduce_range": reduce_range, "percentile": q.percentile if calibrator == "percentile" else None,
+                "calibration_batch": CALIBRATION_BATCH}
+        if calibrator == "entropy":
+            spec["entropy_bins"] = q.entropy_bins
         if symmetric:
             spec["symmetric"] = True  # only when set: asymmetric graphs keep their cache keys
         elif q.activation_type != "s8":
@@ -190,7 +199,8 @@ class Compressor:
             info = quantize_int8_static(src, out, tokenizer, texts, self.max_length, calibrator, q.per_channel,
                                         reduce_range, q.percentile, symmetric, q.activation_type,
                                         "qdq" if symmetric else q.quant_format, q.op_types or STATIC_OP_TYPES,
-                                        q.nodes_to_exclude, nodes_to_quantize, _where(recipe, nodes_to_quantize))
+                                        q.nodes_to_exclude, nodes_to_quantize, _where(recipe, nodes_to_quantize),
+                                        q.entropy_bins)
             return {**info, "reduce_range_reason": why}
 
         return spec, convert

@@ -22,7 +22,7 @@ from bench.cost_model import measure_config_hash
 from bench.data import load_task_data
 from bench.envinfo import environment
 from bench.errors import BenchError
-from bench.measure.isolate import run_isolated
+from bench.measure.isolate import run_isolated_serving
 from bench.paths import confined
 from bench.plan import Plan, Variant, make_plan, shard_plan
 from bench.results import RUN_FILE, SCHEMA_VERSION, append_row, latest_rows, read_rows
@@ -276,9 +276,11 @@ def _measure_variants(suite, plan, built, data, run_dir, run_id, machine, peaks,
         # The accuracy pass's predictions per example: the Server scenario compares the served answers with
         # them, `bench tune` bootstraps the metric's drop from them (paired over the same examples).
         spec.predictions_path = run_dir / "logs" / f"{variant.id}{tag}.predictions.json"
-        result = run_isolated(spec, run_dir / "logs", variant.id + tag, suite.measure.timeout_s,
-                              suite.measure.max_memory_mb)
-        speedup = rounds.measure(variant, spec) if rounds and isinstance(result, ChildResult) else Speedup()
+        # With rounds, the measuring child stays up after its result and serves the variant's side of them.
+        result, rounds_side = run_isolated_serving(spec, run_dir / "logs", variant.id + tag, suite.measure.timeout_s,
+                                                   suite.measure.max_memory_mb, serve_rounds=rounds is not None)
+        speedup = rounds.measure(variant, spec, rounds_side) if rounds and isinstance(result, ChildResult) \
+            else Speedup()
         server = serving.measure(variant.id, spec) if served and isinstance(result, ChildResult) else None
         wall = time.perf_counter() - t0
         progress.measured(wall)

@@ -69,20 +69,27 @@ class SpeedupStage:
             self.reference_ms[ref.id] = []
         return self.references[ref.id]
 
-    def measure(self, variant: Variant, spec: ChildSpec) -> Speedup:
-        """The variant's Speedup part; on a failure only `speedup_error` (its own row stands)."""
+    def measure(self, variant: Variant, spec: ChildSpec, serving: RoundWorker | None = None) -> Speedup:
+        """The variant's Speedup part; on a failure only `speedup_error` (its own row stands). `serving`: the
+        variant's measuring process, still loaded and answering rounds (closed here); without it a process
+        of its own loads the variant."""
         ref = reference_of(variant)
         if self.reference_dir is None:
+            if serving:
+                serving.close()
             return Speedup(speedup_error="no PyTorch FP32 reference: the teacher source is an ONNX file")
         cfg, started = self.config, time.perf_counter()
+        worker = serving
         try:
             reference = self._reference(ref, spec)
-            worker = RoundWorker(spec, self.work_dir, variant.id + self.tag, self.timeout_s)
+            worker = worker or RoundWorker(spec, self.work_dir, variant.id + self.tag, self.timeout_s)
             try:
                 rounds = interleave(reference, worker, cfg.rounds, cfg.calls_per_round, self.calls_done)
             finally:
                 worker.close()
         except RoundError as exc:
+            if worker:
+                worker.close()
             self.references.pop(ref.id, None)  # a fresh one next time, should the reference be what died
             return Speedup(speedup_error=str(exc))
         self.calls_done += cfg.rounds * cfg.calls_per_round

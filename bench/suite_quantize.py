@@ -60,6 +60,10 @@ class QuantizeConfig(_Strict):
     calibration_samples: PositiveInt = 300  # train sentences (never dev) for static INT8
     calibrators: Annotated[list[Calibrator], Field(min_length=1)] = ["minmax"]  # one int8-static variant each
     percentile: Annotated[float, Field(gt=90, le=100)] = 99.999
+    # Histogram bins of the entropy (KL) calibrator; it picks a threshold of 128 quantized bins among
+    # them. ORT's quantize_static default, 128, leaves one choice (the full range, i.e. minmax). Cost on
+    # this CPU at 512: 3.5 s (MiniLM student) to 7 s (teacher) per graph; at TensorRT's 2048: 26 to 52 s.
+    entropy_bins: Annotated[int, Field(ge=256, le=8192)] = 512
     recipes: dict[RecipeName, QuantRecipe] = {}  # named variations, picked per variants line with `quant:`
 
     _lists = field_validator("calibrators", mode="before")(classmethod(lambda cls, v: _as_list(v)))

@@ -73,6 +73,31 @@ def test_int8_static_qdq(setup, calibrator):
     assert logits.params > 0
 
 
+def _activation_scales(artifact) -> dict[str, float]:
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(artifact.path / "model.onnx")).graph
+    inits = {t.name: t for t in graph.initializer}
+    return {n.input[0]: float(numpy_helper.to_array(inits[n.input[1]]))
+            for n in graph.node if n.op_type == "QuantizeLinear" and n.input[1] in inits}
+
+
+def test_entropy_calibration_is_its_own_not_minmax(setup):
+    # Through quantize_static ORT's entropy calibrator has 128 bins and 128 quantized bins: one threshold
+    # to choose, the full range, so it wrote minmax's graph. bench runs it with suite.quantize.entropy_bins.
+    *_, teacher, comp = setup
+    minmax = comp.onnx_int8_static(teacher, "plain", "minmax")
+    entropy = comp.onnx_int8_static(teacher, "plain", "entropy")
+    assert entropy.info["entropy_bins"] == 512 and entropy.manifest["spec"]["entropy_bins"] == 512
+    assert "entropy_bins" not in minmax.info
+    mm, en = _activation_scales(minmax), _activation_scales(entropy)
+    assert mm.keys() == en.keys() and len(mm) > 0
+    # KL thresholds clip: no activation range wider than minmax's, and some narrower (3 of 32 on this tiny
+    # model and 40 examples; with ORT's 128 bins, none: the same graph).
+    assert all(en[k] <= mm[k] * 1.0001 for k in mm)
+    assert sum(en[k] < 0.99 * mm[k] for k in mm) >= 1, (mm, en)
+
+
 def test_tensorrt_int8_graph_is_symmetric(setup):
     # TensorRT's explicit quantization refuses non-zero zero points; ORT's default QDQ activations have them.
     from bench.export.quantize import nonzero_zero_points

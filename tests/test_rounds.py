@@ -82,6 +82,30 @@ def test_a_planted_slowdown_reaches_the_variant_and_never_the_reference(small_an
     assert max(rounds.ratios) < 0.5
 
 
+def test_the_measuring_child_serves_the_variant_side_of_the_rounds_after_its_result(small_and_big, tmp_path,
+                                                                                     monkeypatch):
+    from bench.measure.isolate import run_isolated_serving
+    from bench.schema.child import ChildResult
+
+    small, big = small_and_big
+    monkeypatch.setenv(SLOWDOWN_ENV, "2")  # the measured row and the rounds see the same planted slowdown
+    result, serving = run_isolated_serving(_spec(small), tmp_path, "var", timeout_s=120)
+    assert isinstance(result, ChildResult) and result.latency_p50_ms > 2.0
+    assert serving is not None and serving.ready["stream"] == len(SENTENCES)
+    assert (tmp_path / "var.result.json").is_file()  # the row's result is complete before the rounds
+    reference = RoundWorker(_spec(big), tmp_path, "ref", timeout_s=120, planted=False)
+    try:
+        rounds = interleave(reference, serving, rounds=4, calls=10)
+    finally:
+        reference.close()
+        serving.close()
+    assert min(rounds.variant_ms) > 2.0 and len(rounds.ratios) == 4
+    assert serving.proc.returncode == 0  # "quit" ends the measuring child cleanly
+    # Without rounds the child exits after its result, as before.
+    result, serving = run_isolated_serving(_spec(small), tmp_path / "plain", "var", timeout_s=120, serve_rounds=False)
+    assert isinstance(result, ChildResult) and serving is None
+
+
 def test_a_round_process_that_cannot_load_says_why(tmp_path):
     missing = tmp_path / "no-such-artifact"
     with pytest.raises(RoundError, match=r"var: exit code 1: .*\(log: .*var\.rounds\.log\)"):

@@ -300,8 +300,12 @@ def test_calibration_reader_feeds_pairs_and_hashes_them(pair_berts):
     items = []
     while (item := reader.get_next()) is not None:
         items.append(item)
-    assert len(items) == 5 and len({i["input_ids"].shape for i in items}) == 1  # one shape for the calibrators
-    assert all(i["token_type_ids"].max() == 1 for i in items)
+    # 5 examples: one batch of 5 (the largest size up to CALIBRATION_BATCH that divides the count)
+    assert len(items) == 1 and items[0]["input_ids"].shape[0] == 5
+    assert all(row.max() == 1 for row in items[0]["token_type_ids"])
+    by_three = SentenceReader(tok, _pairs(6, 12), ["input_ids", "attention_mask", "token_type_ids"], 64, batch=3)
+    shapes = [by_three.get_next()["input_ids"].shape, by_three.get_next()["input_ids"].shape, by_three.get_next()]
+    assert shapes[0] == shapes[1] and shapes[0][0] == 3 and shapes[2] is None  # one shape for the calibrators
     single = Texts(texts.first)
     assert calibration_hash(single) == calibration_hash(texts.first)  # SST-2's hashes (and cache keys) unchanged
     assert calibration_hash(texts) != calibration_hash(single)

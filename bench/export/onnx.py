@@ -4,6 +4,7 @@ pair, tokenised as the task's model sees them)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import ParityError
-from bench.runtimes import Runtime, batched_logits, load_runtime
+from bench.measure.accuracy import predict_logits
+from bench.runtimes import Runtime, load_runtime
 from bench.tasks import Texts
 
 log = logging.getLogger(__name__)
@@ -33,16 +35,49 @@ def copy_sidecars(src_dir: Path, out_dir: Path) -> None:
             shutil.copy2(f, out_dir / f.name)
 
 
-def parity(reference: Runtime, candidate: Runtime, tokenizer, texts: Texts | list[str], max_length: int,
-           batch_size: int = 16) -> dict:
-    """Max |Δlogit| of two runtimes on the same padded batches, and for a classification head their
-    argmax agreement (None for a regression head: one output, no label to agree on)."""
-    ref = batched_logits(reference, tokenizer, texts, max_length, batch_size)
-    cand = batched_logits(candidate, tokenizer, texts, max_length, batch_size)
+PARITY_BATCH = 16
+
+
+def parity(reference: Runtime | np.ndarray, candidate: Runtime, tokenizer, texts: Texts | list[str], max_length: int,
+           batch_size: int = PARITY_BATCH) -> dict:
+    """Max |Δlogit| of two runtimes on the same padded batches (length-sorted, as the accuracy pass batches),
+    and for a classification head their argmax agreement (None for a regression head: one output, no label
+    to agree on). `reference` may be its logits already computed on those batches (reference_logits)."""
+    ref = reference if isinstance(reference, np.ndarray) else predict_logits(reference, tokenizer, texts, max_length,
+                                                                             batch_size)
+    cand = predict_logits(candidate, tokenizer, texts, max_length, batch_size)
     classify = ref.ndim == 2 and ref.shape[-1] > 1
     agree = int((ref.argmax(-1) == cand.argmax(-1)).sum())
     return {"parity_max_abs_diff": float(np.abs(ref - cand).max()),
             "parity_label_agreement": agree / len(ref) if classify else None, "parity_samples": len(ref)}
+
+
+# Every conversion of one model (ONNX, fused, INT8 dynamic and static, PyTorch INT8: 8 per model in
+# sst2-cpu) checks against the same source logits on the same examples: computed once per process.
+_REFERENCE_LOGITS: dict[tuple, np.ndarray] = {}
+
+
+def _folder_state(folder: Path) -> tuple:
+    """Names, sizes and mtimes of a folder's files: a source changed in place is not served stale logits."""
+    return tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in folder.iterdir() if f.is_file()))
+
+
+def reference_logits(source_dir: Path, reference_format: str, device: str, tokenizer, texts: Texts | list[str],
+                     max_length: int, batch_size: int = PARITY_BATCH) -> np.ndarray:
+    """The FP32 source's logits on `texts` in parity batches, memoised per (source folder and its files,
+    runtime, device, examples, max_length, batch)."""
+    from bench.measure.accuracy import as_texts
+
+    texts = as_texts(texts)
+    examples = hashlib.sha256(repr((texts.first, texts.second)).encode()).hexdigest()
+    key = (str(Path(source_dir).resolve()), _folder_state(Path(source_dir)), reference_format, device, examples,
+           max_length, batch_size)
+    if key not in _REFERENCE_LOGITS:
+        if len(_REFERENCE_LOGITS) >= 8:
+            _REFERENCE_LOGITS.pop(next(iter(_REFERENCE_LOGITS)))
+        reference = load_runtime(reference_format, source_dir, device, threads=2)
+        _REFERENCE_LOGITS[key] = predict_logits(reference, tokenizer, texts, max_length, batch_size)
+    return _REFERENCE_LOGITS[key]
 
 
 def check_parity(source_dir: Path, candidate: Runtime, name: str, texts: Texts | list[str], max_length: int,
@@ -51,8 +86,9 @@ def check_parity(source_dir: Path, candidate: Runtime, name: str, texts: Texts |
     for an ONNX source measured as it is); fails loudly above atol."""
     from transformers import AutoTokenizer
 
-    reference = load_runtime(reference_format, source_dir, device, threads=2)
-    result = parity(reference, candidate, AutoTokenizer.from_pretrained(source_dir), texts, max_length)
+    tokenizer = AutoTokenizer.from_pretrained(source_dir)
+    ref = reference_logits(source_dir, reference_format, device, tokenizer, texts, max_length)
+    result = parity(ref, candidate, tokenizer, texts, max_length)
     agreement = result["parity_label_agreement"]
     log.info("%s parity: max |Δlogit| %.2e, label agreement %s", name, result["parity_max_abs_diff"],
              "n/a (regression)" if agreement is None else f"{agreement:.4f}")

@@ -113,16 +113,20 @@ STATIC_OP_TYPES = ("MatMul", "Attention")
 
 class SentenceReader:
     """CalibrationDataReader over tokenised examples (Texts: one sentence, or a pair as one sequence with
-    token_type_ids), one per batch, all padded to the longest of them: the histogram calibrators
-    (entropy, percentile) need every batch to have one shape."""
+    token_type_ids), all padded to the longest of them: the histogram calibrators (entropy, percentile)
+    stack every batch, so every batch has one shape. Batches of up to CALIBRATION_BATCH examples (the
+    largest size that divides the count): the calibrators see the same values as one example per call
+    (min/max and histograms are over all of them), in a tenth of the session calls."""
 
-    def __init__(self, tokenizer, texts, input_names: list[str], max_length: int):
+    def __init__(self, tokenizer, texts, input_names: list[str], max_length: int, batch: int | None = None):
         from bench.measure.accuracy import as_texts
 
         texts = as_texts(texts)
         longest = max(len(ids) for ids in texts.encode(tokenizer, truncation=True, max_length=max_length)["input_ids"])
         enc = texts.encode(tokenizer, truncation=True, max_length=longest, padding="max_length", return_tensors="np")
-        self._items = [{k: enc[k][i : i + 1].astype(np.int64) for k in input_names} for i in range(len(texts))]
+        n = len(texts)
+        batch = batch or next(b for b in range(min(CALIBRATION_BATCH, n), 0, -1) if n % b == 0)
+        self._items = [{k: enc[k][i : i + batch].astype(np.int64) for k in input_names} for i in range(0, n, batch)]
         self._iter = iter(self._items)
 
     def get_next(self):
@@ -130,6 +134,26 @@ class SentenceReader:
 
     def rewind(self):
         self._iter = iter(self._items)
+
+
+CALIBRATION_BATCH = 10
+# ORT's entropy calibrator through quantize_static histograms into 128 bins and searches thresholds of
+# 128 quantized bins: one candidate, the full range, so "entropy" wrote the same graph as minmax (same
+# file, byte for byte, on sst2-cpu). bench runs that calibrator itself with more bins (docs/int8.md).
+ENTROPY_QUANTIZED_BINS = 128
+
+
+def _entropy_ranges(src: Path, reader, op_types, bins: int, cache: Path) -> None:
+    """KL-divergence (entropy) ranges over `bins` histogram bins, written where quantize_static reads its
+    calibration cache (ORT's create_calibrator / save_tensors_data: its own calibrator, its own format)."""
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator, save_tensors_data
+
+    calibrator = create_calibrator(src, list(op_types), augmented_model_path=str(cache.parent / "augmented.onnx"),
+                                   calibrate_method=CalibrationMethod.Entropy,
+                                   extra_options={"num_bins": bins, "num_quantized_bins": ENTROPY_QUANTIZED_BINS})
+    calibrator.collect_data(reader)
+    save_tensors_data(calibrator.compute_data(), cache)
+    reader.rewind()
 
 
 def calibration_hash(texts) -> str:
@@ -146,7 +170,8 @@ def calibration_hash(texts) -> str:
 def quantize_int8_static(src: Path, out: Path, tokenizer, texts, max_length: int, method: str,
                          per_channel: bool, reduce_range: bool, percentile: float, symmetric: bool = False,
                          activation_type: str = "u8", quant_format: str = "qdq", op_types=STATIC_OP_TYPES,
-                         nodes_to_exclude=(), nodes_to_quantize=None, where: str = "quantize.nodes_to_exclude") -> dict:
+                         nodes_to_exclude=(), nodes_to_quantize=None, where: str = "quantize.nodes_to_exclude",
+                         entropy_bins: int = 512) -> dict:
     """QDQ INT8 calibrated on `texts` (Texts, or a list of sentences), S8 weights and `activation_type`
     activations (u8: what ORT's CPU provider fuses into QLinearMatMul). symmetric=True: S8 activations and
     weights with zero-point 0, what TensorRT's explicit quantization requires. nodes_to_quantize (the
@@ -174,15 +199,19 @@ def quantize_int8_static(src: Path, out: Path, tokenizer, texts, max_length: int
         extra["DedicatedQDQPair"] = True
     with tempfile.TemporaryDirectory(prefix="bench-calib-") as tmp:
         # The calibrator writes an augmented copy of the model next to its cache; keep it out of `out`.
-        quantize_static(src, out, SentenceReader(tokenizer, texts, names, max_length),
+        reader, cache = SentenceReader(tokenizer, texts, names, max_length), Path(tmp) / "calib.cache"
+        if method == "entropy":
+            _entropy_ranges(src, reader, op_types, entropy_bins, cache)
+        quantize_static(src, out, reader,
                         op_types_to_quantize=list(op_types), nodes_to_exclude=list(nodes_to_exclude),
                         nodes_to_quantize=nodes_to_quantize,
                         quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
                         activation_type=QuantType.QInt8 if activation_type == "s8" else QuantType.QUInt8,
                         weight_type=QuantType.QInt8,
                         per_channel=per_channel, reduce_range=reduce_range, calibrate_method=methods[method],
-                        extra_options=extra, calibration_cache_path=Path(tmp) / "calib.cache")
+                        extra_options=extra, calibration_cache_path=cache)
     return {"calibrator": method, "calibration_samples": len(texts),
+            **({"entropy_bins": entropy_bins} if method == "entropy" else {}),
             "calibration_hash": calibration_hash(texts), "per_channel": per_channel,
             "reduce_range": reduce_range, "symmetric": symmetric, "activation_type": activation_type,
             **_recipe_info(quant_format, None if tuple(op_types) == STATIC_OP_TYPES else op_types, nodes_to_exclude),

@@ -26,10 +26,16 @@ def serve(spec: ChildSpec, requests, replies) -> None:
     runtime, _, _, stream, load_time = load_stream(spec)
     planted_ms = planted_slowdown_ms()
     run = _slowed(runtime.run, planted_ms) if planted_ms else runtime.run
+    serve_loaded(spec, run, stream, requests, replies, {"load_time_s": round(load_time, 4)})
+
+
+def serve_loaded(spec: ChildSpec, run, stream, requests, replies, ready: dict | None = None) -> None:
+    """The protocol over a variant already loaded: warm up, say ready, answer rounds until `quit`. The
+    measuring worker calls this after its result is written, so a variant's rounds need no second load."""
     warmup = spec.measure.interleave.warmup if spec.measure.interleave else 10
     for i in range(warmup):
         run(stream[i % len(stream)])
-    replies.write(json.dumps({"ready": True, "load_time_s": round(load_time, 4), "stream": len(stream)}) + "\n")
+    replies.write(json.dumps({"ready": True, **(ready or {}), "stream": len(stream)}) + "\n")
     replies.flush()
     clock = time.perf_counter_ns
     for line in requests:
@@ -47,12 +53,28 @@ def serve(spec: ChildSpec, requests, replies) -> None:
         replies.flush()
 
 
+def pin_all_threads(cpus: set[int]) -> None:
+    """Every thread of this process onto `cpus` (a runtime's pool threads already exist: pinning only the
+    calling thread would leave them where they were)."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except OSError:
+            pass  # a thread that ended meanwhile
+
+
+def protocol_stream():
+    """The real stdout for the protocol; whatever a library prints from now on lands in the log (stderr)."""
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    return replies
+
+
 def main(argv: list[str]) -> int:
     from bench.measure.worker import _die_with_parent
 
     _die_with_parent()
-    replies = os.fdopen(os.dup(1), "w")  # the protocol keeps the real stdout ...
-    os.dup2(2, 1)  # ... and whatever a library prints lands in the log
+    replies = protocol_stream()
     if len(argv) > 1:  # the cores to run on, shared with the other side of the rounds
         os.sched_setaffinity(0, {int(c) for c in argv[1].split(",")})
     spec = ChildSpec.model_validate_json(Path(argv[0]).read_bytes())

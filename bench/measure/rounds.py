@@ -50,6 +50,15 @@ class RoundWorker:
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         self.ready = self._reply()
 
+    @classmethod
+    def attach(cls, proc: subprocess.Popen, name: str, log_path: Path, timeout_s: float) -> RoundWorker:
+        """A process already running that speaks the same protocol on its stdin/stdout: the measuring worker
+        started with --serve-rounds (bench/measure/isolate.py), once it has written its result."""
+        self = cls.__new__(cls)
+        self.name, self.timeout_s, self.log_path, self.proc = name, timeout_s, log_path, proc
+        self.ready = self._reply()
+        return self
+
     def _reply(self) -> dict:
         deadline = time.monotonic() + self.timeout_s
         while not select.select([self.proc.stdout], [], [], 0.5)[0]:

@@ -34,14 +34,16 @@ def memory_fields(sampler, rss_before: int, fmt: str) -> dict:
     return fields
 
 
-def measure(spec: ChildSpec) -> dict:
+def measure(spec: ChildSpec, loaded: dict | None = None) -> dict:
+    """The row's measured fields. `loaded`, when given, receives the timed call and the stream
+    (`run`, `stream`) for the speedup rounds this process serves afterwards."""
     from bench.measure.memory import PeakSampler, nvml_probes
 
     rss_before = psutil.Process().memory_info().rss
     # RSS (and, on cuda, GPU memory through NVML) sampled from before the load to the end.
     sampler = PeakSampler(nvml_probes() if spec.variant.device == "cuda" else None).start()
     try:
-        row = _measure(spec, sampler, rss_before)
+        row = _measure(spec, sampler, rss_before, loaded)
     finally:
         sampler.stop()
     from bench.measure.memory import mb, vmhwm_bytes
@@ -52,7 +54,7 @@ def measure(spec: ChildSpec) -> dict:
     return row
 
 
-def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
+def _measure(spec: ChildSpec, sampler, rss_before: int, loaded: dict | None) -> dict:
     from bench.measure.accuracy import predict_logits, task_metrics
     from bench.measure.flops import flops_for_config
     from bench.measure.isolate import malloc_env
@@ -88,6 +90,8 @@ def _measure(spec: ChildSpec, sampler, rss_before: int) -> dict:
     timed = _slowed(runtime.run, planted_ms) if planted_ms else runtime.run
     samples = time_calls(timed, stream, m.warmup, m.min_iterations, m.min_seconds)
     lap("singlestream")
+    if loaded is not None:
+        loaded.update(run=timed, stream=stream)
     # Batch-1 deployment memory (load, accuracy pass, SingleStream loop): read before the grid,
     # the Offline passes and the metric imports.
     row |= memory_fields(sampler, rss_before, spec.variant.format)
@@ -198,7 +202,9 @@ def measure_grid(runtime, tokenizer, texts, grid: dict) -> list[dict]:
     for batch, seq_len in itertools.product(grid["batch_sizes"], grid["seq_lens"]):
         cell = texts.take([i % len(texts) for i in range(batch)])
         native = runtime.prepare(cell.encode(tokenizer, truncation=True, max_length=seq_len, padding="max_length"))
-        samples = time_calls(runtime.run, [native], warmup=2, min_iterations=grid["min_iterations"],
+        # One warm-up call: the cell's shape is fixed, so its first call (allocations for the new shape) is
+        # the cold one. On sst2-cpu the b32 x 128 cells are half the grid's time: each call counts.
+        samples = time_calls(runtime.run, [native], warmup=1, min_iterations=grid["min_iterations"],
                              min_seconds=grid["min_seconds"])
         p50, p90 = np.percentile(samples, [50, 90])
         cells.append({"batch": batch, "seq_len": seq_len, "p50_ms": round(float(p50), 4),
@@ -220,15 +226,30 @@ def _die_with_parent() -> None:
 
 
 def main(argv: list[str]) -> int:
+    """SPEC RESULT [--serve-rounds [CPUS]]: with --serve-rounds, once the result is written this process
+    answers the speedup rounds of bench/measure/round_worker.py on its stdout (pinned to CPUS, as the
+    reference side is) with the variant it already has loaded, until the parent says quit."""
     _die_with_parent()
     spec_path, result_path = Path(argv[0]), Path(argv[1])
+    serve = len(argv) > 2 and argv[2] == "--serve-rounds"
+    if serve:
+        from bench.measure.round_worker import protocol_stream
+
+        replies = protocol_stream()
     spec = ChildSpec.model_validate_json(spec_path.read_bytes())
+    loaded: dict = {}
     # The child's end of the boundary: a field the schema does not declare, or one it requires and
     # the measurement did not produce, fails here with its name, before anything is written.
-    result = ChildResult.model_validate(measure(spec))
+    result = ChildResult.model_validate(measure(spec, loaded))
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(result.model_dump_json(exclude_unset=True))
     tmp.replace(result_path)
+    if serve:
+        from bench.measure.round_worker import pin_all_threads, serve_loaded
+
+        if len(argv) > 3:
+            pin_all_threads({int(c) for c in argv[3].split(",")})
+        serve_loaded(spec, loaded["run"], loaded["stream"], sys.stdin, replies)
     return 0
 
 
