@@ -16,7 +16,7 @@ from bench.errors import BenchError
 from bench.measure.isolate import run_isolated
 from bench.results import open_run
 from bench.schema import ROW_FIELDS, Row
-from bench.schema.child import ChildResult, ChildSpec
+from bench.schema.child import ChildReport, ChildResult, ChildSpec
 from bench.schema.doc import readme_block, table
 
 SST2_TASK = {"name": "sst2", "label_names": ["negative", "positive"], "metrics": ["accuracy", "f1"]}
@@ -60,6 +60,13 @@ def _ok_result(**change) -> dict:
     return result | change
 
 
+def _ok_report(**change) -> dict:
+    """What a child writes for that result: its measurements and one prediction per example (the spec below
+    has one), without the task's metrics, which the parent computes."""
+    report = {k: v for k, v in _ok_result().items() if k in ChildReport.model_fields} | {"eval_predictions": [[0]]}
+    return report | change
+
+
 def test_child_result_missing_or_unknown_field_is_named():
     ChildResult.model_validate(_ok_result())  # the golden row's measured fields are a complete result
     missing = _ok_result()
@@ -79,11 +86,13 @@ json.dump(json.loads(sys.argv[3]), open(sys.argv[2], "w"))
 """
 
 
-@pytest.mark.parametrize(("change", "field"), [({"accuracy": None}, "accuracy"), ({"bogus_ms": 1.0}, "bogus_ms")])
+@pytest.mark.parametrize(("change", "field"), [({"latency_p50_ms": None}, "latency_p50_ms"),
+                                               ({"bogus_ms": 1.0}, "bogus_ms"), ({"accuracy": 1.0}, "accuracy"),
+                                               ({"eval_predictions": [[0, 1]]}, "eval_predictions")])
 def test_parent_end_of_the_child_boundary_names_the_field(tmp_path, monkeypatch, change, field):
     import bench.measure.isolate as isolate
 
-    result = {k: v for k, v in (_ok_result() | change).items() if v is not None}
+    result = {k: v for k, v in (_ok_report() | change).items() if v is not None}
     monkeypatch.setattr(isolate, "worker_command", lambda spec, out: [
         sys.executable, "-c", _FAKE_WORKER, str(spec), str(out), json.dumps(result)])
     spec = {"variant": {"model": "student", "format": "onnx", "precision": "fp32", "device": "cpu", "threads": 1},
@@ -107,13 +116,15 @@ def test_child_end_of_the_boundary_rejects_a_bad_spec_and_a_bad_result(tmp_path,
                      max_length=16, measure={"warmup": 1, "min_iterations": 3, "min_seconds": 0})
     (tmp_path / "spec.json").write_text(spec.to_json())
     real = worker.measure
-    monkeypatch.setattr(worker, "measure", lambda s: real(s) | {"latency_p99_9_ms": 1.0})  # a field no part declares
+    monkeypatch.setattr(worker, "measure", lambda s, loaded=None: real(s, loaded) | {"latency_p99_9_ms": 1.0})  # unknown
     with pytest.raises(ValidationError, match="latency_p99_9_ms"):
         worker.main([str(tmp_path / "spec.json"), str(tmp_path / "result.json")])
     assert not (tmp_path / "result.json").exists()  # nothing written half-way
     monkeypatch.setattr(worker, "measure", real)
     assert worker.main([str(tmp_path / "spec.json"), str(tmp_path / "result.json")]) == 0
-    assert ChildResult.model_validate_json((tmp_path / "result.json").read_bytes()).eval_samples == 2
+    report = ChildReport.model_validate_json((tmp_path / "result.json").read_bytes())
+    assert "accuracy" not in ChildReport.model_fields and [len(p) for p in report.eval_predictions] == [2]
+    assert report.scored(spec).eval_samples == 2  # the parent's scoring of the child's predictions
 
 
 def test_a_written_row_needs_its_identity_and_measurements():

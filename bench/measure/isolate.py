@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 from pydantic import ValidationError
 
-from bench.schema.child import ChildFailure, ChildResult, ChildSpec, validation_message
+from bench.schema.child import ChildFailure, ChildReport, ChildResult, ChildSpec, validation_message
 
 # measure.allocator -> what the child's environment says to glibc malloc (read at process start).
 ALLOCATOR_ENV = {
@@ -104,7 +104,7 @@ def run_isolated_serving(spec: ChildSpec | dict, work_dir: Path, name: str, time
                 if max_memory_mb is not None and rss > max_memory_mb * 2**20:
                     return ChildFailure(status="memory-limit", error=f"child RSS {rss / 2**20:.0f} MB exceeded "
                                         f"max_memory_mb={max_memory_mb:g} (log: {log_path})"), None
-            outcome = _outcome(proc, result_path, log_path, max_memory_mb)
+            outcome = _outcome(proc, spec, result_path, log_path, max_memory_mb)
             if isinstance(outcome, ChildResult) and proc.poll() is None:
                 try:
                     serving = RoundWorker.attach(proc, name, log_path, timeout_s)
@@ -117,14 +117,17 @@ def run_isolated_serving(spec: ChildSpec | dict, work_dir: Path, name: str, time
                 proc.wait()
 
 
-def _outcome(proc, result_path: Path, log_path: Path, max_memory_mb: float | None) -> ChildResult | ChildFailure:
+def _outcome(proc, spec: ChildSpec, result_path: Path, log_path: Path, max_memory_mb: float | None
+             ) -> ChildResult | ChildFailure:
     if not result_path.is_file() or (proc.returncode or 0) != 0:
         how = f"killed by signal {-proc.returncode}" if (proc.returncode or 0) < 0 else f"exit code {proc.returncode}"
         return ChildFailure(status="failed", error=f"{how}: {_last_line(log_path)} (log: {log_path})")
     try:  # the parent's end of the boundary: a result that does not fit the schema is not a measurement
-        result = ChildResult.model_validate_json(result_path.read_bytes())
+        result = ChildReport.model_validate_json(result_path.read_bytes()).scored(spec)
     except ValidationError as exc:
         return ChildFailure(status="failed", error=f"{validation_message(exc, 'child result')} ({result_path})")
+    except ValueError as exc:
+        return ChildFailure(status="failed", error=f"child result: {exc} ({result_path})")
     peak = result.peak_rss_all_phases_mb or result.peak_rss_mb
     if max_memory_mb is not None and peak > max_memory_mb:
         # A spike between two 0.2 s polls, in any phase: the child's own high-water mark catches it.

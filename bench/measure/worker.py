@@ -3,10 +3,10 @@
 Loads one variant's artifact through its runtime, scores the task on every eval split (its metrics,
 the first the primary), then batch-1 latency over the primary split's real examples (SingleStream; a
 pair task's two sentences are one sequence), optionally the batch x length grid and the Offline
-scenario. The spec is a `ChildSpec` and the result a `ChildResult` (bench/schema/child.py), both
-validated here as well as in the parent. A background thread samples the child's memory
-throughout (bench/measure/memory.py). Test only: BENCH_TEST_SLOWDOWN_MS plants a known slowdown in
-the timed calls (`planted_slowdown_ms`), and the row's `latency_input` says so.
+scenario. The spec is a `ChildSpec` and the result a `ChildReport` (bench/schema/child.py: the measurements
+and the predictions, which the parent scores), both validated here as well as in the parent. A background
+thread samples the child's memory throughout (bench/measure/memory.py). Test only: BENCH_TEST_SLOWDOWN_MS
+plants a known slowdown in the timed calls (`planted_slowdown_ms`), and the row's `latency_input` says so.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import psutil
 
 from bench import formats
-from bench.schema.child import ChildResult, ChildSpec
+from bench.schema.child import ChildReport, ChildSpec
 
 
 def memory_fields(sampler, rss_before: int, fmt: str) -> dict:
@@ -55,7 +55,7 @@ def measure(spec: ChildSpec, loaded: dict | None = None) -> dict:
 
 
 def _measure(spec: ChildSpec, sampler, rss_before: int, loaded: dict | None) -> dict:
-    from bench.measure.accuracy import predict_logits, task_metrics
+    from bench.measure.accuracy import predict_logits
     from bench.measure.flops import flops_for_config
     from bench.measure.isolate import malloc_env
     from bench.measure.latency import latency_stats, time_calls
@@ -106,7 +106,7 @@ def _measure(spec: ChildSpec, sampler, rss_before: int, loaded: dict | None) -> 
 
         row |= profile_spec(spec, runtime, tokenizer, stream)
         lap("op_profile")
-    row |= task_metrics(task, scored)
+    row["eval_predictions"] = [p.tolist() for _, _, p in scored]  # the parent scores them (ChildReport)
     row |= latency_stats(samples)
     row["latency_raw_ms"] = np.round(samples, 4).tolist()
     # A planted slowdown is part of what was measured: the row says so, and compare notes it.
@@ -240,7 +240,7 @@ def main(argv: list[str]) -> int:
     loaded: dict = {}
     # The child's end of the boundary: a field the schema does not declare, or one it requires and
     # the measurement did not produce, fails here with its name, before anything is written.
-    result = ChildResult.model_validate(measure(spec, loaded))
+    result = ChildReport.model_validate(measure(spec, loaded))
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(result.model_dump_json(exclude_unset=True))
     tmp.replace(result_path)

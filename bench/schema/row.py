@@ -299,7 +299,10 @@ class Speedup(Part):
                                       None)
     speedup_round_calls: int | None = f("batch-1 calls per side per round", None)
     speedup_error: str | None = f("why the rounds did not finish (the row's own measurement stands)", None)
-    speedup_wall_s: float | None = f("wall seconds of this variant's rounds, its round process's start included", None)
+    speedup_wall_s: float | None = f(
+        "wall seconds of this variant's rounds (its measuring process serves them, already loaded; a process of "
+        "its own only if that one could not), the reference process's start included on the first row that "
+        "needs it", None)
 
 
 class ServerLoad(Part):
