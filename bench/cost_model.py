@@ -7,7 +7,8 @@ A run's wall time is the sum of
 - other builds (exports, graph optimizations, quantizations, general distillation): the mean of that
   kind's earlier builds. They scale with the model, not with the rows.
 - each variant's measurement: `a + b x eval rows`, fitted the same way, from earlier measurements of the
-  same variant id with the same `measure:` settings first (any settings when there are none).
+  same variant id with the same `measure:` settings first (any settings when there are none). Only
+  measurements whose row is `ok` count: a variant that failed at load took seconds, not its cost.
 - the run's own overhead (loading data, the machine facts): the mean of earlier runs'.
 Only runs on this host count: absolute times differ several-fold between machines (docs/cost-model.md
 has the model checked against three suite sizes).
@@ -43,6 +44,13 @@ class History:
     overhead_s: list[float]
 
 
+def _failed_variants(run_dir: Path) -> set[str]:
+    """Variant ids whose latest row in the run is not `ok` (any seed)."""
+    from bench.results import latest_rows, read_rows
+
+    return {r["variant_id"] for r in latest_rows(read_rows(run_dir)) if r.get("status") != "ok"}
+
+
 def read_history(results_root: Path, host: str | None = None) -> History:
     """Samples by key from the run.json files of runs on this host under results_root. Keys:
     ("stage", suite, stage) and ("kind", suite|"*", kind) for built steps; ("variant", suite|"*", variant
@@ -68,9 +76,11 @@ def read_history(results_root: Path, host: str | None = None) -> History:
                 continue
             stage_wall += s.get("wall_s") or 0.0
             if name == "measure":
-                cfg = s.get("config_hash")
+                cfg, failed = s.get("config_hash"), _failed_variants(path.parent)
                 for vid, wall in (s.get("per_variant_s") or {}).items():
                     vid = SEED_TAG.sub("", vid)
+                    if vid in failed:
+                        continue
                     keys = [("variant", suite, vid), ("variant", "*", vid)]
                     keys += [k + (cfg,) for k in keys] if cfg else []
                     for key in keys:

@@ -81,3 +81,14 @@ def test_history_prefers_measurements_with_the_same_settings(tmp_path):
     samples = read_history(tmp_path).samples
     assert [x.seconds for x in samples[("variant", "s", "student-onnx-fp32-cpu-t1", "abc")]] == [10.0]
     assert sorted(x.seconds for x in samples[("variant", "s", "student-onnx-fp32-cpu-t1")]) == [10.0, 30.0]
+
+
+def test_history_skips_measurements_whose_row_failed(tmp_path):
+    per_variant = {"student-onnx-fp32-cpu-t1": 30.0, "teacher-onnx-fp32-cpu-t1": 2.0}
+    _write_run(tmp_path, "r", "s", {"measure": {"wall_s": 32, "per_variant_s": per_variant}}, 33)
+    rows = [{"variant_id": "student-onnx-fp32-cpu-t1", "seed": 42, "status": "ok"},
+            {"variant_id": "teacher-onnx-fp32-cpu-t1", "seed": 42, "status": "failed"}]
+    (tmp_path / "s" / "r" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    samples = read_history(tmp_path).samples
+    assert [x.seconds for x in samples[("variant", "s", "student-onnx-fp32-cpu-t1")]] == [30.0]
+    assert ("variant", "s", "teacher-onnx-fp32-cpu-t1") not in samples  # 2 s to fail is not its cost
