@@ -5,7 +5,8 @@ A run's wall time is the sum of
   rows x epochs (the logits pass: train rows). With earlier builds at two or more sizes, `a` (loading,
   tokenising, the final dev evaluation) and `b` are a least-squares line; with one size, time per row.
 - other builds (exports, graph optimizations, quantizations, general distillation): the mean of that
-  kind's earlier builds. They scale with the model, not with the rows.
+  kind's builds in the most recent run that built it. They scale with the model, not with the rows, and
+  change with the code: a faster conversion in this version should not be averaged with the old one.
 - each variant's measurement: `a + b x eval rows`, fitted the same way, from earlier measurements of the
   same variant id with the same `measure:` settings first (any settings when there are none). Only
   measurements whose row is `ok` count: a variant that failed at load took seconds, not its cost.
@@ -35,6 +36,7 @@ TRAINING_KINDS = ("teacher", "teacher-logits", "student")
 class Sample:
     seconds: float
     work: float | None  # rows x epochs (training), eval rows (measurement); None: not recorded
+    at: str = ""  # the run's started_at (ISO 8601): which of two samples is the more recent
 
 
 @dataclass
@@ -69,7 +71,7 @@ def read_history(results_root: Path, host: str | None = None) -> History:
         if not stages:
             continue
         runs += 1
-        eval_rows = (run.get("data") or {}).get("eval_rows")
+        eval_rows, at = (run.get("data") or {}).get("eval_rows"), run.get("started_at") or ""
         seen, stage_wall = set(), 0.0  # a stage whose artifact is the trained model itself repeats its build
         for name, s in stages.items():
             if not isinstance(s, dict):
@@ -84,12 +86,12 @@ def read_history(results_root: Path, host: str | None = None) -> History:
                     keys = [("variant", suite, vid), ("variant", "*", vid)]
                     keys += [k + (cfg,) for k in keys] if cfg else []
                     for key in keys:
-                        samples[key].append(Sample(wall, eval_rows))
+                        samples[key].append(Sample(wall, eval_rows, at))
             elif s.get("artifact") and s["artifact"] not in seen and not s.get("reused") \
                     and s.get("build_time_s") is not None:
                 seen.add(s["artifact"])
                 kind = s["artifact"].rsplit("-", 1)[0]
-                sample = Sample(s["build_time_s"], s.get("work"))
+                sample = Sample(s["build_time_s"], s.get("work"), at)
                 for key in (("stage", suite, SEED_TAG.sub("", name)), ("kind", suite, kind), ("kind", "*", kind)):
                     samples[key].append(sample)
             else:
@@ -101,10 +103,11 @@ def read_history(results_root: Path, host: str | None = None) -> History:
 
 def predict(samples: list[Sample], work: float | None) -> float:
     """Seconds for `work` from earlier samples: a least-squares line through two or more sizes, time per
-    unit from one size, the mean when the work is unknown on either side."""
+    unit from one size; when the work is unknown on either side, the mean of the most recent run's."""
     sized = [(s.work, s.seconds) for s in samples if s.work]
     if work is None or not sized:
-        return float(np.mean([s.seconds for s in samples]))
+        latest = max(s.at for s in samples)
+        return float(np.mean([s.seconds for s in samples if s.at == latest]))
     w, t = np.array(sized, dtype=np.float64).T
     if len(set(w)) >= 2:
         b, a = np.polyfit(w, t, 1)

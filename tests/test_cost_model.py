@@ -92,3 +92,9 @@ def test_history_skips_measurements_whose_row_failed(tmp_path):
     samples = read_history(tmp_path).samples
     assert [x.seconds for x in samples[("variant", "s", "student-onnx-fp32-cpu-t1")]] == [30.0]
     assert ("variant", "s", "teacher-onnx-fp32-cpu-t1") not in samples  # 2 s to fail is not its cost
+
+
+def test_a_build_is_estimated_from_the_most_recent_run_that_built_its_kind():
+    old, new = Sample(30.0, None, "2026-12-01T10:00:00+0000"), Sample(10.0, None, "2026-12-02T10:00:00+0000")
+    assert predict([old, new], None) == 10.0  # this version's conversion, not the average with the old one
+    assert predict([old, new, Sample(12.0, None, new.at)], None) == 11.0  # a run that built it twice: their mean
