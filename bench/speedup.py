@@ -3,10 +3,11 @@ and the reference's drift over the run.
 
 The reference is the teacher in PyTorch FP32 (bench.formats.REFERENCE) on the variant's device and
 thread count, whether or not the suite measures it as a variant. One reference process per (device,
-threads) lives for a whole training seed; each variant gets its own process for its rounds
-(bench/measure/rounds.py). Every reference round is kept, so the run also records how far the machine
-drifted between its first and last rounds (run.json `reference_drift`), and the report flags a drift
-larger than the noise of those rounds.
+threads) lives for a whole training seed; each variant's side is its measuring process, which stays
+up after its result to serve them (bench/measure/isolate.py run_isolated_serving, bench/measure/rounds.py).
+Every reference round is kept, so the run also records how far the machine drifted between its first
+and last rounds (run.json `reference_drift`), and the report flags a drift larger than the noise of
+those rounds.
 """
 
 from __future__ import annotations
