@@ -1,7 +1,7 @@
 """Child-process entry point: `python -m bench.measure.worker SPEC.json RESULT.json`.
 
-Loads one variant's artifact through its runtime, scores the task on every eval split (its metrics,
-the first the primary), then batch-1 latency over the primary split's real examples (SingleStream; a
+Loads one variant's artifact through its runtime, predicts every eval split (the primary first; the
+parent scores the predictions), then batch-1 latency over the primary split's real examples (SingleStream; a
 pair task's two sentences are one sequence), optionally the batch x length grid and the Offline
 scenario. The spec is a `ChildSpec` and the result a `ChildReport` (bench/schema/child.py: the measurements
 and the predictions, which the parent scores), both validated here as well as in the parent. A background
@@ -92,8 +92,8 @@ def _measure(spec: ChildSpec, sampler, rss_before: int, loaded: dict | None) -> 
     lap("singlestream")
     if loaded is not None:
         loaded.update(run=timed, stream=stream)
-    # Batch-1 deployment memory (load, accuracy pass, SingleStream loop): read before the grid,
-    # the Offline passes and the metric imports.
+    # Batch-1 deployment memory (load, accuracy pass, SingleStream loop): read before the grid and
+    # the Offline passes.
     row |= memory_fields(sampler, rss_before, spec.variant.format)
     if m.grid:
         row["latency_grid"] = measure_grid(runtime, tokenizer, texts, m.grid.model_dump())
