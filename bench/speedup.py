@@ -84,15 +84,13 @@ class SpeedupStage:
         try:
             reference = self._reference(ref, spec)
             worker = worker or RoundWorker(spec, self.work_dir, variant.id + self.tag, self.timeout_s)
-            try:
-                rounds = interleave(reference, worker, cfg.rounds, cfg.calls_per_round, self.calls_done)
-            finally:
-                worker.close()
+            rounds = interleave(reference, worker, cfg.rounds, cfg.calls_per_round, self.calls_done)
         except RoundError as exc:
-            if worker:
-                worker.close()
             self.references.pop(ref.id, None)  # a fresh one next time, should the reference be what died
             return Speedup(speedup_error=str(exc))
+        finally:
+            if worker:
+                worker.close()
         self.calls_done += cfg.rounds * cfg.calls_per_round
         self.reference_ms[ref.id] += rounds.reference_ms
         median, low, high, coverage = median_interval(rounds.ratios)

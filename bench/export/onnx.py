@@ -4,7 +4,6 @@ pair, tokenised as the task's model sees them)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -66,12 +65,10 @@ def reference_logits(source_dir: Path, reference_format: str, device: str, token
                      max_length: int, batch_size: int = PARITY_BATCH) -> np.ndarray:
     """The FP32 source's logits on `texts` in parity batches, memoised per (source folder and its files,
     runtime, device, examples, max_length, batch)."""
-    from bench.measure.accuracy import as_texts
+    from bench.export.quantize import calibration_hash  # the examples' sha256, pairs included
 
-    texts = as_texts(texts)
-    examples = hashlib.sha256(repr((texts.first, texts.second)).encode()).hexdigest()
-    key = (str(Path(source_dir).resolve()), _folder_state(Path(source_dir)), reference_format, device, examples,
-           max_length, batch_size)
+    key = (str(Path(source_dir).resolve()), _folder_state(Path(source_dir)), reference_format, device,
+           calibration_hash(texts), max_length, batch_size)
     if key not in _REFERENCE_LOGITS:
         if len(_REFERENCE_LOGITS) >= 8:
             _REFERENCE_LOGITS.pop(next(iter(_REFERENCE_LOGITS)))
