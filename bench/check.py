@@ -31,6 +31,7 @@ import pandas as pd
 import yaml
 from pydantic import Field, ValidationError
 
+from bench.accuracy_drop import BOOTSTRAP_SAMPLES, CONFIDENCE, Drop, DropJudge
 from bench.errors import BenchError
 from bench.formats import REFERENCE
 from bench.results import open_run, reference_mask, with_score
@@ -58,7 +59,7 @@ class Budget:
     direction: Literal["max", "min", "in"]  # "in": AllowedSet
     words: str
 
-    def value(self, row: Mapping, ok: pd.DataFrame | None = None) -> float | str:
+    def value(self, row: Mapping, rows: RunRows | None = None) -> float | str:
         """The row's value for this budget, or the n/a cell text when it has none."""
         value = _num(row, self.metric)
         return NOT_MEASURED if value is None else value
@@ -66,10 +67,10 @@ class Budget:
     def describe(self, row: Mapping) -> str:
         return self.words
 
-    def judge(self, limit, row: Mapping, ok: pd.DataFrame | None = None) -> tuple[str, str | None]:
-        """(cell text, failure reason or None) for this budget at `limit` on one row; `ok` holds the
+    def judge(self, limit, row: Mapping, rows: RunRows | None = None) -> tuple[str, str | None]:
+        """(cell text, failure reason or None) for this budget at `limit` on one row; `rows` holds the
         run's measured rows (the reference rows an accuracy drop is computed against)."""
-        value = self.value(row, ok)
+        value = self.value(row, rows)
         if isinstance(value, str):
             return value, None
         if self.direction == "min":
@@ -81,6 +82,14 @@ class Budget:
             return (f"FAIL: {shown} {op} {limit:g}{self.unit}",
                     f"{self.describe(row)} {shown} {op} {self.direction} {limit:g}{self.unit}")
         return f"pass: {shown}", None
+
+
+@dataclass
+class RunRows:
+    """What a budget judges a row against: the run's measured rows and its per-example predictions."""
+
+    ok: pd.DataFrame
+    drops: DropJudge
 
 
 def _scored(row: Mapping) -> tuple[str, float | None]:
@@ -103,21 +112,40 @@ class AccuracyDrop(Budget):
     def describe(self, row: Mapping) -> str:
         return self.words.format(model=self._model(row), metric=_scored(row)[0])
 
-    def value(self, row: Mapping, ok: pd.DataFrame | None = None) -> float | str:
+    def estimate(self, row: Mapping, rows: RunRows | None = None) -> Drop | str:
+        """The drop with its paired interval where both rows kept predictions; the n/a cell text otherwise."""
         (metric, score), model = _scored(row), self._model(row)
         if score is None:
             return NOT_MEASURED
+        ok = rows.ok if rows is not None else None
         ref = ok[reference_mask(ok, model) & (ok["seed"] == row["seed"])] if ok is not None and len(ok) else ok
+        reference = None
         if ref is not None and len(ref):
             same = ref[(ref["device"] == row["device"]) & (ref["threads"] == row["threads"])]
-            ref_metric, ref_score = _scored((same if len(same) else ref).iloc[-1].to_dict())
-        else:
-            ref_metric, ref_score = metric, None
+            reference = (same if len(same) else ref).iloc[-1].to_dict()
+        ref_metric, ref_score = _scored(reference) if reference is not None else (metric, None)
         if ref_score is None:
             return f"n/a (no {model} {REFERENCE.format} {REFERENCE.precision} row)"
         if ref_metric != metric:
             return f"n/a ({model} {REFERENCE.format} {REFERENCE.precision} row scored {ref_metric}, not {metric})"
-        return (ref_score - score) * 100
+        point = (ref_score - score) * 100
+        if reference["variant_id"] == row["variant_id"]:
+            return Drop(0.0, 0.0, 0.0)
+        return rows.drops.drop(reference, dict(row), point) if rows is not None else Drop(round(point, 4))
+
+    def value(self, row: Mapping, rows: RunRows | None = None) -> float | str:
+        est = self.estimate(row, rows)
+        return est if isinstance(est, str) else est.judged
+
+    def judge(self, limit, row: Mapping, rows: RunRows | None = None) -> tuple[str, str | None]:
+        """Judged on the paired interval's upper end (bench/accuracy_drop.py), the point shown beside it."""
+        est = self.estimate(row, rows)
+        if isinstance(est, str):
+            return est, None
+        reason = est.over(limit)
+        if reason:
+            return f"FAIL: {est.text} pts > {limit:g} pts", f"{self.describe(row)} {reason}"
+        return f"pass: {est.text} pts", None
 
 
 @dataclass(frozen=True)
@@ -126,7 +154,7 @@ class AllowedSet(Budget):
     domains a graph needs must all be provided by the target runtime; e.g. a fused graph needs ORT's
     com.microsoft contrib ops, which other ONNX runtimes lack)."""
 
-    def judge(self, limit, row: Mapping, ok: pd.DataFrame | None = None) -> tuple[str, str | None]:
+    def judge(self, limit, row: Mapping, rows: RunRows | None = None) -> tuple[str, str | None]:
         items = row.get(self.metric)
         if not isinstance(items, list):
             return NOT_MEASURED, None
@@ -142,7 +170,7 @@ class ServerQps(Budget):
     """The Server scenario's max QPS within its p99 bound (measure.server): a row that was served but met
     the bound at no offered rate has 0; a row that was not served is not measured."""
 
-    def value(self, row: Mapping, ok: pd.DataFrame | None = None) -> float | str:
+    def value(self, row: Mapping, rows: RunRows | None = None) -> float | str:
         if not isinstance(row.get("server"), list) or not row["server"]:
             return NOT_MEASURED
         value = _num(row, self.metric)
@@ -153,6 +181,10 @@ class ServerQps(Budget):
         return f"{self.words} (p99 <= {bound:g} ms)" if bound is not None else self.words
 
 
+DROP_KEYS = ("max_accuracy_drop_vs_teacher_pts", "max_accuracy_drop_vs_fp32_pts")
+RULE = ("Accuracy drops: the point estimate, then its paired bootstrap 95 % interval over the same eval examples; "
+        "a drop passes when the interval's upper end is within the budget (the same rule as `bench tune` and the "
+        "report's decision). Dynamic INT8 rows are scored at batch 1, as deployed (`score_batch_size`).")
 _DROP_WORDS = f"{{metric}} drop vs {{model}} {REFERENCE.format} {REFERENCE.precision}"
 BUDGETS: dict[str, Budget] = {b.key: b for b in (
     Budget("max_size_mb", "size_mb", " MB", "max", "size"),
@@ -253,6 +285,8 @@ class CheckResult:
     run_dir: Path
     table: pd.DataFrame  # one row per judged variant: verdict, a cell per budget, reasons, not_measured
     reason_lists: list[list[str]] = field(default_factory=list)  # table row i's reasons, one per item
+    drops: list[dict[str, Drop]] = field(default_factory=list)  # table row i's accuracy drops, by budget key
+    failed_keys: list[list[str]] = field(default_factory=list)  # table row i's failed budget keys
 
     @property
     def passed(self) -> bool:
@@ -263,11 +297,14 @@ class CheckResult:
         return 0 if self.passed else 1
 
 
-def check_run(run_dir: Path, profile: Profile, variants: list[str] | None = None) -> CheckResult:
-    """Judge the rows of `run_dir` selected by the profile's threads/device (and `variants`, if given)."""
+def check_run(run_dir: Path, profile: Profile, variants: list[str] | None = None,
+              samples: int = BOOTSTRAP_SAMPLES, confidence: float = CONFIDENCE) -> CheckResult:
+    """Judge the rows of `run_dir` selected by the profile's threads/device (and `variants`, if given);
+    accuracy drops on their paired bootstrap interval (`samples` resamples, `confidence`)."""
     run_dir = Path(run_dir)
     df = open_run(run_dir).frame()  # the latest row per (variant, seed): a resumed run re-measures
     ok = df[df["status"] == "ok"]
+    rows = RunRows(ok, DropJudge(run_dir, samples, confidence))
     selected = df
     if profile.threads is not None:
         selected = selected[selected["threads"] == profile.threads]
@@ -286,24 +323,30 @@ def check_run(run_dir: Path, profile: Profile, variants: list[str] | None = None
 
     out = []
     for _, row in selected.iterrows():
-        cells, reasons, not_measured = {}, [], []
+        cells, reasons, not_measured, drops, failed = {}, [], [], {}, []
         if row["status"] != "ok":
             error = str(row.get("error") or "").strip().splitlines()
             reasons.append(f"not measured: {row['status']}" + (f" ({error[0]})" if error else ""))
         else:
             for key in profile.budgets():
-                cells[key], reason = BUDGETS[key].judge(getattr(profile, key), row, ok)
+                cells[key], reason = BUDGETS[key].judge(getattr(profile, key), row, rows)
+                if isinstance(BUDGETS[key], AccuracyDrop):
+                    estimate = BUDGETS[key].estimate(row, rows)
+                    if isinstance(estimate, Drop):
+                        drops[key] = estimate
                 if reason:
                     reasons.append(reason)
+                    failed.append(key)
                 elif cells[key].startswith("n/a"):
                     not_measured.append(key)
         out.append({"variant": row["variant_id"], "seed": row["seed"], "verdict": "FAIL" if reasons else "PASS",
                     **cells, "reasons": "; ".join(reasons), "not_measured": ", ".join(not_measured),
-                    "reason_list": reasons})
-    columns = ["variant", "seed", "verdict", *profile.budgets(), "reasons", "not_measured", "reason_list"]
+                    "reason_list": reasons, "drops": drops, "failed": failed})
+    extra = ["reason_list", "drops", "failed"]
+    columns = ["variant", "seed", "verdict", *profile.budgets(), "reasons", "not_measured", *extra]
     table = pd.DataFrame(out, columns=columns).sort_values(["variant", "seed"], ignore_index=True)
-    reason_lists = table.pop("reason_list").tolist()
-    return CheckResult(profile, run_dir, table, reason_lists)
+    reason_lists, drops, failed_keys = (table.pop(c).tolist() for c in extra)
+    return CheckResult(profile, run_dir, table, reason_lists, drops, failed_keys)
 
 
 def format_markdown(result: CheckResult) -> str:
@@ -317,6 +360,8 @@ def format_markdown(result: CheckResult) -> str:
     lines = [f"## Edge check: profile `{p.name}` on `{result.run_dir}`", "", head, "",
              f"Rows judged: threads={p.threads if p.threads is not None else 'any'}, device={p.device or 'any'}. "
              f"Budgets: {budgets}.", ""]
+    if any(k in p.budgets() for k in DROP_KEYS):
+        lines += [RULE, ""]
     disp = t.drop(columns=["reasons", "not_measured"]).fillna("")
     disp["verdict"] = ["**FAIL**" if v == "FAIL" else v for v in disp["verdict"]]
     lines += [disp.to_markdown(index=False, disable_numparse=True), ""]

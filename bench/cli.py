@@ -68,7 +68,7 @@ def _cmd_train(args) -> int:
 def _cmd_report(args) -> int:
     from bench.report import write_report
 
-    print(write_report([Path(d) for d in args.run_dirs], Path(args.out), args.name))
+    print(write_report([Path(d) for d in args.run_dirs], Path(args.out), args.name, args.profile))
     return 0
 
 
@@ -256,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--out", default="reports", help="reports root (default: reports)")
     p.add_argument("--name", help="report folder name (default: the run ids joined by '+')")
+    p.add_argument("--profile", help="the profile the decision block at the top judges (a bench check profile "
+                                     "name or YAML file; default: the suite's `profile:`)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("profile", help="where one variant's time goes, per operator (ONNX Runtime / PyTorch "

@@ -145,6 +145,13 @@ class BudgetCell(_Model):
     cell: str = Field(description="the Markdown table's cell, e.g. `FAIL: 45.2 MB > 40 MB`")
 
 
+class DropEstimate(_Model):
+    point: float = Field(description="the drop in points (x100) of the task's primary metric")
+    low: float | None = Field(description="its paired bootstrap interval, low end (null: no predictions kept)")
+    high: float | None = Field(description="... high end: what the budget judges (the point when null)")
+    confidence: float
+
+
 class CheckVariant(_Model):
     variant_id: str
     seed: int | None
@@ -152,6 +159,8 @@ class CheckVariant(_Model):
     cells: dict[str, BudgetCell] = Field(description="budget key -> cell (empty when the row was not measured)")
     reasons: list[str] = Field(description="one per failed budget, or why the variant was not measured")
     not_measured: list[str] = Field(description="budget keys the row carries no value for")
+    accuracy_drops: dict[str, DropEstimate] = Field(default_factory=dict,
+                                                    description="drop budget key -> the drop it judged")
 
 
 class ProfileInfo(_Model):
@@ -189,7 +198,9 @@ def check_report(result) -> CheckReport:
         variants.append(CheckVariant(
             variant_id=row["variant"], seed=None if seed is None or seed != seed else int(seed),
             verdict=row["verdict"], cells=cells, reasons=list(result.reason_lists[i]),
-            not_measured=[k for k in str(row["not_measured"]).split(", ") if k]))
+            not_measured=[k for k in str(row["not_measured"]).split(", ") if k],
+            accuracy_drops={k: DropEstimate(point=d.point, low=d.low, high=d.high, confidence=d.confidence)
+                            for k, d in (result.drops[i] if result.drops else {}).items()}))
     return CheckReport(verdict="PASS" if result.passed else "FAIL", exit_code=result.exit_code,
                        run_dir=str(result.run_dir),
                        profile=ProfileInfo(name=p.name, threads=p.threads, device=p.device, budgets=budgets),

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from bench.check import load_profile
 from bench.errors import BenchError
 from bench.paths import confined
+from bench.report_decision import decision_sections
 from bench.report_ops import op_plot, op_table, profiled, step_sentences
 from bench.report_server import NOTES, load_table, server_entries, server_loads, server_plot
 from bench.results import IDENTITY, Run, open_run, reference_mask, variant_label, with_score
@@ -28,12 +31,12 @@ VARIANT_KEYS = [c for c in IDENTITY if c != "seed"]
 COLUMNS = {
     "model": "model", "format": "format", "precision": "precision", "graph": "graph", "device": "device",
     "threads": "threads", "params_m": "params (M)", "size_mb": "size MB", "score_pct": "accuracy %",
-    "score_std": "± std (seeds)", "seeds": "seeds", "delta_pts": "Δ vs teacher (pts)",
+    "score_std": "± std (seeds)", "batched_score_pct": "batched", "seeds": "seeds", "delta_pts": "Δ vs teacher (pts)",
     "delta_fp32_pts": "Δ vs own fp32 (pts)",
     "retained_pct": "% of teacher", "latency_p50_ms": "p50 ms",
     "latency_p50_ci95_low_ms": "p50 95% CI low", "latency_p50_ci95_high_ms": "p50 95% CI high",
     "latency_p90_ms": "p90 ms", "latency_cv": "CV per call",
-    "speedup": "speedup vs teacher pytorch fp32", "speedup_vs_reference": "speedup, interleaved",
+    "speedup": "speedup, p50 ratio", "speedup_vs_reference": "speedup, interleaved",
     "speedup_interval": "its ≥95% interval", "parity_max_abs_diff": "parity max |Δlogit|",
     "parity_label_agreement": "label agreement", "peak_rss_mb": "peak RSS MB",
     "server_max_qps": "max QPS (Server, p99 bound)",
@@ -72,7 +75,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     numeric = ["params", "size_mb", "accuracy", "score", "latency_p50_ms", "latency_p50_ci95_low_ms",
                "latency_p50_ci95_high_ms", "latency_p90_ms", "latency_cv",
                "parity_max_abs_diff", "parity_label_agreement", "peak_rss_mb", "rss_before_load_mb",
-               "speedup_vs_reference", "speedup_ci_low", "speedup_ci_high", "server_max_qps"]
+               "speedup_vs_reference", "speedup_ci_low", "speedup_ci_high", "server_max_qps", "batched_score"]
     for col in numeric:  # absent (older rows, a regression task's accuracy): NaN
         ok[col] = pd.to_numeric(ok[col], errors="coerce") if col in ok else float("nan")
     grouped = ok.groupby(VARIANT_KEYS, dropna=False, sort=False)
@@ -90,6 +93,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     base_p50 = base.set_index(["device", "threads"])["latency_p50_ms"]
     out["params_m"] = out["params"] / 1e6
     out["score_pct"] = out["score"] * 100
+    out["batched_score_pct"] = out["batched_score"] * 100
     out["score_std"] = out["score_std"] * 100
     out["accuracy_std"] = out["accuracy_std"] * 100
     out["delta_pts"] = (out["score"] - teacher_score) * 100
@@ -179,6 +183,8 @@ def _table(summary: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
         columns = [c for c in columns if c not in ("score_std", "seeds")]
     if summary["speedup_vs_reference"].isna().all():  # measured without measure.interleave
         columns = [c for c in columns if c not in ("speedup_vs_reference", "speedup_interval")]
+    if summary["batched_score_pct"].isna().all():  # no row whose numerics depend on the batch (dynamic INT8)
+        columns.remove("batched_score_pct")
     if summary["server_max_qps"].isna().all():  # no variant served (measure.server), or none within the bound
         columns.remove("server_max_qps")
     headers = {c: COLUMNS[c] for c in columns} | {"score_pct": score_header(metric)}
@@ -198,6 +204,8 @@ class Section:
     items: list[str] = field(default_factory=list)  # a bullet list
     images: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # paragraphs
+    lead: list[str] = field(default_factory=list)  # paragraphs before the table (**bold** and `code` in both)
+    css: str = ""  # the HTML section's class ("decision": the boxed block at the top)
 
 
 def _machine_line(run: dict) -> str:
@@ -229,8 +237,8 @@ def _one_example(df: pd.DataFrame, metric: str = "accuracy") -> str:
 
 def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: list[Path],
              grid: pd.DataFrame, offline: pd.DataFrame, ops_png: Path | None = None,
-             server_png: Path | None = None) -> list[Section]:
-    """Everything the report says, in order."""
+             server_png: Path | None = None, profile: str | None = None) -> list[Section]:
+    """Everything the report says, in order: the decision first."""
     first = runs[0].info
     intro = [_machine_line(first)] if _machine_line(first) else []
     if first.get("data"):
@@ -240,15 +248,19 @@ def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: lis
     if len(names) > 1:
         intro.append(f"These rows mix primary metrics ({', '.join(names)}): scores, deltas and % of teacher "
                      "below compare different metrics (runs of different tasks?).")
-    out = [Section(notes=intro)] if intro else []
+    out = decision_sections(runs, summary, profile, Section, score_header(metric))
+    out += [Section(notes=intro)] if intro else []
     scored = ("Accuracy: the whole eval split" if metric == "accuracy"
               else f"{score_header(metric)}: the task's primary metric on its whole primary eval split")
     out.append(Section(
         "Variants", _table(summary, metric), missing="—",
         notes=["Latency: batch 1 over the real dev sentences (tokenisation not timed), after warmup; CV is the "
                f"coefficient of variation of the per-call times. {scored} through the variant's own runtime"
-               f"{'' if metric == 'accuracy' else '; Δ in points of that scale'}. "
-               "Speedup: teacher PyTorch FP32 p50 / variant p50, same threads, same run."
+               f"{'' if metric == 'accuracy' else '; Δ in points of that scale'}, as deployed: dynamic INT8 "
+               "(whose numerics depend on the batch) predicted one example at a time, like the latency loop"
+               + ("; batched: the same rows at the eval batch size (padded batches), as an Offline deployment "
+                  "scores them" if summary["batched_score_pct"].notna().any() else "") + ". "
+               "Speedup: teacher PyTorch FP32 p50 / variant p50, same threads, same run (isolated p50 ratio)."
                + (" Speedup, interleaved: the median over rounds in which the variant and the teacher in "
                   "PyTorch FP32 took turns on the same dev examples (measure.interleave), with the median's "
                   "order-statistic interval; it does not depend on when each side ran."
@@ -341,6 +353,8 @@ def to_markdown(title: str, parts: list[Section]) -> str:
     for s in parts:
         if s.title:
             lines += [f"## {s.title}", ""]
+        for paragraph in s.lead:
+            lines += [paragraph, ""]
         if s.table is not None:
             lines += [_md_table(s), ""]
         if s.items:
@@ -356,40 +370,62 @@ STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{bord
          "font-size:12px;margin-bottom:.8em}th,td{padding:3px 7px;border-bottom:1px solid #ddd;text-align:right}"
          "th{background:#f3f3f3}td:first-child{text-align:left}table.variants td:nth-child(-n+6){text-align:left}"
          "p.note{font-size:13px;color:#555;max-width:70em}img{max-width:100%}"
-         "figure{display:inline-block;margin:1em;max-width:46%}")
+         "figure{display:inline-block;margin:1em;max-width:46%}div.scroll{max-width:100%;overflow-x:auto}"
+         "section.decision{border:2px solid #2a7;border-radius:6px;padding:.2em 1.2em .6em;background:#f4fbf6;"
+         "max-width:70em;margin-bottom:1.5em}section.decision h2{margin-top:.6em}"
+         "p.lead{font-size:15px;max-width:70em}section.decision li{font-size:14px;margin:.3em 0;max-width:68em}"
+         "code{font-size:90%;background:#eef;padding:0 .2em}")
 
 
 def _html_table(s: Section) -> str:
-    cls = s.title.split()[0].lower() if s.title else ""
-    return s.table.to_html(index=False, float_format=lambda x: f"{x:{s.floatfmt}}", na_rep=s.missing or "—",
-                           border=0, classes=cls or None)
+    cls = s.title.split()[0].lower().strip(":") if s.title else ""
+    table = s.table.to_html(index=False, float_format=lambda x: f"{x:{s.floatfmt}}", na_rep=s.missing or "—",
+                            border=0, classes=cls or None)
+    return f'<div class="scroll">{table}</div>'  # a wide table scrolls inside the page, not off its edge
+
+
+def _inline(text: str) -> str:
+    """Escaped text with the Markdown the sections use inline: **bold** and `code`."""
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
 
 
 def to_html(title: str, parts: list[Section]) -> str:
     """The same sections as self-contained HTML: plots embedded as data URIs, nothing fetched."""
     body = [f"<h1>{html.escape(title)}</h1>"]
     for s in parts:
+        if s.css:
+            body.append(f'<section class="{s.css}">')
         if s.title:
             body.append(f"<h2>{html.escape(s.title)}</h2>")
+        body += [f'<p class="lead">{_inline(p)}</p>' for p in s.lead]
         if s.table is not None:
             body.append(_html_table(s))
         if s.items:
-            body.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in s.items) + "</ul>")
+            body.append("<ul>" + "".join(f"<li>{_inline(i) if s.css else html.escape(i)}</li>" for i in s.items)
+                        + "</ul>")
         body += [f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
                  f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{html.escape(p.stem.replace("_", " "))}'
                  "</figcaption></figure>" for p in s.images]
         body += [f'<p class="{"note" if s.title else "meta"}">{html.escape(n)}</p>' for n in s.notes]
+        if s.css:
+            body.append("</section>")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), name: str | None = None) -> Path:
+def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), name: str | None = None,
+                 profile: str | None = None) -> Path:
+    """reports/<name>/; `profile` (a name or file) decides the top block, else each run's suite `profile:`."""
     try:
         from bench.plots import all_plots
     except ImportError as exc:
         raise BenchError(f"bench report needs matplotlib ({exc}): pip install 'bench[report]'") from None
 
     run_dirs = [Path(d) for d in (run_dirs if isinstance(run_dirs, list) else [run_dirs])]
+    if profile is not None:
+        load_profile(profile)  # a bad --profile is one line, before anything is written
     runs = [open_run(d) for d in run_dirs]
     df = pd.concat([r.frame() for r in runs], ignore_index=True)
     summary = summarise(df)
@@ -409,7 +445,7 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
     ops_png = op_plot(prof, out_dir / "op_time_by_kind.png") if not prof.empty else None
     loads = server_loads(df)
     server_png = server_plot(loads, out_dir / "latency_vs_load.png") if not loads.empty else None
-    title, parts = _title(runs), sections(df, summary, runs, pngs, grid, offline, ops_png, server_png)
+    title, parts = _title(runs), sections(df, summary, runs, pngs, grid, offline, ops_png, server_png, profile)
     for filename, text in (("index.md", to_markdown(title, parts)), ("index.html", to_html(title, parts))):
         tmp = out_dir / f".{filename}.tmp"
         tmp.write_text(text, encoding="utf-8")

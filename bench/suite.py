@@ -130,6 +130,9 @@ class Suite(_Strict):
     quantize: QuantizeConfig = QuantizeConfig()
     measure: MeasureConfig = MeasureConfig()
     tune: TuneConfig | None = None  # read by `bench tune` only
+    # The edge profile the report's decision block judges (bench/profiles/<name>.yaml or a YAML file);
+    # `bench report --profile` overrides it.
+    profile: Annotated[str, Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _models_known(self) -> Suite:
@@ -145,6 +148,14 @@ class Suite(_Strict):
         if isinstance(self.task, CustomTaskConfig) and self.data.source == "auto" and self.data.train is None:
             raise ValueError(f"data.train: custom task {self.task.name!r} needs data.train and data.validation "
                              "(CSV, TSV, JSONL or parquet files)")
+        if self.profile is not None:
+            from bench.check import load_profile
+            from bench.errors import BenchError
+
+            try:
+                load_profile(self.profile)
+            except BenchError as exc:
+                raise ValueError(f"profile: {exc}") from None
         known = {"teacher", *self.all_students}
         lines = [("variants", self.variants), ("tune.space", self.tune.space if self.tune else None)]
         for where, specs in lines:

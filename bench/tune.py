@@ -18,8 +18,11 @@ Every candidate is measured like any `bench run` variant, one at a time, into on
 - Stopping: when every candidate is measured or rejected, or when the budget (`--budget`) is spent. The
   budget is checked before each candidate, so the last one can run past it.
 - Accuracy: the drop of the primary metric vs the reference, in points ×100, is judged on the upper end
-  of a paired bootstrap interval over the same eval examples (bench/tune_stats.py), not on the point
-  estimate. The profile's other budgets are judged by `bench check`'s own code on the rows.
+  of a paired bootstrap interval over the same eval examples (bench/accuracy_drop.py), not on the point
+  estimate, by `bench check`'s own code, as are the profile's other budgets.
+- Ranking: latency objectives rank by the interleaved speedup over the teacher where candidates have it
+  (measure.interleave), as the report's decision block does (bench/decision.py); size and throughput by
+  the objective.
 - Output: tune.json and tune.md in the run directory (every candidate with its objective, drop and
   interval, and verdict; the Pareto front of objective vs metric; the chosen variant and why it beat its
   neighbours), and chosen-suite.yaml, which reproduces exactly the chosen variant. When nothing passes:
@@ -36,6 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.check import Profile, check_run, load_profile
+from bench.decision import Speed
 from bench.errors import BenchError
 from bench.plan import Plan, Variant, make_plan
 from bench.suite import Suite, TuneConfig, VariantSpec, load_suite
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 # objective -> (row field or derived column, "min" or "max", unit)
 OBJECTIVES = {"latency_p50": ("latency_p50_ms", "min", " ms"), "latency_p95": ("latency_p95_ms", "min", " ms"),
               "size": ("size_mb", "min", " MB"), "samples_per_s": ("offline_samples_per_s", "max", " samples/s")}
+SPEED_OBJECTIVES = ("latency_p50", "latency_p95")  # ranked by the interleaved speedup where measured
 DROP_KEY = "max_accuracy_drop_vs_teacher_pts"  # judged by the interval here, not by `bench check`'s point
 OWN_DROP_KEY = "max_accuracy_drop_vs_fp32_pts"  # an accuracy failure too: the sensitivity pass may mend it
 _COST = {("pytorch", "fp32"): 0, ("onnx", "fp32"): 1, ("pytorch", "int8-dynamic"): 2, ("onnx", "int8-dynamic"): 3,
@@ -69,7 +74,11 @@ class Candidate:
 
     @property
     def drop_text(self) -> str:
-        return "—" if self.drop_pts is None else f"{self.drop_pts:.2f} [{self.drop_low:.2f}, {self.drop_high:.2f}]"
+        if self.drop_pts is None:
+            return "—"
+        if self.drop_low is None:
+            return f"{self.drop_pts:.2f} (point)"
+        return f"{self.drop_pts:.2f} [{self.drop_low:.2f}, {self.drop_high:.2f}]"
 
     @property
     def passes(self) -> bool:
@@ -102,6 +111,16 @@ class Settings:
 
     def better(self, a: float, b: float) -> bool:
         return a > b if self.maximise else a < b
+
+    def rank_key(self, c: Candidate) -> tuple:
+        """Best first. Latency objectives rank by the interleaved speedup where candidates have it, as the
+        report's decision does (bench/decision.py: its interval decides equal medians, the isolated latency
+        the rest); size and throughput by the objective. The smaller drop breaks a tie."""
+        if self.objective in SPEED_OBJECTIVES:
+            low, high = (c.speedup[1], c.speedup[2]) if c.speedup else (None, None)
+            speed = Speed(c.speedup[0] if c.speedup else None, low, high, c.objective)
+            return (*speed.key, c.drop_pts or 0.0)
+        return (-c.objective if self.maximise else c.objective, c.drop_pts or 0.0)
 
 
 def default_space(suite: Suite) -> list[VariantSpec]:
@@ -242,7 +261,7 @@ class Search:
     def could_win(self, c: Candidate) -> bool:
         """Better on the objective than every passing candidate so far (or none passes yet)."""
         best = [p for p in self.candidates.values() if p.passes and p.objective is not None]
-        return c.objective is not None and all(self.settings.better(c.objective, p.objective) for p in best)
+        return c.objective is not None and all(self.settings.rank_key(c) < self.settings.rank_key(p) for p in best)
 
 
 def _reject_before_measuring(v: Variant, search: Search, settings: Settings,
@@ -285,12 +304,12 @@ class TuneResult:
         return [c for c in self.candidates if c.status == "measured" and c.objective is not None]
 
     @property
+    def ranked(self) -> list[Candidate]:
+        return sorted(self.measured, key=self.settings.rank_key)
+
+    @property
     def chosen(self) -> Candidate | None:
-        passing = [c for c in self.measured if c.passes]
-        if not passing:
-            return None
-        key = (lambda c: -c.objective) if self.settings.maximise else (lambda c: c.objective)
-        return min(passing, key=lambda c: (key(c), c.drop_pts or 0.0))
+        return next((c for c in self.ranked if c.passes), None)
 
     @property
     def exit_code(self) -> int:
@@ -298,19 +317,16 @@ class TuneResult:
 
 
 def judge(run_dir: Path, candidates: list[Candidate], references: list[Variant], settings: Settings) -> None:
-    """Fill each measured candidate's objective, score, drop interval and budget failures from the rows."""
+    """Fill each measured candidate's objective, score, drop interval and budget failures from the rows, judged
+    by `bench check`'s own code (one rule: a drop passes on its paired interval's upper end)."""
     from bench.results import open_run
-    from bench.tune_stats import drop_interval, load_predictions
 
     frame = open_run(run_dir).frame()
     rows = {r["variant_id"]: r for r in frame.to_dict("records")}
-    ref_row = next((rows[v.id] for v in references if v.id in rows and rows[v.id].get("status") == "ok"), None)
-    budgets = settings.profile.model_copy(update={DROP_KEY: None, "threads": None, "device": None})
-    own = {k: None for k in budgets.budgets() if k != OWN_DROP_KEY}  # the accuracy budget only
-    others = budgets.model_copy(update={OWN_DROP_KEY: None})
-    checked = _budget_failures(run_dir, others) if others.budgets() else {}
-    own_fp32 = (_budget_failures(run_dir, budgets.model_copy(update=own))
-                if getattr(budgets, OWN_DROP_KEY) is not None else {})
+    profile = settings.profile.model_copy(update={DROP_KEY: settings.max_drop_pts, "threads": None, "device": None})
+    checked = check_run(run_dir, profile, samples=settings.bootstrap_samples, confidence=settings.confidence)
+    at = {variant: i for i, variant in enumerate(checked.table["variant"])}
+    accuracy_keys = {DROP_KEY, OWN_DROP_KEY}
     for c in candidates:
         row = rows.get(c.variant.id)
         if c.status not in ("measured", "failed") or row is None:
@@ -318,26 +334,21 @@ def judge(run_dir: Path, candidates: list[Candidate], references: list[Variant],
         if row.get("status") != "ok":
             c.status, c.reason = "failed", f"{row.get('status')}: {row.get('error')}"
             continue
+        i = at[c.variant.id]
         c.status, c.score = "measured", row.get("score")
         c.objective = _objective(row, settings.field)
         if _objective(row, "speedup_vs_reference") is not None:  # measure.interleave
             c.speedup = (row["speedup_vs_reference"], row["speedup_ci_low"], row["speedup_ci_high"])
-        c.failures = list(checked.get(c.variant.id, []))
-        c.accuracy_only = not c.failures
-        c.failures += own_fp32.get(c.variant.id, [])
-        c.accuracy_failed = bool(own_fp32.get(c.variant.id))
-        if ref_row is None:
-            c.failures.append("no reference row (teacher pytorch fp32) to judge the drop against")
-            continue
-        ref, cand = load_predictions(run_dir, ref_row["variant_id"]), load_predictions(run_dir, c.variant.id)
-        c.drop_pts, c.drop_low, c.drop_high = drop_interval(cand.task, cand.labels, ref.predictions,
-                                                            cand.predictions, settings.bootstrap_samples,
-                                                            settings.confidence)
-        if c.drop_high > settings.max_drop_pts + 1e-9:
+        keys = checked.failed_keys[i]
+        c.failures = list(checked.reason_lists[i])
+        c.accuracy_failed = any(k in accuracy_keys for k in keys)
+        c.accuracy_only = all(k in accuracy_keys for k in keys)
+        drop = checked.drops[i].get(DROP_KEY)
+        if drop is None:
             c.accuracy_failed = True
-            c.failures.append(f"{cand.task.primary_metric} drop vs teacher {c.drop_pts:.2f} pts, its "
-                              f"{100 * settings.confidence:g}% interval [{c.drop_low:.2f}, {c.drop_high:.2f}] "
-                              f"reaches above max {settings.max_drop_pts:g} pts")
+            c.failures.append(f"accuracy drop vs teacher not judged: {checked.table.at[i, DROP_KEY]}")
+            continue
+        c.drop_pts, c.drop_low, c.drop_high = drop.point, drop.low, drop.high
 
 
 def _objective(row: dict, name: str) -> float | None:
@@ -346,8 +357,3 @@ def _objective(row: dict, name: str) -> float | None:
         return max((e["samples_per_s"] for e in entries), default=None)
     value = row.get(name)
     return None if value is None or pd.isna(value) else float(value)
-
-
-def _budget_failures(run_dir: Path, profile: Profile) -> dict[str, list[str]]:
-    result = check_run(run_dir, profile)
-    return {variant: reasons for variant, reasons in zip(result.table["variant"], result.reason_lists, strict=True)}

@@ -12,7 +12,7 @@ import yaml
 
 from bench.artifacts import write_json_atomic
 from bench.results import pareto_mask
-from bench.tune import OBJECTIVES, Candidate, TuneResult
+from bench.tune import OBJECTIVES, SPEED_OBJECTIVES, Candidate, TuneResult
 
 
 def pareto_front(result: TuneResult) -> list[Candidate]:
@@ -29,32 +29,35 @@ def _value(result: TuneResult, c: Candidate) -> str:
 
 
 def why_chosen(result: TuneResult) -> list[str]:
-    """Why the chosen variant beat its neighbours on the objective: each better one failed something, and
-    the next passing one is worse by a measured ratio."""
+    """Why the chosen variant beat its neighbours in the ranking (TuneResult.ranked: the interleaved speedup
+    for latency objectives): each one ranked above it failed something, and the next passing one lost by a
+    measured ratio, or by intervals that overlap (then the two are not told apart)."""
     chosen, s = result.chosen, result.settings
     if chosen is None:
         return []
-    lines = []
-    ranked = sorted(result.measured, key=lambda c: -c.objective if s.maximise else c.objective)
-    for c in ranked:
-        if c is chosen:
-            continue
-        if s.better(c.objective, chosen.objective) or c.objective == chosen.objective and not c.passes:
-            lines.append(f"{c.variant.id} ({_value(result, c)}) is better on {s.objective} but fails: "
-                         + "; ".join(c.failures))
+    ranked = result.ranked
+    lines = [f"{c.variant.id} ({_rank_text(result, c)}) ranks higher but fails: " + "; ".join(c.failures)
+             for c in ranked[:ranked.index(chosen)]]
     runner_up = next((c for c in ranked if c.passes and c is not chosen), None)
     if runner_up is not None:
         ratio = runner_up.objective / chosen.objective if chosen.objective else float("nan")
         if s.maximise:
             ratio = 1 / ratio if ratio else float("nan")
-        line = (f"{runner_up.variant.id} passes too, at {_value(result, runner_up)}: {ratio:.2f}x the chosen "
-                f"variant's {s.objective} (drop {runner_up.drop_pts:.2f} pts vs {chosen.drop_pts:.2f})")
+        line = (f"{runner_up.variant.id} passes too, at {_rank_text(result, runner_up)}: {ratio:.2f}x the chosen "
+                f"variant's {s.objective} (drop {runner_up.drop_text} pts vs {chosen.drop_text})")
         a, b = chosen.speedup, runner_up.speedup
         if a and b and a[1] <= b[2] and b[1] <= a[2]:
-            line += (f"; but their interleaved speedups over the teacher, {a[0]:.3g}x [{a[1]:.3g}, {a[2]:.3g}] and "
+            line += (f"; their interleaved speedups over the teacher, {a[0]:.3g}x [{a[1]:.3g}, {a[2]:.3g}] and "
                      f"{b[0]:.3g}x [{b[1]:.3g}, {b[2]:.3g}], overlap: on this machine the two are not told apart")
         lines.append(line)
     return lines
+
+
+def _rank_text(result: TuneResult, c: Candidate) -> str:
+    """What the ranking read: the interleaved speedup (latency objectives, where measured) and the objective."""
+    if result.settings.objective in SPEED_OBJECTIVES and c.speedup:
+        return f"{c.speedup[0]:.3g}x [{c.speedup[1]:.3g}, {c.speedup[2]:.3g}] interleaved, {_value(result, c)}"
+    return _value(result, c)
 
 
 def closest(result: TuneResult, n: int = 3) -> list[Candidate]:
@@ -89,10 +92,14 @@ def to_markdown(result: TuneResult) -> str:
              f"Objective **{s.objective}** ({'higher' if s.maximise else 'lower'} is better); accuracy bar: the "
              f"drop vs the teacher in PyTorch FP32 within **{s.max_drop_pts:g} points** at the upper end of its "
              f"paired {100 * s.confidence:g}% bootstrap interval ({s.bootstrap_samples} resamples); profile "
-             f"`{s.profile.name}`'s other budgets; {result.wall_s:.0f} s.", ""]
+             f"`{s.profile.name}`'s other budgets; {result.wall_s:.0f} s.", "",
+             ("Ranking: by the interleaved speedup over the teacher in PyTorch FP32 where candidates have it "
+              "(measure.interleave; its interval's low end decides equal medians), then the isolated "
+              f"{s.objective.split('_')[1]}: the report's decision block ranks the same way."
+              if s.objective in SPEED_OBJECTIVES else f"Ranking: by {s.objective}."), ""]
     if chosen:
-        lines += [f"**Chosen: `{chosen.variant.id}`**: {_value(result, chosen)}, drop {chosen.drop_pts:.2f} pts "
-                  f"[{chosen.drop_low:.2f}, {chosen.drop_high:.2f}]. Reproduce it alone with `chosen-suite.yaml`.",
+        lines += [f"**Chosen: `{chosen.variant.id}`**: {_rank_text(result, chosen)}, drop {chosen.drop_text} pts. "
+                  "Reproduce it alone with `chosen-suite.yaml`.",
                   "", *[f"- {line}" for line in why_chosen(result)], ""]
     else:
         lines += ["**Nothing passed.** The closest candidates and what each failed:", ""]

@@ -55,10 +55,10 @@ def _target(result) -> dict:
     ("max_peak_rss_mb", 600, "peak_rss_mb", 599.0, 700.0, "FAIL: 700 MB > 600 MB", "peak RSS 700 MB > max 600 MB"),
     ("max_p95_ms_bs1", 10, "latency_p95_ms", 9.5, 12.5, "FAIL: 12.5 ms > 10 ms",
      "batch-1 p95 latency 12.5 ms > max 10 ms"),
-    ("max_accuracy_drop_vs_teacher_pts", 1.5, "accuracy", 0.900, 0.895, "FAIL: 2 pts > 1.5 pts",
-     "accuracy drop vs teacher pytorch fp32 2 pts > max 1.5 pts"),
-    ("max_accuracy_drop_vs_fp32_pts", 1.0, "accuracy", 0.890, 0.885, "FAIL: 1.5 pts > 1 pts",
-     "accuracy drop vs student pytorch fp32 1.5 pts > max 1 pts"),
+    ("max_accuracy_drop_vs_teacher_pts", 1.5, "accuracy", 0.900, 0.895, "FAIL: 2.00 (point) pts > 1.5 pts",
+     "accuracy drop vs teacher pytorch fp32 2.00 pts > max 1.5 pts (point estimate: no predictions for an interval)"),
+    ("max_accuracy_drop_vs_fp32_pts", 1.0, "accuracy", 0.890, 0.885, "FAIL: 1.50 (point) pts > 1 pts",
+     "accuracy drop vs student pytorch fp32 1.50 pts > max 1 pts (point estimate: no predictions for an interval)"),
     ("max_opset", 17, "onnx_opset", 17, 18, "FAIL: 18 > 17", "ONNX opset 18 > max 17"),
     ("min_int8_matmul_coverage_pct", 90, "int8_matmul_coverage_pct", 95.0, 40.0, "FAIL: 40% < 90%",
      "int8 MatMul coverage 40% < min 90%"),
@@ -176,7 +176,8 @@ def test_edge_profile_on_golden_run():
     assert verdicts == {"student-onnx-fp32-cpu-t1": "FAIL", STUDENT: "PASS",
                         "teacher-onnx-fp32-cpu-t1": "FAIL", TEACHER: "FAIL"}
     reasons = dict(zip(result.table["variant"], result.table["reasons"], strict=True))
-    assert reasons["student-onnx-fp32-cpu-t1"] == "accuracy drop vs teacher pytorch fp32 2.5 pts > max 1.5 pts"
+    assert reasons["student-onnx-fp32-cpu-t1"] == ("accuracy drop vs teacher pytorch fp32 2.50 pts > "
+                                                      "max 1.5 pts (point estimate: no predictions for an interval)")
     assert reasons[TEACHER] == "size 417.7 MB > max 40 MB; peak RSS 1210 MB > max 600 MB"
     assert "**FAIL**: 3 of 4 variants over budget" in format_markdown(result)
 

@@ -1,4 +1,4 @@
-"""The results schema in code (bench/schema): old files load, README's table is generated from it, and
+"""The results schema in code (bench/schema): old files load, docs/schema.md's table is generated from it, and
 the measuring child's boundary rejects a result with a missing or unknown field, naming it."""
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from bench.measure.isolate import run_isolated
 from bench.results import open_run
 from bench.schema import ROW_FIELDS, Row
 from bench.schema.child import ChildReport, ChildResult, ChildSpec
-from bench.schema.doc import readme_block, table
+from bench.schema.doc import schema_block, table
 
 SST2_TASK = {"name": "sst2", "label_names": ["negative", "positive"], "metrics": ["accuracy", "f1"]}
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden"
 
 
-def test_readme_schema_table_is_generated_from_the_code():
-    block = readme_block((REPO / "README.md").read_text())
-    assert block is not None, "README.md lost its schema-table markers"
-    assert block == table(), "README's schema table is stale: run `python -m bench.schema.doc --write`"
+def test_docs_schema_table_is_generated_from_the_code():
+    block = schema_block((REPO / "docs" / "schema.md").read_text())
+    assert block is not None, "docs/schema.md lost its schema-table markers"
+    assert block == table(), "docs/schema.md's schema table is stale: run `python -m bench.schema.doc --write`"
 
 
 @pytest.mark.parametrize("run", sorted(p.name for p in GOLDEN.iterdir() if (p / "results.jsonl").is_file()))
@@ -63,7 +63,8 @@ def _ok_result(**change) -> dict:
 def _ok_report(**change) -> dict:
     """What a child writes for that result: its measurements and one prediction per example (the spec below
     has one), without the task's metrics, which the parent computes."""
-    report = {k: v for k, v in _ok_result().items() if k in ChildReport.model_fields} | {"eval_predictions": [[0]]}
+    report = {k: v for k, v in _ok_result().items() if k in ChildReport.model_fields} | {"eval_predictions": [[0]],
+                                                                                       "score_batch_size": 32}
     return report | change
 
 

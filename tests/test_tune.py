@@ -16,7 +16,7 @@ from bench.errors import BenchError
 from bench.plan import make_plan
 from bench.suite import load_suite
 from bench.tasks import GLUE_TASKS
-from bench.tune_stats import drop_interval
+from bench.accuracy_drop import drop_interval
 
 SST2 = GLUE_TASKS["sst2"]
 

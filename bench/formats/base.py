@@ -35,6 +35,13 @@ class Format:
     weight_suffixes: ClassVar[tuple[str, ...]]  # the files counted in size_mb
     plot_marker: ClassVar[str] = "x"
     torch_cuda_memory: ClassVar[bool] = False  # the child reads torch.cuda's allocator peaks
+    # Precisions whose logits for one example depend on the other examples of its batch: dynamic INT8
+    # picks one activation scale per tensor over the whole batch (padding included). Their judged accuracy
+    # is measured at batch 1, as SingleStream deploys them (bench/measure/worker.py).
+    batch_dependent_precisions: ClassVar[frozenset[str]] = frozenset()
+
+    def batch_dependent(self, precision: str) -> bool:
+        return precision in self.batch_dependent_precisions
 
     def calibrations(self, precision: str, quantize: QuantizeConfig) -> list[str]:
         """One variant per calibrator where the precision is calibrated; [""] otherwise."""

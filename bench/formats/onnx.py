@@ -11,6 +11,7 @@ from bench.formats.base import Format
 class OnnxFormat(Format):
     name = "onnx"
     precisions = frozenset({"fp32", "fp16", "int8-dynamic", "int8-static"})
+    batch_dependent_precisions = frozenset({"int8-dynamic"})  # ORT DynamicQuantizeLinear: one scale per tensor
     has_graph_variants = True
     weight_suffixes = (".onnx", ".onnx_data")
     plot_marker = "s"

@@ -10,6 +10,7 @@ from bench.formats.base import Format
 class PyTorchFormat(Format):
     name = "pytorch"
     precisions = frozenset({"fp32", "fp16", "bf16", "int8-dynamic"})
+    batch_dependent_precisions = frozenset({"int8-dynamic"})  # torch.ao dynamic quantization: one scale per tensor
     weight_suffixes = (".safetensors",)
     plot_marker = "o"
     torch_cuda_memory = True

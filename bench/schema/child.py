@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from bench.schema.row import CHILD_PARTS, Part, TaskMetrics
 from bench.suite import MeasureConfig
-from bench.tasks import METRIC_NAMES, EvalSplit, Task, Texts
+from bench.tasks import METRIC_NAMES, EvalSplit, Task, Texts, compute_metrics
 
 
 class ChildVariant(Part):
@@ -134,7 +134,11 @@ class ChildReport(*(p for p in CHILD_PARTS if p is not TaskMetrics)):
 
     status: Literal["ok"] = "ok"
     size_bytes: int | None = None
-    eval_predictions: list[list[float]] = Field(min_length=1)
+    eval_predictions: list[list[float]] = Field(min_length=1)  # as deployed: at `score_batch_size`
+    score_batch_size: int = Field(gt=0)
+    # Where that is 1 because the numerics depend on the batch: the primary split at measure.eval_batch_size.
+    batched_predictions: list[float] | None = None
+    batched_batch_size: int | None = None
 
     def scored(self, spec: ChildSpec) -> ChildResult:
         """The ChildResult: these measurements and the task's metrics of these predictions against the
@@ -151,8 +155,17 @@ class ChildReport(*(p for p in CHILD_PARTS if p is not TaskMetrics)):
         dtype = np.float64 if task.is_regression else np.int64
         scored = [(s.name, s.labels, np.asarray(p, dtype=dtype)) for s, p in zip(splits, self.eval_predictions,
                                                                                    strict=True)]
-        measured = self.model_dump(exclude_unset=True, exclude={"eval_predictions"})
-        return ChildResult.model_validate(measured | task_metrics(task, scored))
+        measured = self.model_dump(exclude_unset=True, exclude={"eval_predictions", "batched_predictions"})
+        metrics = task_metrics(task, scored)
+        if self.batched_predictions is not None:
+            if len(self.batched_predictions) != len(splits[0].labels):
+                raise ValueError(f"batched_predictions: {len(self.batched_predictions)} predictions for "
+                                 f"{len(splits[0].labels)} examples")
+            batched = np.asarray(self.batched_predictions, dtype=dtype)
+            metrics["batched_score"] = compute_metrics(task, splits[0].labels, batched)[task.primary_metric]
+            if not task.is_regression:
+                metrics["batched_label_agreement"] = round(float(np.mean(batched == scored[0][2])), 6)
+        return ChildResult.model_validate(measured | metrics)
 
 
 class ChildFailure(Part):

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("ok", "failed", "timeout", "memory-limit")
 # Primary metrics of regression tasks (bench/tasks.py): their rows carry no accuracy.
 REGRESSION_METRICS = ("pearson", "spearmanr")
@@ -140,6 +140,16 @@ class TaskMetrics(Part):
     confusion_matrix: list[list[int]] | None = f("binary classification: `[[tn, fp], [fn, tp]]`, positive = 1",
                                                  None)
     eval_samples: int = f("examples in the primary eval split (all of them are scored)")
+    score_batch_size: int | None = f("the batch the task metrics were predicted at: 1 where the numerics depend "
+                                     "on the batch (dynamic INT8 picks one activation scale per tensor over the "
+                                     "whole batch), as SingleStream deploys the row; `measure.eval_batch_size` "
+                                     "otherwise; absent on schema-1 rows (batched)", None)
+    batched_score: float | None = f("rows scored at batch 1 for that reason: the primary metric at "
+                                    "`measure.eval_batch_size` (padded, length-sorted batches), what a batched "
+                                    "(Offline) deployment scores", None)
+    batched_batch_size: int | None = f("... the batch of `batched_score`", None)
+    batched_label_agreement: float | None = f("... share of the primary split's examples given the same "
+                                              "label (or score) at batch 1 and batched", None)
 
     @model_validator(mode="before")
     @classmethod
@@ -377,7 +387,8 @@ class Machine(Part):
 
 
 class Bookkeeping(Part):
-    schema_version: int = f("1")
+    schema_version: int = f("2 (1: every row scored on batched predictions, before `score_batch_size`); rows of "
+                            "version 1 still load")
     measure_key: str | None = f("hash of the measurement settings and data: a resumed run re-measures a "
                                 "variant whose key changed", None)
     measure_wall_s: float | None = f("wall time of the measuring child", None)
