@@ -161,6 +161,10 @@ def _compare_row(r, tolerances: dict[str, Tolerance], primary: str = PRIMARY) ->
         if name == PRIMARY and all(isinstance(m, str) for m in scored) and scored[0] != scored[1]:
             verdict, change = "n/a", math.nan  # two different metrics: no drop to judge
             notes.append(f"primary metric differs (baseline {scored[0]}, current {scored[1]}): score not compared")
+        batches = [_batch(r.get(f"score_batch_size{side}")) for side in ("_base", "_cur")]
+        if name == PRIMARY and (batches[0] == 1) != (batches[1] == 1):  # dynamic INT8 scored as deployed on one side
+            notes.append("score predicted at batch {} in baseline, {} in current: the change includes what the "
+                         "batch does to dynamic INT8".format(*(b or "eval_batch_size" for b in batches)))
         by[name] = {"variant": r["variant"], "metric": primary if name == PRIMARY else name, "field": tol.metric,
                     "baseline": base, "current": cur, "change": change, "unit": tol.unit,
                     "tolerance": tol.value, "p_value": p, "verdict": verdict}
@@ -205,6 +209,10 @@ def _default_speed(r) -> str:
     return LATENCY_DEFAULTS[-1]
 
 
+def _batch(value) -> int | None:
+    return None if value is None or value != value else int(value)
+
+
 def _input_notes(both: pd.DataFrame) -> list[str]:
     """A baseline and a current measured on different inputs (a planted test slowdown among them)."""
     pairs: dict[tuple[str, str], int] = {}
@@ -223,7 +231,7 @@ def compare_runs(baseline_dir: Path, current_dir: Path, tolerances: dict[str, To
     """Compare every variant measured "ok" on both sides; list those on one side only and current failures."""
     tolerances = resolve(tolerances)
     base_run, cur_run = open_run(baseline_dir, side="baseline"), open_run(current_dir, side="current")
-    metrics = ["metric", "score", *(t.metric for t in tolerances.values()),
+    metrics = ["metric", "score", "score_batch_size", *(t.metric for t in tolerances.values()),
                *(METRICS[n].samples for n in tolerances if METRICS[n].samples)]
     base_all, cur_all = _frame(base_run, "baseline", metrics), _frame(cur_run, "current", metrics)
     primary = _primary(base_all, cur_all)

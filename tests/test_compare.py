@@ -182,3 +182,17 @@ def test_golden_files_are_what_the_generator_writes(tmp_path):
     for name in ["baseline", "regressed_latency", "noise", "accuracy_drop"]:
         for f in ["results.jsonl", "run.json"]:
             assert (tmp_path / name / f).read_bytes() == (GOLDEN / name / f).read_bytes(), f"{name}/{f}"
+
+
+def test_a_score_predicted_at_another_batch_is_noted(tmp_run):
+    """A baseline scored on batched predictions (schema 1) against a current scored at batch 1 (dynamic INT8
+    as deployed): the accuracy change includes the batch's effect, and the row says so."""
+    cur = read_rows(BASE)
+    for r in cur:
+        if r["variant_id"] == "student-onnx-fp32-cpu-t1":
+            r |= {"score_batch_size": 1, "batched_score": r["accuracy"], "batched_batch_size": 32}
+    c = compare_runs(BASE, tmp_run("batch1", cur), DEFAULT_TOLERANCES)
+    notes = dict(zip(c.table["variant"], c.table["note"], strict=True))
+    assert notes[PLANTED] == ("score predicted at batch eval_batch_size in baseline, 1 in current: the change "
+                              "includes what the batch does to dynamic INT8")
+    assert all(n == "" for v, n in notes.items() if v != PLANTED)

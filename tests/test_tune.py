@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from conftest import FIXTURE_DATA, TINY_SUITE
 
+from bench.accuracy_drop import drop_interval
 from bench.cli import main, parse_duration
 from bench.errors import BenchError
 from bench.plan import make_plan
 from bench.suite import load_suite
 from bench.tasks import GLUE_TASKS
-from bench.accuracy_drop import drop_interval
 
 SST2 = GLUE_TASKS["sst2"]
 
