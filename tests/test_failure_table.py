@@ -1,4 +1,4 @@
-"""README's failure table, the rows that need a process or a provider to go wrong: each test fails when
+"""The failure table (docs/failures.md), the rows that need a process or a provider to go wrong: each test fails when
 the guarded behaviour is removed."""
 
 from __future__ import annotations

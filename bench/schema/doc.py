@@ -1,9 +1,9 @@
-"""README's results-schema table, generated from the row parts (bench/schema/row.py).
+"""The results-schema table of docs/schema.md, generated from the row parts (bench/schema/row.py).
 
     python -m bench.schema.doc            # print the table
-    python -m bench.schema.doc --write    # replace it in README.md between the markers
+    python -m bench.schema.doc --write    # replace it in docs/schema.md between the markers
 
-tests/test_schema.py fails when README's table differs from what this prints.
+tests/test_schema.py fails when docs/schema.md's table differs from what this prints.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from bench.schema.row import PARTS
 
 BEGIN, END = "<!-- schema-table:begin (python -m bench.schema.doc --write) -->", "<!-- schema-table:end -->"
 PIPE = "\\|"  # a literal | inside a Markdown table cell
-README = Path(__file__).resolve().parents[2] / "README.md"
+SCHEMA_DOC = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
 
 
 def _type_name(annotation) -> str:
@@ -46,7 +46,7 @@ def table() -> str:
     return "\n".join(lines)
 
 
-def readme_block(text: str) -> str | None:
+def schema_block(text: str) -> str | None:
     m = re.search(re.escape(BEGIN) + r"\n(.*?)\n" + re.escape(END), text, re.S)
     return m.group(1) if m else None
 
@@ -55,12 +55,12 @@ def main(argv: list[str]) -> int:
     if "--write" not in argv:
         print(table())
         return 0
-    text = README.read_text()
-    if readme_block(text) is None:
-        print(f"{README}: no {BEGIN} ... {END} block", file=sys.stderr)
+    text = SCHEMA_DOC.read_text()
+    if schema_block(text) is None:
+        print(f"{SCHEMA_DOC}: no {BEGIN} ... {END} block", file=sys.stderr)
         return 2
     start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    README.write_text(text[:start] + "\n" + table() + "\n" + text[end:])
+    SCHEMA_DOC.write_text(text[:start] + "\n" + table() + "\n" + text[end:])
     return 0
 
 
