@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from bench.errors import BenchError
 from bench.measure.isolate import run_isolated
 from bench.results import open_run
-from bench.schema import ROW_FIELDS, Row
+from bench.schema import ROW_FIELDS, SCHEMA_VERSION, Row
 from bench.schema.child import ChildReport, ChildResult, ChildSpec
 from bench.schema.doc import schema_block, table
 
@@ -52,6 +52,14 @@ def test_committed_reports_rows_fit_the_schema(report):
     for record in df.to_dict("records"):
         row = Row.model_validate({k: _cell(v) for k, v in record.items()})
         assert row.status == "ok" and row.latency_p50_ms > 0
+
+
+@pytest.mark.parametrize("report", sorted(p.parent.name for p in (REPO / "reports").glob("*/results.csv")))
+def test_committed_reports_were_written_by_the_schema_the_code_writes(report):
+    versions = set(pd.read_csv(REPO / "reports" / report / "results.csv")["schema_version"])
+    assert versions == {SCHEMA_VERSION}, (
+        f"reports/{report} holds rows of results schema version {sorted(versions)}; the code writes "
+        f"{SCHEMA_VERSION}: regenerate it from a run of the current code (bench run, then bench report)")
 
 
 def _ok_result(**change) -> dict:
