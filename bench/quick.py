@@ -47,7 +47,7 @@ def quick_suite(model: str, task: str = "sst2", precisions: list[str] | None = N
     unknown = sorted(set(precisions) - {p for v in variants for p in v["precision"]})
     if unknown:
         raise BenchError(f"--precision: {', '.join(unknown)} is not a precision of {', '.join(fmts)} "
-                         f"(see README: formats and precisions)")
+                         f"(see docs/suite.md: formats and precisions)")
     suite: dict = {"name": _slug(model), "task": task, "teacher": {"source": source, "finetune": None},
                    "variants": variants, "measure": {"threads": threads or [2]}}
     if data is not None or max_eval_samples is not None:

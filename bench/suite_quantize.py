@@ -47,7 +47,7 @@ class QuantizeConfig(_Strict):
     reduce_range: Literal["auto"] | bool = "auto"
     # Static (QDQ) INT8 activations. u8: ONNX Runtime's CPU provider fuses every quantized weight
     # MatMul into an integer QLinearMatMul; with s8 it fused 12 of 24 on the MiniLM student and ran
-    # the rest as DequantizeLinear + float MatMul (0.69x of FP32 against u8's 1.70x, README). The
+    # the rest as DequantizeLinear + float MatMul (0.69x of FP32 against u8's 1.70x, docs/numbers.md). The
     # symmetric graph for TensorRT is always s8.
     activation_type: Literal["u8", "s8"] = "u8"
     # Static INT8 graph format: QDQ (Quantize/DequantizeLinear pairs ORT fuses at load; what TensorRT

@@ -139,7 +139,7 @@ class SentenceReader:
 CALIBRATION_BATCH = 10
 # ORT's entropy calibrator through quantize_static histograms into 128 bins and searches thresholds of
 # 128 quantized bins: one candidate, the full range, so "entropy" wrote the same graph as minmax (same
-# file, byte for byte, on sst2-cpu). bench runs that calibrator itself with more bins (README, Numbers).
+# file, byte for byte, on sst2-cpu). bench runs that calibrator itself with more bins (docs/numbers.md).
 ENTROPY_QUANTIZED_BINS = 128
 
 

@@ -1,6 +1,6 @@
 """The results row as typed parts. JSONL stays flat: a row is the union of its parts' fields.
 
-Each part declares its fields once, with type and meaning; README's schema table is generated from
+Each part declares its fields once, with type and meaning; docs/schema.md's table is generated from
 these declarations (`python -m bench.schema.doc`, checked by tests/test_schema.py). A field without a
 default is one the stage that produces the part always writes; the measuring child's parts are
 checked that way when it writes its result and again when the parent reads it (bench.schema.child).
@@ -29,7 +29,7 @@ class Part(BaseModel):
 
 
 def f(meaning: str, default: Any = ..., **kwargs) -> Any:
-    """A field with its meaning (the README table's text); no default means always written."""
+    """A field with its meaning (docs/schema.md's table text); no default means always written."""
     return Field(default, description=meaning, **kwargs)
 
 
