@@ -133,10 +133,10 @@ def _seed(seed) -> int | None:
     return None if seed is None or seed != seed else int(seed)
 
 
-def _facts(e: Entry) -> str:
+def _facts(e: Entry, speed: bool = True) -> str:
     row = e.row
-    parts = [f"speedup over the teacher in PyTorch FP32 {e.speed.text}" if e.speed.speedup is not None
-             else e.speed.text]
+    parts = [] if not speed else [f"speedup over the teacher in PyTorch FP32 {e.speed.text}"
+                                  if e.speed.speedup is not None else e.speed.text]
     if e.drop is not None:
         parts.append(f"accuracy drop vs the teacher {e.drop.text} pts")
     parts.append(f"{row['size_mb']:.3g} MB on disk")
@@ -172,7 +172,7 @@ def summary_lines(d: Decision) -> list[str]:
              f"{len(d.passing)} of {len(d.entries)} rows judged ({scope}) pass every budget of `{p.name}`."]
     if d.runner_up is not None:
         lines.append(f"- Runner-up `{d.runner_up.variant}`: {why_runner_up_lost(chosen, d.runner_up)}; "
-                     f"{_facts(d.runner_up)}.")
+                     f"{_facts(d.runner_up, speed=False)}.")
     for e in d.faster_failing()[:3]:
         lines.append(f"- Faster but fails: `{e.variant}` ({e.speed.text}): {'; '.join(e.failures)}.")
     return lines

@@ -99,7 +99,8 @@ def to_html(title: str, parts: list[Section]) -> str:
         body += [f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
                  f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{html.escape(p.stem.replace("_", " "))}'
                  "</figcaption></figure>" for p in s.images]
-        body += [f'<p class="{"note" if s.title else "meta"}">{html.escape(n)}</p>' for n in s.notes]
+        body += [f'<p class="{"note" if s.title else "meta"}">{_inline(n) if s.css else html.escape(n)}</p>'
+                 for n in s.notes]
         if s.css:
             body.append("</section>")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

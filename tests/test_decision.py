@@ -116,3 +116,26 @@ def test_a_bad_profile_is_one_line_and_writes_nothing(tmp_path):
     with pytest.raises(BenchError, match="unknown profile 'edge-nope'"):
         write_report(GOLDEN / "baseline", tmp_path / "reports", name="r", profile="edge-nope")
     assert not (tmp_path / "reports").exists()
+
+
+@pytest.mark.parametrize("budgets", [{"threads": 1, "max_size_mb": 500, "max_accuracy_drop_vs_teacher_pts": 5},
+                                     {"max_size_mb": 1}], ids=["ships", "nothing-passes"])
+def test_the_decision_is_on_the_first_screen_in_chromium(tmp_path, budgets):
+    """As a person opens it: index.html at 1400x900 in headless Chromium shows the decision box (its green
+    border) in the top screen, whether a variant ships or nothing passes."""
+    import subprocess
+
+    from conftest import skip_or_fail_in_ci
+    from matplotlib.image import imread
+
+    if shutil.which("chromium") is None:
+        skip_or_fail_in_ci("chromium not installed (apt-get install chromium); scripts/screenshot_report.sh needs it")
+    out = write_report(_with_predictions(tmp_path), tmp_path / "reports", name="r",
+                       profile=str(_profile(tmp_path, **budgets))).parent
+    shot = tmp_path / "top.png"
+    script = Path(__file__).resolve().parent.parent / "scripts" / "screenshot_report.sh"
+    subprocess.run(["bash", str(script), str(out / "index.html"), str(shot), "1400x900"], check=True, timeout=120)
+    pixels = (imread(shot)[:, :, :3] * 255).round().astype(int)
+    border = (abs(pixels - (0x22, 0xAA, 0x77)).sum(axis=2) <= 12)  # section.decision's #2a7 border
+    rows = border.any(axis=1).nonzero()[0]
+    assert len(rows) and rows.min() < 300, "the decision box is not at the top of the page"
