@@ -1,6 +1,6 @@
 """The report's plots are readable: no two pieces of text overprint each other, log axes read in plain units,
 and the speedup chart shows interleaved speedups with their intervals. Rendered from real runs: every committed
-report's results.csv (real SST-2 runs on this project's machines)."""
+report's results.csv (real SST-2 runs on this project's machines: reports/ and docs/studies/)."""
 
 from pathlib import Path
 
@@ -14,11 +14,13 @@ from bench.report import summarise
 from bench.schema.row import IDENTITY_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]
-REPORTS = sorted(p.parent.name for p in (REPO / "reports").glob("*/results.csv"))
+# The current report(s) and the earlier runs kept as docs/studies/ (named students, seeds, served rows).
+RUNS = sorted(p.parent for p in [*(REPO / "reports").glob("*/results.csv"), *(REPO / "docs" / "studies").glob("*/results.csv")])
+REPORTS = [str(p.relative_to(REPO)) for p in RUNS]
 
 
 def summary_of(report: str) -> pd.DataFrame:
-    df = pd.read_csv(REPO / "reports" / report / "results.csv")
+    df = pd.read_csv(REPO / report / "results.csv")
     for column, default in IDENTITY_DEFAULTS.items():
         df[column] = df[column].astype(object).fillna(default) if column in df else default
     return summarise(df)

@@ -45,9 +45,10 @@ def _cell(value):
     return value
 
 
-@pytest.mark.parametrize("report", sorted(p.parent.name for p in (REPO / "reports").glob("*/results.csv")))
+@pytest.mark.parametrize("report", sorted(str(p.parent.relative_to(REPO)) for p in [
+    *(REPO / "reports").glob("*/results.csv"), *(REPO / "docs" / "studies").glob("*/results.csv")]))
 def test_committed_reports_rows_fit_the_schema(report):
-    df = pd.read_csv(REPO / "reports" / report / "results.csv")
+    df = pd.read_csv(REPO / report / "results.csv")
     assert set(df.columns) <= set(ROW_FIELDS), set(df.columns) - set(ROW_FIELDS)
     for record in df.to_dict("records"):
         row = Row.model_validate({k: _cell(v) for k, v in record.items()})
