@@ -71,6 +71,8 @@ class Entry:
     speed: Speed
     drop: Drop | None  # vs the teacher, when the profile judges it
     failures: list[str]
+    failed_keys: list[str] = field(default_factory=list)  # the budgets it fails
+    drops: dict[str, Drop] = field(default_factory=dict)  # every drop budget's estimate
 
     @property
     def variant(self) -> str:
@@ -109,6 +111,14 @@ class Decision:
         chosen = self.chosen
         return [e for e in self.entries if not e.passes and (chosen is None or e.speed.key < chosen.speed.key)]
 
+    def undecided(self) -> list[Entry]:
+        """Rows that fail only drop budgets, each with its point estimate inside the bar: the eval split is
+        too small to show the drop is within it, not large enough to show it is not."""
+        def only_interval(e: Entry) -> bool:
+            return bool(e.failed_keys) and all(k in e.drops and e.drops[k].point <= getattr(self.profile, k) + 1e-9
+                                               for k in e.failed_keys)
+        return [e for e in self.entries if only_interval(e)]
+
     def closest(self, n: int = 3) -> list[Entry]:
         """When nothing passes: the rows with the fewest failed budgets, fastest first."""
         return sorted(self.entries, key=lambda e: (len(e.failures), e.speed.key))[:n]
@@ -124,7 +134,8 @@ def decide(run_dir: Path, profile: Profile) -> Decision:
         if row.get("status") != "ok":
             not_measured.append(f"{rec['variant']}: {'; '.join(result.reason_lists[i])}")
             continue
-        entries.append(Entry(row, Speed.of(row), result.drops[i].get(TEACHER_DROP), list(result.reason_lists[i])))
+        entries.append(Entry(row, Speed.of(row), result.drops[i].get(TEACHER_DROP), list(result.reason_lists[i]),
+                             list(result.failed_keys[i]), dict(result.drops[i])))
     entries.sort(key=lambda e: e.speed.key)
     return Decision(profile, Path(run_dir), entries, not_measured)
 
@@ -167,7 +178,7 @@ def summary_lines(d: Decision) -> list[str]:
     if chosen is None:
         lines = [f"**Nothing passes profile `{p.name}`** ({len(d.entries)} rows judged, {scope}). The closest:"]
         lines += [f"- `{e.variant}` ({_facts(e)}) fails: {'; '.join(e.failures)}" for e in d.closest()]
-        return lines
+        return lines + _undecided_lines(d)
     lines = [f"**Ship `{chosen.variant}`** ({chosen.label}): {_facts(chosen)}. "
              f"{len(d.passing)} of {len(d.entries)} rows judged ({scope}) pass every budget of `{p.name}`."]
     if d.runner_up is not None:
@@ -176,6 +187,23 @@ def summary_lines(d: Decision) -> list[str]:
     for e in d.faster_failing()[:3]:
         lines.append(f"- Faster but fails: `{e.variant}` ({e.speed.text}): {'; '.join(e.failures)}.")
     return lines
+
+
+def _undecided_lines(d: Decision) -> list[str]:
+    """Why a row whose point drops are within the bar still fails: the interval, and what would decide it."""
+    undecided = d.undecided()
+    if not undecided:
+        return []
+    e = undecided[0]
+    widths = [(k, est.high - est.point) for k, est in e.drops.items() if k in e.failed_keys and est.high is not None]
+    n = e.row.get("eval_samples")
+    width = max(w for _, w in widths) if widths else None
+    return [f"- Undecided, not failed: {', '.join(f'`{x.variant}`' for x in undecided)} "
+            f"{'has' if len(undecided) == 1 else 'have'} every accuracy drop's point estimate within its bar, but "
+            f"the 95 % interval reaches past it" + (f" (on {n:g} eval examples it reaches {width:.2g} points above "
+                                                     "the point)" if width is not None and n else "")
+            + ": the eval split cannot show the drop is within the bar. More eval examples would decide it; a "
+            "wider bar is a profile of your own (`bench report --profile FILE`)."]
 
 
 RULE_NOTE = ("How it is decided: `bench check`'s budgets for the profile; an accuracy drop passes when the upper end "

@@ -139,3 +139,18 @@ def test_the_decision_is_on_the_first_screen_in_chromium(tmp_path, budgets):
     border = (abs(pixels - (0x22, 0xAA, 0x77)).sum(axis=2) <= 12)  # section.decision's #2a7 border
     rows = border.any(axis=1).nonzero()[0]
     assert len(rows) and rows.min() < 300, "the decision box is not at the top of the page"
+
+
+def test_a_row_failing_only_on_its_interval_is_called_undecided(tmp_path):
+    """Both students' point drop (1.5) is within a 2-point bar, their interval is not: nothing passes, and the
+    block says the eval split is what stands between them and the bar, not a measured drop."""
+    d = decide(_with_predictions(tmp_path), load_profile(_profile(tmp_path, max_size_mb=100,
+                                                                  max_accuracy_drop_vs_teacher_pts=2.0)))
+    assert d.chosen is None
+    assert {e.variant for e in d.undecided()} == {STUDENT_ONNX, "student-pytorch-fp32-cpu-t1"}
+    last = summary_lines(d)[-1]
+    assert last.startswith("- Undecided, not failed: `student-onnx-fp32-cpu-t1`, `student-pytorch-fp32-cpu-t1`")
+    assert "on 200 eval examples" in last and "More eval examples would decide it" in last
+    # A bar the points do not meet is a failure, not undecided.
+    tight = decide(d.run_dir, load_profile(_profile(tmp_path, max_size_mb=100, max_accuracy_drop_vs_teacher_pts=1.0)))
+    assert tight.undecided() == [] and not summary_lines(tight)[-1].startswith("- Undecided")
