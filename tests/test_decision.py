@@ -154,3 +154,16 @@ def test_a_row_failing_only_on_its_interval_is_called_undecided(tmp_path):
     # A bar the points do not meet is a failure, not undecided.
     tight = decide(d.run_dir, load_profile(_profile(tmp_path, max_size_mb=100, max_accuracy_drop_vs_teacher_pts=1.0)))
     assert tight.undecided() == [] and not summary_lines(tight)[-1].startswith("- Undecided")
+
+
+def test_a_suite_profile_that_does_not_exist_is_one_line(tmp_path):
+    from bench.errors import BenchError
+    from bench.suite import load_suite
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text((Path(__file__).resolve().parents[1] / "suites" / "smoke.yaml").read_text() + "profile: edge-nope\n")
+    with pytest.raises(BenchError) as err:
+        load_suite(suite)
+    message = str(err.value)
+    assert "profile" in message and "unknown profile 'edge-nope'" in message and "\n" not in message
+    assert load_suite(Path(__file__).resolve().parents[1] / "suites" / "sst2-cpu.yaml").profile == "edge-cpu-1t"
