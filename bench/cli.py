@@ -341,8 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="edge-readiness budgets for a run (exit 1 if a variant fails)",
                        description="Judge a run's rows against a profile's budgets. Accuracy drops are shown as "
-                                   "point [paired bootstrap 95 percent interval] and pass when the interval's upper end "
-                                   "is within the budget: the rule bench tune and the report's decision use.")
+                                   "point [paired bootstrap 95 percent interval] and pass when the interval's "
+                                   "upper end is within the budget: the rule bench tune and the report's decision "
+                                   "use.")
     p.add_argument("run_dir")
     p.add_argument("--profile", required=True,
                    help="a shipped profile (edge-cpu-1t, server-cpu, gpu-t4-like) or a YAML file")
