@@ -120,6 +120,8 @@ class DropJudge:
 
     def drop(self, reference: dict, row: dict, point: float) -> Drop:
         """The drop of `row` below `reference` (both result rows); `point` is their scores' difference x100."""
+        if self.run_dir is None:
+            return Drop(round(point, 4), confidence=self.confidence)
         ref = self._predictions(reference["variant_id"], reference.get("seed"))
         cand = self._predictions(row["variant_id"], row.get("seed"))
         if ref is None or cand is None or len(ref.labels) != len(cand.labels) or \

@@ -129,7 +129,7 @@ class AccuracyDrop(Budget):
         if ref_metric != metric:
             return f"n/a ({model} {REFERENCE.format} {REFERENCE.precision} row scored {ref_metric}, not {metric})"
         point = (ref_score - score) * 100
-        if reference["variant_id"] == row["variant_id"]:
+        if reference.get("variant_id") is not None and reference.get("variant_id") == row.get("variant_id"):
             return Drop(0.0, 0.0, 0.0)
         return rows.drops.drop(reference, dict(row), point) if rows is not None else Drop(round(point, 4))
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from bench.check import BUDGETS, NOT_MEASURED, AccuracyDrop, AllowedSet, Budget, Profile, load_profile
+from bench.accuracy_drop import DropJudge
+from bench.check import BUDGETS, NOT_MEASURED, AccuracyDrop, AllowedSet, Budget, Profile, RunRows, load_profile
 from bench.cli import main
 from bench.compare import DEFAULT_TOLERANCES, Tolerance, compare_runs
 from bench.errors import BenchError
@@ -109,13 +110,16 @@ def test_accuracy_drop_at_bound_passes_and_just_past_fails(key, ref):
     budget = BUDGETS[key]
     assert isinstance(budget, AccuracyDrop) and budget.direction == "max"
     row = {"model": "student", "seed": 42, "device": "cpu", "threads": 1}
-    at = budget.judge(1.5, row | {"accuracy": ref - 0.015}, _ok_rows())  # 1.5 pts in floats: 1.5000000000000013
+    rows = RunRows(_ok_rows(), DropJudge(None))  # no predictions kept: judged on the point, and says so
+    at = budget.judge(1.5, row | {"accuracy": ref - 0.015}, rows)  # 1.5 pts in floats: 1.5000000000000013
     assert at[0].startswith("pass: ") and at[1] is None
-    past = budget.judge(1.5, row | {"accuracy": ref - 0.0151}, _ok_rows())
-    assert past[0] == "FAIL: 1.51 pts > 1.5 pts" and past[1].endswith("pytorch fp32 1.51 pts > max 1.5 pts")
+    past = budget.judge(1.5, row | {"accuracy": ref - 0.0151}, rows)
+    assert past[0] == "FAIL: 1.51 (point) pts > 1.5 pts"
+    assert past[1].endswith("pytorch fp32 1.51 pts > max 1.5 pts (point estimate: no predictions for an interval)")
     # No reference row in the run: neither pass nor fail, and says which row is missing.
     model = "teacher" if "teacher" in key else "student"
-    assert budget.judge(1.5, row | {"accuracy": 0.5}, _ok_rows().iloc[0:0])[0] == f"n/a (no {model} pytorch fp32 row)"
+    empty = RunRows(_ok_rows().iloc[0:0], DropJudge(None))
+    assert budget.judge(1.5, row | {"accuracy": 0.5}, empty)[0] == f"n/a (no {model} pytorch fp32 row)"
 
 
 def test_allowed_set_is_membership():

@@ -5,7 +5,7 @@ import pytest
 
 from bench.measure.isolate import run_isolated
 from bench.measure.latency import latency_stats, time_calls
-from bench.results import append_row, read_rows
+from bench.results import SCHEMA_VERSION, append_row, read_rows
 
 SST2_TASK = {"name": "sst2", "label_names": ["negative", "positive"], "metrics": ["accuracy", "f1"]}
 
@@ -79,7 +79,7 @@ def test_results_append_and_partial_line_ignored(tmp_path):
     with open(tmp_path / "results.jsonl", "ab") as fh:
         fh.write(b'{"variant_id": "c", "sta')  # a write cut short by kill -9
     rows = read_rows(tmp_path)
-    assert [r["variant_id"] for r in rows] == ["a", "b"] and rows[0]["schema_version"] == 1
+    assert [r["variant_id"] for r in rows] == ["a", "b"] and rows[0]["schema_version"] == SCHEMA_VERSION
 
 
 def test_append_after_a_partial_line_keeps_both_rows(tmp_path):

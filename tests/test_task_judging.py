@@ -86,8 +86,8 @@ def test_report_judges_the_primary_metric(cola, tmp_path, monkeypatch):
     run = _write(tmp_path / "cola_trained", rows)
     labels = []
     finish = plots._finish
-    monkeypatch.setattr(plots, "_finish", lambda fig, path: (labels.append(fig.axes[0].get_ylabel()),
-                                                             finish(fig, path))[1])
+    monkeypatch.setattr(plots, "_finish", lambda fig, path, **kw: (labels.append(fig.axes[0].get_ylabel()),
+                                                                   finish(fig, path, **kw))[1])
     md = write_report(run, tmp_path / "reports", name="cola").read_text()
     header = md.split("## Variants")[1].splitlines()[2]
     assert "| matthews_correlation ×100 |" in re.sub(r" +", " ", header) and "accuracy %" not in header
@@ -138,7 +138,8 @@ def test_regression_task_without_accuracy(tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text(yaml.safe_dump({"max_accuracy_drop_vs_teacher_pts": 5.0}))
     reasons = check_run(run, load_profile(p)).table.set_index("variant")["reasons"]
-    assert reasons[STUDENT_ONNX] == "pearson drop vs teacher pytorch fp32 6 pts > max 5 pts"
+    assert reasons[STUDENT_ONNX] == ("pearson drop vs teacher pytorch fp32 6.00 pts > max 5 pts (point estimate: no "
+                                     "predictions for an interval)")
 
 
 def test_mixed_metrics_are_said_in_one_line(cola, tmp_path):
@@ -163,9 +164,10 @@ def test_check_drop_budget_judges_the_score(tmp_path):
     p.write_text(yaml.safe_dump({"max_accuracy_drop_vs_teacher_pts": 1.5, "max_accuracy_drop_vs_fp32_pts": 5.0}))
     result = check_run(_write(tmp_path / "r", _check_rows(0.58)), load_profile(p))
     row = result.table.set_index("variant").loc["student-onnx-int8-dynamic-cpu-t1"]
-    assert row["verdict"] == "FAIL" and row["max_accuracy_drop_vs_teacher_pts"] == "FAIL: 2 pts > 1.5 pts"
-    assert row["reasons"] == "matthews_correlation drop vs teacher pytorch fp32 2 pts > max 1.5 pts"
-    assert row["max_accuracy_drop_vs_fp32_pts"] == "pass: -4 pts"  # 4 MCC points above the student pytorch
+    assert row["verdict"] == "FAIL" and row["max_accuracy_drop_vs_teacher_pts"] == "FAIL: 2.00 (point) pts > 1.5 pts"
+    assert row["reasons"] == ("matthews_correlation drop vs teacher pytorch fp32 2.00 pts > max 1.5 pts (point "
+                              "estimate: no predictions for an interval)")
+    assert row["max_accuracy_drop_vs_fp32_pts"] == "pass: -4.00 (point) pts"  # 4 MCC points above the student pytorch
     assert "matthews_correlation drop vs teacher" in format_markdown(result)
     ok = check_run(_write(tmp_path / "r2", _check_rows(0.59)), load_profile(p))
     assert ok.table.set_index("variant").loc["student-onnx-int8-dynamic-cpu-t1", "verdict"] == "PASS"
