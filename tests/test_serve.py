@@ -71,6 +71,14 @@ BAD_REQUESTS = [
     (b'{"texts": ["x"' + b', "x"' * 300 + b"]}", 422, "over the limit of 256 (max_texts)"),
     (b'{"text": "' + b"a" * 20_001 + b'"}', 422, "over the limit of 20000 (max_text_chars)"),
     (b'{"text": "' + b"a" * (10 * 2**20) + b'"}', 413, "over the limit of 1048576 bytes"),
+    # issue 30: each of these was a 500 (RecursionError in the decoder; the fast tokenizer's TypeError)
+    (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
+    (b'{"text": "\\ud800 alone"}', 422, "text: not valid Unicode"),
+    (b'{"texts": ["fine", "\\udfff"]}', 422, "texts[1]: not valid Unicode"),
+    (b'{"text": ' + b"1" * 5000 + b"}", 400, "not valid JSON"),
+    (b'{"text": NaN}', 400, "NaN is not a JSON number"),
+    (b'{"text": "a", "text": "b"}', 400, 'the key "text" is given twice'),
+    (b"\xff\xfe{}", 400, "not UTF-8"),
 ]
 
 

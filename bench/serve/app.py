@@ -55,6 +55,48 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _no_duplicate_keys(pairs: list) -> dict:
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise BadRequest(400, f"body is not valid JSON: the key {json.dumps(key)} is given twice")
+        seen[key] = value
+    return seen
+
+
+def _no_constant(name: str):
+    raise BadRequest(400, f"body is not valid JSON: {name} is not a JSON number")
+
+
+def parse_body(body: bytes) -> Any:
+    """The body as JSON, or a 400 saying why not. Strict where Python's decoder is lenient or fails
+    with something other than JSONDecodeError: NaN/Infinity literals and a key given twice are refused,
+    nesting past the interpreter's recursion limit is 400 (not a RecursionError), an integer of more
+    digits than Python will convert is 400 (not a ValueError)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(400, f"body is not valid JSON: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(400, "body is not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # int('1' * 5000): Python's limit on integer digits
+        raise BadRequest(400, f"body is not valid JSON: {exc}") from None
+
+
+def _check_text(name: str, part: str) -> None:
+    """A text the tokenizer can take: valid Unicode (no lone UTF-16 surrogate, which JSON's `\\ud800`
+    escape can produce and the fast tokenizer refuses with a TypeError)."""
+    try:
+        part.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadRequest(422, f"{name}: not valid Unicode: {exc.reason} ({ascii(exc.object[exc.start:exc.end])} "
+                              f"at character {exc.start})") from None
+
+
 def parse_items(payload: Any, spec: ServeSpec) -> list:
     """The request's texts as model inputs: strings, or (first, second) pairs for a pair task."""
     limits = spec.limits
@@ -87,6 +129,7 @@ def parse_items(payload: Any, spec: ServeSpec) -> list:
             if len(part) > limits.max_text_chars:
                 raise BadRequest(422, f"{name}: {len(part)} characters is over the limit of "
                                       f"{limits.max_text_chars} (max_text_chars)")
+            _check_text(name, part)
         items.append(tuple(parts) if spec.pair else item)
     return items
 
@@ -134,10 +177,7 @@ def create_app(spec: ServeSpec, predict) -> FastAPI:
     async def predict_route(request: Request):
         try:
             body = await _read_body(request, spec.limits.max_body_bytes)
-            try:
-                payload = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise BadRequest(400, f"body is not valid JSON: {exc}") from None
+            payload = parse_body(body)
             items = parse_items(payload, spec)
             outputs = await batcher.submit(items)
         except BadRequest as exc:
