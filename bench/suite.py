@@ -342,7 +342,15 @@ def _check_models_as_is(suite: Suite, source) -> None:
     as_is = [("teacher.source", suite.teacher.source, suite.teacher.finetune is None)] + [
         (f"{student_field(suite, n)}.source", c.source, not c.trains) for n, c in suite.all_students.items()]
     for field, spec, untrained in as_is:
+        if untrained and spec and (spec == "tiny" or spec.startswith("tiny:")):
+            raise BenchError(f"{field}: {spec} is a random model, not a checkpoint fine-tuned for the task, so it "
+                             "cannot be measured as it is; fine-tune it (remove `finetune: null` / "
+                             "`distill: null`) or give a fine-tuned checkpoint")
         folder = Path(spec) if spec and ":" not in spec else None
+        if untrained and spec and spec.startswith("package:"):
+            from bench.models import _package_model_dir
+
+            folder = _package_model_dir(spec.removeprefix("package:"), field)
         if not untrained or folder is None:
             continue
         graph = onnx_model_file(folder)

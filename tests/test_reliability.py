@@ -327,3 +327,55 @@ def test_suite_name_cannot_escape_results(tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", str(suite), "--results-dir", str(tmp_path / "r"), "--run-id", "../../x"]) == 2
     assert "is outside" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------- as-is sources (issue 30)
+
+
+def _as_is_source(kind: str, tmp_path: Path, monkeypatch) -> tuple[str, str]:
+    """A source of `kind` that cannot be measured as it is, and what its one-line error says."""
+    if kind == "tiny":
+        return "tiny:layers=1,hidden=16,heads=2,intermediate=32", "is a random model, not a checkpoint fine-tuned"
+    if kind == "package":
+        return "package:bench_no_such_model_package", "is not installed"
+    if kind == "local-no-config":
+        (tmp_path / "m").mkdir()
+        return str(tmp_path / "m"), "directory has no config.json"
+    if kind == "local-wrong-head":
+        (tmp_path / "m").mkdir()
+        (tmp_path / "m" / "config.json").write_text(json.dumps({"model_type": "bert", "num_labels": 3}))
+        (tmp_path / "m" / "model.safetensors").write_bytes(b"")
+        return str(tmp_path / "m"), "has a 3-label head, task sst2 needs 2 labels"
+    if kind == "hub-offline":
+        monkeypatch.setenv("BENCH_OFFLINE", "1")
+        return "someone/sst2-bert", "the hub is offline"
+    if kind == "onnx-no-tokenizer":
+        from conftest import write_tiny_onnx_artifact
+
+        graph = write_tiny_onnx_artifact(tmp_path / "onnx") / "model.onnx"
+        (graph.parent / "tokenizer.json").unlink()
+        return str(graph), "no tokenizer.json next to the ONNX file"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["tiny", "package", "local-no-config", "local-wrong-head", "hub-offline",
+                                  "onnx-no-tokenizer"])
+@pytest.mark.parametrize("command", ["plan", "run"])
+def test_an_as_is_source_that_cannot_be_measured_is_one_line_at_planning(tmp_path, capsys, monkeypatch, kind,
+                                                                          command):
+    source, why = _as_is_source(kind, tmp_path, monkeypatch)
+    suite = {"name": "asis", "data": {"source": "glue-tsv", "path": str(FIXTURE_DATA / "sst2"), "max_length": 64},
+             "teacher": {"source": source, "finetune": None},
+             "variants": [{"model": ["teacher"], "format": ["pytorch"] if kind != "onnx-no-tokenizer" else ["onnx"]}],
+             "measure": {"threads": [1]}}
+    file = tmp_path / "suite.yaml"
+    file.write_text(yaml.safe_dump(suite))
+    results = tmp_path / "results"
+    args = ["plan", str(file)] if command == "plan" else ["run", str(file), "--results-dir", str(results)]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"bench: error: {file}: teacher.source: "), err
+    assert why in lines[0] and "Traceback" not in err
+    assert not results.exists()  # no run folder, no cache folder
