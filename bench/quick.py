@@ -59,6 +59,33 @@ def quick_suite(model: str, task: str = "sst2", precisions: list[str] | None = N
     return suite
 
 
+# The suite field each command-line option or argument becomes (error lines name what the user typed).
+OPTION_OF_FIELD = (("teacher.source", "MODEL"), ("teacher", "MODEL"), ("task", "--task"),
+                   ("data.max_eval_samples", "--max-eval-samples"), ("data.path", "--data"), ("data", "--data"),
+                   ("measure.threads", "--threads"), ("measure", "--threads"))
+
+
+def _option_error(exc: BenchError, path: Path) -> BenchError:
+    """The error of the suite `bench quick` wrote, said in terms of the command line: no temporary file,
+    and the option or argument (`MODEL`, `--task`, ...) instead of the suite field it became."""
+    message = str(exc)
+    prefix = f"{path}: "
+    if message.startswith(prefix):
+        message = message[len(prefix):]
+        field, sep, why = message.partition(": ")
+        if sep:
+            if field.startswith("variants"):
+                option = "--precision" if "precision" in field else "--format"
+                message = f"{option}: {why}"
+            else:
+                for name, option in OPTION_OF_FIELD:
+                    if field == name or field.startswith(name + ".") or field.startswith(name + "["):
+                        message = f"{option}: {why}"
+                        break
+    message = message.replace(str(path), "the suite bench quick wrote")
+    return BenchError(message)
+
+
 def run_quick(model: str, results_root: Path, run_id: str | None = None, cache_dir: Path | None = None,
               **options) -> Path:
     """Write the suite, run it, keep the suite in the run folder; returns the run folder."""
@@ -70,9 +97,14 @@ def run_quick(model: str, results_root: Path, run_id: str | None = None, cache_d
     with tempfile.TemporaryDirectory(prefix="bench-quick-") as tmp:
         path = Path(tmp) / SUITE_FILE
         path.write_text(text)
-        load_suite(path)  # a bad model, task or option is exit 2 before anything is written
+        try:
+            load_suite(path)  # a bad model, task or option is exit 2 before anything is written
+        except BenchError as exc:
+            raise _option_error(exc, path) from None
         try:
             run_dir = run_suite(path, results_root, run_id, cache_dir=cache_dir)
+        except BenchError as exc:
+            raise _option_error(exc, path) from None
         finally:
             written = Path(results_root) / yaml.safe_load(text)["name"] / run_id
             if written.is_dir():  # the run folder exists (even if a variant failed): leave the suite in it
