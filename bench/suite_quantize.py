@@ -71,10 +71,10 @@ class QuantizeConfig(_Strict):
     @model_validator(mode="after")
     def _recipe_names(self) -> QuantizeConfig:
         if "default" in self.recipes:
-            raise ValueError("quantize.recipes: 'default' names the suite-wide settings, pick another name")
+            raise ValueError("recipes: 'default' names the suite-wide settings, pick another name")
         taken = sorted(set(self.recipes) & set(BUILTIN_RECIPES))
         if taken:  # one name, one graph: `+per-channel` means the same in every suite that compares
-            raise ValueError(f"quantize.recipes: {taken[0]!r} is a built-in recipe, pick another name")
+            raise ValueError(f"recipes: {taken[0]!r} is a built-in recipe, pick another name")
         return self
 
     @property

@@ -379,3 +379,17 @@ def test_an_as_is_source_that_cannot_be_measured_is_one_line_at_planning(tmp_pat
     assert len(lines) == 1 and lines[0].startswith(f"bench: error: {file}: teacher.source: "), err
     assert why in lines[0] and "Traceback" not in err
     assert not results.exists()  # no run folder, no cache folder
+
+
+@pytest.mark.parametrize(("recipe", "why"), [("default", "'default' names the suite-wide settings"),
+                                             ("per-channel", "'per-channel' is a built-in recipe")])
+def test_a_quantize_recipe_error_names_its_field_path_once(tmp_path, capsys, recipe, why):
+    suite = json.loads(json.dumps(VALID).replace("DATA", str(FIXTURE_DATA / "sst2")))
+    suite["quantize"] = {"recipes": {recipe: {}}}
+    file = tmp_path / "suite.yaml"
+    file.write_text(yaml.safe_dump(suite))
+    capsys.readouterr()
+    assert main(["plan", str(file)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"bench: error: {file}: quantize.recipes: {why}"), err
+    assert "quantize.quantize" not in err and len(err.splitlines()) == 1
