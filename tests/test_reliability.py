@@ -137,7 +137,8 @@ VALID = {
 }
 PATHS = [("name",), ("data", "path"), ("data", "max_length"), ("teacher", "source"), ("teacher", "finetune", "lr"),
          ("teacher", "finetune", "epochs"), ("student", "layers"), ("variants",), ("measure", "threads"),
-         ("measure", "min_iterations"), ("seed",), ("teacher", "finetune", "batch_size")]
+         ("measure", "min_iterations"), ("seed",), ("teacher", "finetune", "batch_size"),
+         ("teacher", "finetune")]  # null: the as-is teacher (issue 30)
 WEIRD = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-10**30, max_value=10**30), st.floats(allow_nan=True),
     st.text(max_size=20), st.just("${UNDEFINED_BENCH_VAR}"), st.just("../../etc"), st.just("/etc/passwd"),
@@ -163,6 +164,9 @@ VALID_WHEN = {
     ("data", "path"): lambda v: v is None and real_data_dir() is not None,
     ("data", "max_length"): lambda v: _int(v) and 8 <= v <= 512,
     ("teacher", "source"): lambda v: False,  # generated sources name no usable model (the hub is offline)
+    # null measures the teacher as it is: never valid here, the teacher is a tiny: random model (issue 30);
+    # a mapping's own keys are judged by the rules below it, other keys are unknown
+    ("teacher", "finetune"): lambda v: isinstance(v, dict) and set(v) <= {"lr", "epochs", "batch_size"},
     ("teacher", "finetune", "lr"): lambda v: _num(v) and v > 0,
     ("teacher", "finetune", "epochs"): lambda v: _num(v) and 0 < v <= 1000,
     ("teacher", "finetune", "batch_size"): lambda v: _int(v) and 0 < v <= 10_000_000,
@@ -218,7 +222,9 @@ def test_fuzzed_suites_match_the_oracle(tmp_path, capsys, edits, extra_key):
     for path, value in edits:
         node = suite
         for key in path[:-1]:
-            node = node.setdefault(key, {})
+            if not isinstance(node.get(key), dict):  # a section set to null or a scalar by an earlier edit
+                node[key] = {}
+            node = node[key]
         node[path[-1]] = value
     if extra_key is not None:
         suite["measure"][extra_key] = 1
