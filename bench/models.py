@@ -84,7 +84,10 @@ def parse_source(spec: str, field: str = "teacher.source", allow_pickle: bool = 
         return ModelSource("tiny", spec, tiny=_parse_tiny(spec, field))
     if spec.startswith("package:"):
         return ModelSource("package", spec, path=_package_model_dir(spec.removeprefix("package:"), field))
-    path = Path(spec).expanduser()
+    try:
+        path = Path(spec).expanduser()
+    except RuntimeError:  # `~name` for a user that does not exist
+        raise BenchError(f"{field}: {spec!r}: no home folder for {spec.split('/')[0]!r}") from None
     from bench.asis import check_onnx_source, onnx_model_file
 
     graph = onnx_model_file(path)

@@ -33,7 +33,10 @@ def quick_suite(model: str, task: str = "sst2", precisions: list[str] | None = N
     """The suite `bench quick` runs, as a plain mapping (YAML-ready)."""
     from bench.asis import onnx_model_file
 
-    local = Path(model).expanduser()
+    try:
+        local = Path(model).expanduser()
+    except RuntimeError:  # `~name` for a user that does not exist
+        raise BenchError(f"MODEL: {model!r}: no home folder for {model.split('/')[0]!r}") from None
     source = str(local.resolve()) if local.exists() else model
     is_onnx = local.exists() and onnx_model_file(local) is not None
     fmts = ["onnx"] if is_onnx else (fmts or ["pytorch", "onnx"])

@@ -16,6 +16,7 @@ CASES = [
     (["someone/sst2-model", "--task", "nosuchtask"], "--task: unknown task 'nosuchtask'"),
     (["someone/sst2-model", "--threads", "0"], "--threads: Input should be greater than 0"),
     (["someone/sst2-model", "--max-eval-samples", "0"], "--max-eval-samples: Input should be greater than 0"),
+    (["~bench_no_such_user/model"], "MODEL: '~bench_no_such_user/model': no home folder"),
     (["someone/sst2-model", "--precision", "int3"], "--precision: int3 is not a precision"),
 ]
 

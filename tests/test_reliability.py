@@ -355,6 +355,8 @@ def _as_is_source(kind: str, tmp_path: Path, monkeypatch) -> tuple[str, str]:
     if kind == "hub-offline":
         monkeypatch.setenv("BENCH_OFFLINE", "1")
         return "someone/sst2-bert", "the hub is offline"
+    if kind == "home-of-no-user":  # found by the suite fuzzer: `~0` was a RuntimeError from expanduser
+        return "~bench_no_such_user/model", "no home folder for '~bench_no_such_user'"
     if kind == "onnx-no-tokenizer":
         from conftest import write_tiny_onnx_artifact
 
@@ -365,7 +367,7 @@ def _as_is_source(kind: str, tmp_path: Path, monkeypatch) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("kind", ["tiny", "package", "local-no-config", "local-wrong-head", "hub-offline",
-                                  "onnx-no-tokenizer"])
+                                  "home-of-no-user", "onnx-no-tokenizer"])
 @pytest.mark.parametrize("command", ["plan", "run"])
 def test_an_as_is_source_that_cannot_be_measured_is_one_line_at_planning(tmp_path, capsys, monkeypatch, kind,
                                                                           command):
