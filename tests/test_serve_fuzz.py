@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import FIXTURE_DATA
 from fastapi.testclient import TestClient
