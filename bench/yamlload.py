@@ -51,10 +51,36 @@ YAML12_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+
 UniqueKeySafeLoader.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_EXPONENT_FLOAT, list("-+0123456789"))
 
 
+def _is_cyclic(data: Any) -> bool:
+    """Whether a mapping or list contains itself (`a: &x {b: *x}`), walked without recursion."""
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(node))
+            continue
+        if not isinstance(node, (dict, list)):
+            continue
+        if id(node) in on_path:
+            return True
+        on_path.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in (node.values() if isinstance(node, dict) else node))
+    return False
+
+
 def safe_load_unique(text: str, file: str | Path) -> Any:
-    """`yaml.safe_load(text)`, but a repeated mapping key raises BenchError; YAML errors propagate."""
+    """`yaml.safe_load(text)`, but a repeated mapping key raises BenchError, and so do nesting past the
+    interpreter's recursion limit and an alias that makes a mapping or list contain itself (nothing in a
+    suite or profile can be infinite); other YAML errors propagate."""
     try:
-        return yaml.load(text, Loader=UniqueKeySafeLoader)  # a SafeLoader subclass: safe tags only
+        data = yaml.load(text, Loader=UniqueKeySafeLoader)  # a SafeLoader subclass: safe tags only
     except _DuplicateKey as dup:
         raise BenchError(f"{file}: duplicate key {dup.key!r} "
                          f"(lines {dup.first_line} and {dup.second_line})") from None
+    except RecursionError:
+        raise BenchError(f"{file}: invalid YAML: nested too deeply") from None
+    if _is_cyclic(data):
+        raise BenchError(f"{file}: invalid YAML: an alias (*name) refers to a mapping or list that contains it")
+    return data

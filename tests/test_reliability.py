@@ -401,3 +401,20 @@ def test_a_quantize_recipe_error_names_its_field_path_once(tmp_path, capsys, rec
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"bench: error: {file}: quantize.recipes: {why}"), err
     assert "quantize.quantize" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("name: &a {batch_size: *a}\n", "an alias (*name) refers to a mapping or list that contains it"),
+    ("name: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+], ids=["recursive-alias", "deep-nesting"])
+def test_a_suite_that_cannot_end_is_one_line(tmp_path, capsys, text, words):
+    """Found by the suite fuzzer: a YAML alias inside what it names (a mapping that contains itself) and
+    nesting past the recursion limit were RecursionError tracebacks with exit 1."""
+    from bench.cli import main
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text(text + "teacher: {source: 'tiny:layers=2'}\nvariants: [{model: teacher, format: pytorch}]\n")
+    assert main(["plan", str(suite)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"bench: error: {suite}: invalid YAML: {words}"
+    assert not (tmp_path / "results").exists()
