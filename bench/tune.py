@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.accuracy_drop import Drop
 from bench.check import Profile, check_run, load_profile
 from bench.decision import Speed
 from bench.errors import BenchError
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 OBJECTIVES = {"latency_p50": ("latency_p50_ms", "min", " ms"), "latency_p95": ("latency_p95_ms", "min", " ms"),
               "size": ("size_mb", "min", " MB"), "samples_per_s": ("offline_samples_per_s", "max", " samples/s")}
 SPEED_OBJECTIVES = ("latency_p50", "latency_p95")  # ranked by the interleaved speedup where measured
-DROP_KEY = "max_accuracy_drop_vs_teacher_pts"  # judged by the interval here, not by `bench check`'s point
+DROP_KEY = "max_accuracy_drop_vs_teacher_pts"  # the bar: --max-drop / tune.max_drop_pts replace the profile's
 OWN_DROP_KEY = "max_accuracy_drop_vs_fp32_pts"  # an accuracy failure too: the sensitivity pass may mend it
 _COST = {("pytorch", "fp32"): 0, ("onnx", "fp32"): 1, ("pytorch", "int8-dynamic"): 2, ("onnx", "int8-dynamic"): 3,
          ("onnx", "fp16"): 4, ("onnx", "int8-static"): 5}
@@ -74,11 +75,7 @@ class Candidate:
 
     @property
     def drop_text(self) -> str:
-        if self.drop_pts is None:
-            return "—"
-        if self.drop_low is None:
-            return f"{self.drop_pts:.2f} (point)"
-        return f"{self.drop_pts:.2f} [{self.drop_low:.2f}, {self.drop_high:.2f}]"
+        return "—" if self.drop_pts is None else Drop(self.drop_pts, self.drop_low, self.drop_high).text
 
     @property
     def passes(self) -> bool:
@@ -108,9 +105,6 @@ class Settings:
     @property
     def maximise(self) -> bool:
         return OBJECTIVES[self.objective][1] == "max"
-
-    def better(self, a: float, b: float) -> bool:
-        return a > b if self.maximise else a < b
 
     def rank_key(self, c: Candidate) -> tuple:
         """Best first. Latency objectives rank by the interleaved speedup where candidates have it, as the
