@@ -11,20 +11,20 @@ import sys
 from pathlib import Path
 
 from bench import __version__
-from bench.errors import BenchError, ParityError
+from bench.common.errors import BenchError, ParityError
 
 
 def _cmd_plan(args) -> int:
-    from bench.artifacts import cache_root
     from bench.plan import format_plan, make_plan
-    from bench.suite import load_suite
+    from bench.spec.suite import load_suite
+    from bench.store.artifacts import cache_root
 
     suite = load_suite(args.suite)
     plan = make_plan(suite, str(args.suite))
     bill = None
     if plan.variants:  # data is validated (and needed for cache keys) only when something would run
-        from bench.bill import make_bill
-        from bench.data import load_task_data
+        from bench.data.load import load_task_data
+        from bench.run.bill import make_bill
 
         data = load_task_data(suite.data, suite.task_def, suite.seed)
         results = Path(args.results_dir)
@@ -35,7 +35,7 @@ def _cmd_plan(args) -> int:
 
 def _cmd_run(args) -> int:
     from bench.plan import parse_shard
-    from bench.run import run_suite
+    from bench.run.suite_run import run_suite
 
     shard = parse_shard(args.shard) if args.shard else None
     run_dir = run_suite(Path(args.suite), Path(args.results_dir), args.run_id, shard, cache_dir=args.cache_dir)
@@ -45,7 +45,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_quick(args) -> int:
-    from bench.quick import SUITE_FILE, run_quick
+    from bench.run.quick import SUITE_FILE, run_quick
 
     run_dir = run_quick(args.model, Path(args.results_dir), args.run_id, cache_dir=args.cache_dir, task=args.task,
                         precisions=args.precision, fmts=args.format, threads=args.threads, data=args.data,
@@ -57,7 +57,7 @@ def _cmd_quick(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from bench.run import train_suite
+    from bench.run.suite_run import train_suite
 
     trained = train_suite(Path(args.suite), Path(args.results_dir), args.model, cache_dir=args.cache_dir)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -66,14 +66,14 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from bench.report import write_report
+    from bench.report.write import write_report
 
     print(write_report([Path(d) for d in args.run_dirs], Path(args.out), args.name, args.profile))
     return 0
 
 
 def _cmd_profile(args) -> int:
-    from bench.profile_cmd import format_profile, profile_variant
+    from bench.run.profile_command import format_profile, profile_variant
 
     result = profile_variant(Path(args.suite), args.variant, Path(args.results_dir), args.cache_dir, args.calls,
                              args.seed, args.batch, args.seq_len)
@@ -94,8 +94,8 @@ def parse_duration(text: str, option: str = "--budget") -> float:
 
 
 def _cmd_tune(args) -> int:
-    from bench.tune import tune
-    from bench.tune_report import to_markdown
+    from bench.tune.report import to_markdown
+    from bench.tune.search import tune
 
     budget = parse_duration(args.budget) if args.budget else None
     if args.max_drop is not None and not args.max_drop >= 0:
@@ -117,10 +117,10 @@ def _cmd_calibrate(args) -> int:
     import platform
     import time
 
-    from bench.artifacts import write_json_atomic
+    from bench.common.paths import confined
     from bench.measure.flops import matmul_peak_gflops
-    from bench.paths import confined
-    from bench.run import CALIBRATION_FILE
+    from bench.run.suite_run import CALIBRATION_FILE
+    from bench.store.artifacts import write_json_atomic
 
     by_library = {str(t): matmul_peak_gflops(t, seconds=args.seconds) for t in args.threads}
     peaks = {t: max(found.values()) for t, found in by_library.items()}  # the best this machine can do
@@ -136,7 +136,7 @@ def _cmd_calibrate(args) -> int:
 
 
 def _cmd_merge(args) -> int:
-    from bench.merge import merge_runs
+    from bench.store.merge import merge_runs
 
     print(merge_runs([Path(d) for d in args.run_dirs], Path(args.output)))
     return 0
@@ -144,7 +144,7 @@ def _cmd_merge(args) -> int:
 
 def _gate_output(text: str, report, annotations: list[str], args) -> None:
     """compare/check: Markdown on stdout and in $GITHUB_STEP_SUMMARY, --json FILE, --annotations."""
-    from bench.gate_report import write_json
+    from bench.gate.json_report import write_json
 
     print(text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -159,8 +159,8 @@ def _gate_output(text: str, report, annotations: list[str], args) -> None:
 
 
 def _cmd_compare(args) -> int:
-    from bench.compare import compare_runs, format_markdown, parse_tolerances
-    from bench.gate_report import compare_annotations, compare_report
+    from bench.gate.compare import compare_runs, format_markdown, parse_tolerances
+    from bench.gate.json_report import compare_annotations, compare_report
 
     comparison = compare_runs(Path(args.baseline), Path(args.current), parse_tolerances(args.tolerance))
     report = compare_report(comparison, args.fail_on_missing)
@@ -169,8 +169,8 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    from bench.check import check_run, format_markdown, load_profile
-    from bench.gate_report import check_annotations, check_report
+    from bench.gate.check import check_run, format_markdown, load_profile
+    from bench.gate.json_report import check_annotations, check_report
 
     result = check_run(Path(args.run_dir), load_profile(args.profile), args.variant or None)
     report = check_report(result)

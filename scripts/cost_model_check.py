@@ -3,7 +3,7 @@
     python scripts/cost_model_check.py SUITE1 RUN_DIR1 SUITE2 RUN_DIR2 SUITE3 RUN_DIR3 [--json FILE]
 
 Each RUN_DIR is a `bench run` of its SUITE from an empty artifact cache. For every run, the cost model
-(bench/cost_model.py) is fitted to the *other* runs' run.json only, and `bench plan`'s estimate for that
+(bench/run/cost_model.py) is fitted to the *other* runs' run.json only, and `bench plan`'s estimate for that
 run's suite, with every artifact to build, is compared with the run's measured wall time. Prints a
 Markdown table of each run's size, its wall time per stage (share of the whole) and the estimate's
 error; `--json` also writes the numbers. Nothing is built or measured.
@@ -18,11 +18,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.bill import fmt_duration, make_bill
-from bench.data import load_task_data
+from bench.data.load import load_task_data
 from bench.plan import make_plan
-from bench.results import RUN_FILE
-from bench.suite import load_suite
+from bench.run.bill import fmt_duration, make_bill
+from bench.spec.suite import load_suite
+from bench.store.results import RUN_FILE
 
 TRAINING = {"teacher_finetune": "teacher", "teacher_logits": "logits", "student_distill": "student"}
 

@@ -40,10 +40,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.compare import compare_runs, parse_tolerances  # noqa: E402
-from bench.envinfo import _cpu  # noqa: E402
-from bench.measure.worker import SLOWDOWN_ENV  # noqa: E402
-from bench.results import read_rows  # noqa: E402
+from bench.gate.compare import compare_runs, parse_tolerances  # noqa: E402
+from bench.measure.stream import SLOWDOWN_ENV  # noqa: E402
+from bench.store.envinfo import _cpu  # noqa: E402
+from bench.store.results import read_rows  # noqa: E402
 
 RUN_RECORD = "gate_noise_run.json"
 # gate -> (tolerances given to compare, the metric whose verdict is counted)

@@ -28,8 +28,8 @@ def main() -> None:
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from bench.data import load_task_data
-    from bench.suite import DataConfig, DistillConfig
+    from bench.data.load import load_task_data
+    from bench.spec.suite import DataConfig, DistillConfig
     from bench.train.distill import distill, init_student_from_teacher
 
     data = load_task_data(DataConfig(), "sst2", 42)

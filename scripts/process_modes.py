@@ -26,8 +26,8 @@ import json, sys, time
 import numpy as np
 from pathlib import Path
 sys.path.insert(0, sys.argv[4])
-from bench.runtimes.ort_runtime import OrtRuntime
-from bench.runtimes.tokenizer import FastTokenizer
+from bench.backends.onnx.runtime import OrtRuntime
+from bench.backends.tokenizer import FastTokenizer
 art, data, n, threads = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[5])
 lines = (data / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:n + 1]
 sentences = [ln.split("\t")[0] for ln in lines]

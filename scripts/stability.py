@@ -30,11 +30,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 def check_cache(suite_path: Path, results_dir: Path) -> int:
     sys.path.insert(0, str(REPO))
-    from bench.artifacts import ArtifactStore
-    from bench.build import build_all
-    from bench.data import load_task_data
+    from bench.build.pipeline import build_all
+    from bench.data.load import load_task_data
     from bench.plan import make_plan
-    from bench.suite import load_suite
+    from bench.spec.suite import load_suite
+    from bench.store.artifacts import ArtifactStore
 
     def refuse(self, name, build, work_dir):
         raise SystemExit(f"check-cache: {name} is not in the cache under {self.root}: `bench run` would build it")
@@ -66,7 +66,7 @@ def watch_parent(proc: subprocess.Popen, every_s: float = 1.0) -> tuple[float, f
     last = None  # (cpu, time) at the previous sample, when a worker was alive then
     while proc.poll() is None:
         try:
-            kids = [c for c in parent.children() if "bench.measure.worker" in " ".join(c.cmdline())]
+            kids = [c for c in parent.children() if "bench.child.worker" in " ".join(c.cmdline())]
             t = parent.cpu_times()
             now = (t.user + t.system, time.monotonic())
         except psutil.Error:
@@ -83,11 +83,11 @@ def watch_parent(proc: subprocess.Popen, every_s: float = 1.0) -> tuple[float, f
 
 
 def read_rows(run_dir: Path) -> dict[str, dict]:
-    """The latest row of each variant, read through bench's one run reader (bench.results.open_run)."""
+    """The latest row of each variant, read through bench's one run reader (bench.store.results.open_run)."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    from bench.errors import BenchError
-    from bench.results import open_run
+    from bench.common.errors import BenchError
+    from bench.store.results import open_run
 
     try:
         return {row["variant_id"]: row for row in open_run(run_dir).latest()}

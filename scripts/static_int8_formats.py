@@ -48,7 +48,7 @@ def quantize(src: Path, out: Path, texts, tokenizer, max_length: int, opts: dict
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from bench.export.quantize import SentenceReader
+    from bench.backends.onnx.quantize import SentenceReader
 
     names = [i.name for i in ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()]
     t0 = time.perf_counter()
@@ -71,7 +71,7 @@ def quantize(src: Path, out: Path, texts, tokenizer, max_length: int, opts: dict
 
 
 def session(path: Path, threads: int):
-    from bench.runtimes.ort_runtime import OrtRuntime
+    from bench.backends.onnx.runtime import OrtRuntime
 
     return OrtRuntime(path, "cpu", threads).session  # exactly as bench's measuring child loads it
 
@@ -81,7 +81,7 @@ def node_counts(sess_path: Path, threads: int) -> dict:
     import onnx
     import onnxruntime as ort
 
-    from bench.runtimes.ort_runtime import session_options
+    from bench.backends.onnx.runtime import session_options
 
     with tempfile.TemporaryDirectory() as tmp:
         o = session_options(threads)
@@ -106,14 +106,14 @@ def main() -> int:
 
     from transformers import AutoTokenizer
 
-    from bench.artifacts import ArtifactStore, cache_root
-    from bench.build import build_all
-    from bench.compress import Compressor
-    from bench.data import load_task_data
-    from bench.envinfo import _cpu
-    from bench.measure.rounds import median_interval
+    from bench.build.compress import Compressor
+    from bench.build.pipeline import build_all
+    from bench.data.load import load_task_data
+    from bench.launch.rounds import median_interval
     from bench.plan import make_plan
-    from bench.suite import load_suite
+    from bench.spec.suite import load_suite
+    from bench.store.artifacts import ArtifactStore, cache_root
+    from bench.store.envinfo import _cpu
 
     suite = load_suite(a.suite)
     data = load_task_data(suite.data, suite.task_def, suite.seed)

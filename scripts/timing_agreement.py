@@ -26,12 +26,12 @@ REPO = HERE.parent
 
 def bench_side(a: argparse.Namespace) -> float:
     """In the child: bench's runtime adapter, tokenizer and grid loop, exactly as the worker uses them."""
-    from bench.data import load_task_data
+    from bench.backends.runtime import load_runtime
+    from bench.backends.tokenizer import FastTokenizer
+    from bench.data.load import load_task_data
     from bench.measure.memory import PeakSampler
-    from bench.measure.worker import measure_grid
-    from bench.runtimes import load_runtime
-    from bench.runtimes.tokenizer import FastTokenizer
-    from bench.suite import DataConfig
+    from bench.scenarios.grid import measure_grid
+    from bench.spec.suite import DataConfig
 
     sentences = load_task_data(DataConfig(path=a.data), "sst2", seed=0).sentences("validation")
     with PeakSampler():
@@ -44,9 +44,9 @@ def bench_side(a: argparse.Namespace) -> float:
 
 def cell_lengths(a: argparse.Namespace) -> list[int]:
     """Real tokens per row of the grid cell bench times (its sentences cut or padded to seq_len)."""
-    from bench.data import load_task_data
-    from bench.runtimes.tokenizer import FastTokenizer
-    from bench.suite import DataConfig
+    from bench.backends.tokenizer import FastTokenizer
+    from bench.data.load import load_task_data
+    from bench.spec.suite import DataConfig
 
     sentences = load_task_data(DataConfig(path=a.data), "sst2", seed=0).sentences("validation")
     texts = [sentences[i % len(sentences)] for i in range(a.batch)]  # as measure_grid picks them
@@ -55,7 +55,7 @@ def cell_lengths(a: argparse.Namespace) -> list[int]:
 
 
 def _child(args: list[str], threads: int, allocator: str) -> float:
-    from bench.measure.isolate import child_env
+    from bench.launch.isolate import child_env
 
     env = child_env(threads, allocator)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))

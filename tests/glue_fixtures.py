@@ -19,7 +19,7 @@ NEGATIVE = ["bad", "awful", "dull", "poor", "weak", "cold", "stale", "grim"]
 FILLER = ["the", "film", "plot", "actor", "story", "music", "a", "was", "very", "quite", "scene", "cast"]
 OTHER = ["river", "table", "engine", "garden", "window", "planet", "pencil", "bridge", "coffee", "ladder"]
 
-# Label names as the TSV files spell them, by hub id (the order of bench.tasks.GLUE_TASKS).
+# Label names as the TSV files spell them, by hub id (the order of bench.tasks.table.GLUE_TASKS).
 WORDS = {"mnli": ("entailment", "neutral", "contradiction"), "qnli": ("entailment", "not_entailment"),
          "rte": ("entailment", "not_entailment")}
 FILES = {"mnli": ("train.tsv", "dev_matched.tsv", "dev_mismatched.tsv")}

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from bench.artifacts import MANIFEST, ArtifactStore
+from bench.store.artifacts import MANIFEST, ArtifactStore
 
 
 def writer(calls: list, content: str = "weights"):

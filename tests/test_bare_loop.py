@@ -26,8 +26,8 @@ def test_bare_loop_times_without_importing_bench(tiny_onnx_artifact):
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
     """A real (tiny, random) BERT as safetensors + config, and its ONNX export next to it."""
-    from bench.export.onnx import export_onnx
-    from bench.models import load_for_classification, parse_source
+    from bench.backends.onnx.export import export_onnx
+    from bench.tasks.sources import load_for_classification, parse_source
 
     out = tmp_path_factory.mktemp("tiny-bert")
     src = parse_source("tiny:layers=2,hidden=64,heads=2,intermediate=128,vocab=300")

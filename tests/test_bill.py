@@ -9,9 +9,9 @@ import re
 import pytest
 from conftest import REPO
 
-from bench.bill import fmt_duration
 from bench.cli import main
-from bench.cost_model import read_history
+from bench.run.bill import fmt_duration
+from bench.run.cost_model import read_history
 
 
 def _break_data(suite, folder):

@@ -11,7 +11,7 @@ import yaml
 from conftest import FIXTURE_DATA
 
 from bench.cli import main
-from bench.results import read_rows
+from bench.store.results import read_rows
 
 MEASURE = {"threads": [1], "warmup": 1, "min_iterations": 5, "min_seconds": 0, "timeout_s": 300, "parity_samples": 16}
 DATA = {"path": str(FIXTURE_DATA / "sst2"), "max_length": 48, "max_train_samples": 160, "max_eval_samples": 64}

@@ -1,4 +1,4 @@
-"""Budgets (bench.check) and tolerances (bench.compare) as small objects, and edge profiles validated
+"""Budgets (bench.gate.check) and tolerances (bench.gate.compare) as small objects, and edge profiles validated
 by the strict pydantic base the suites use: one-line errors naming the file and the key."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from bench.accuracy_drop import DropJudge
-from bench.check import BUDGETS, NOT_MEASURED, AccuracyDrop, AllowedSet, Budget, Profile, RunRows, load_profile
 from bench.cli import main
-from bench.compare import DEFAULT_TOLERANCES, Tolerance, compare_runs
-from bench.errors import BenchError
+from bench.common.errors import BenchError
+from bench.gate.accuracy_drop import DropJudge
+from bench.gate.check import BUDGETS, NOT_MEASURED, AccuracyDrop, AllowedSet, Budget, Profile, RunRows, load_profile
+from bench.gate.compare import DEFAULT_TOLERANCES, Tolerance, compare_runs
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 

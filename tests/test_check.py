@@ -1,4 +1,4 @@
-"""bench.check: profiles and budgets on crafted rows (built from the golden baseline rows)."""
+"""bench.gate.check: profiles and budgets on crafted rows (built from the golden baseline rows)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.check import NOT_MEASURED, check_run, format_markdown, load_profile
-from bench.errors import BenchError
-from bench.results import read_rows
+from bench.common.errors import BenchError
+from bench.gate.check import NOT_MEASURED, check_run, format_markdown, load_profile
+from bench.store.results import read_rows
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 TEACHER, STUDENT, TARGET = "teacher-pytorch-fp32-cpu-t1", "student-pytorch-fp32-cpu-t1", "student-onnx-int8-dynamic-cpu-t1"
@@ -183,7 +183,7 @@ def test_edge_profile_on_golden_run():
 
 
 def test_operator_domains_budget(tmp_path):
-    from bench.check import check_run, load_profile
+    from bench.gate.check import check_run, load_profile
 
     rows = [json.loads(x) for x in (GOLDEN / "baseline" / "results.jsonl").read_text().splitlines()]
     domains = {"teacher-onnx-fp32-cpu-t1": ["ai.onnx"], "student-onnx-fp32-cpu-t1": ["ai.onnx", "com.microsoft"]}

@@ -127,7 +127,7 @@ def test_unsafe_tags_still_refused(write_suite, capsys):
 
 
 def test_merge_keys_may_be_overridden():
-    from bench.yamlload import safe_load_unique
+    from bench.spec.yamlload import safe_load_unique
 
     assert safe_load_unique("a: &x {k: 1, j: 2}\nb:\n  <<: *x\n  k: 3\n", "f.yaml") == {
         "a": {"k": 1, "j": 2}, "b": {"k": 3, "j": 2}}

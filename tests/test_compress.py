@@ -7,13 +7,13 @@ import numpy as np
 import onnx
 import pytest
 
-from bench.artifacts import ArtifactStore
-from bench.build import build_teacher
-from bench.compress import Compressor
-from bench.data import load_task_data
+from bench.backends.runtime import load_runtime
+from bench.build.compress import Compressor
+from bench.build.pipeline import build_teacher
+from bench.data.load import load_task_data
 from bench.plan import make_plan
-from bench.runtimes import load_runtime
-from bench.suite import load_suite
+from bench.spec.suite import load_suite
+from bench.store.artifacts import ArtifactStore
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_entropy_calibration_is_its_own_not_minmax(setup):
 
 def test_tensorrt_int8_graph_is_symmetric(setup):
     # TensorRT's explicit quantization refuses non-zero zero points; ORT's default QDQ activations have them.
-    from bench.export.quantize import nonzero_zero_points
+    from bench.backends.onnx.quantize import nonzero_zero_points
 
     *_, teacher, comp = setup
     default = comp.onnx_int8_static(teacher, "plain", "minmax")
@@ -113,7 +113,7 @@ def test_tensorrt_int8_graph_is_symmetric(setup):
 
 
 def test_fp16_conversion_is_a_valid_graph_on_cpu(setup, tmp_path):
-    from bench.export.quantize import convert_fp16
+    from bench.backends.onnx.quantize import convert_fp16
 
     *_, teacher, comp = setup
     fp32 = comp.onnx_export(teacher)
@@ -134,7 +134,7 @@ def test_fp16_conversion_is_a_valid_graph_on_cpu(setup, tmp_path):
 
 
 def test_tensorrt_profile_covers_every_shape_the_suite_runs(setup):
-    from bench.export.tensorrt import profile_for
+    from bench.backends.tensorrt.engine import profile_for
 
     suite, *_, comp = setup
     assert profile_for(32, 128) == {"min": [1, 1], "opt": [1, 64], "max": [32, 128]}
@@ -179,7 +179,7 @@ def test_pytorch_int8_dynamic(setup):
 
 
 def test_plan_skips_with_reasons(setup, monkeypatch, tmp_path):
-    import bench.plan as plan_mod
+    import bench.backends.probes as plan_mod
 
     suite = setup[0]
     variants = [{"model": ["teacher"], "format": ["onnx"], "precision": ["int8-static", "fp16", "int8-dynamic"],
@@ -231,7 +231,7 @@ def test_tensorrt_engines(setup, precision):
     (True, "u8", True, ("u8", True, "weight_type u8, reduce_range True in the suite (CPU has VNNI)")),
 ])
 def test_dynamic_int8_scheme_follows_the_cpu(monkeypatch, vnni, weight_type, reduce_range, expect):
-    from bench.export import quantize
+    from bench.backends.onnx import quantize
 
     monkeypatch.setattr(quantize, "cpu_has_vnni", lambda: vnni)
     assert quantize.resolve_dynamic_scheme(weight_type, reduce_range) == expect
@@ -240,7 +240,7 @@ def test_dynamic_int8_scheme_follows_the_cpu(monkeypatch, vnni, weight_type, red
 def test_without_vnni_dynamic_int8_has_u8_weights_at_full_range(setup, monkeypatch):
     from onnx import TensorProto
 
-    from bench.export import quantize
+    from bench.backends.onnx import quantize
 
     *_, teacher, comp = setup
     with_vnni = comp.onnx_int8_dynamic(teacher, "plain")

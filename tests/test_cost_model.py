@@ -1,4 +1,4 @@
-"""`bench plan`'s cost model (bench/cost_model.py): times fitted to earlier runs on this host, training
+"""`bench plan`'s cost model (bench/run/cost_model.py): times fitted to earlier runs on this host, training
 stages scaled by train rows x epochs, measurements by eval rows, other builds as their kind's mean."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import platform
 
 import pytest
 
-from bench.bill import make_bill
-from bench.cost_model import Sample, predict, read_history, stage_work
-from bench.data import load_task_data
+from bench.data.load import load_task_data
 from bench.plan import make_plan
-from bench.suite import load_suite
+from bench.run.bill import make_bill
+from bench.run.cost_model import Sample, predict, read_history, stage_work
+from bench.spec.suite import load_suite
 
 
 def test_predict_fits_a_line_through_two_sizes_and_scales_one():

@@ -1,9 +1,9 @@
 import pytest
 from conftest import FIXTURE_DATA
 
-from bench.data import load_task_data, read_glue_tsv, tokenize
-from bench.errors import BenchError
-from bench.suite import DataConfig
+from bench.common.errors import BenchError
+from bench.data.load import load_task_data, read_glue_tsv, tokenize
+from bench.spec.suite import DataConfig
 
 
 def test_fixture_loads_with_both_labels():
@@ -68,7 +68,7 @@ def test_hub_unavailable_is_one_clear_line(monkeypatch):
 
 
 def test_tokenize_is_unpadded():
-    from bench.models import load_for_classification, parse_source
+    from bench.tasks.sources import load_for_classification, parse_source
 
     data = load_task_data(DataConfig(path=FIXTURE_DATA / "sst2"), "sst2", seed=0)
     _, tok = load_for_classification(parse_source("tiny:vocab=500"), 2, corpus=data.sentences("train"))

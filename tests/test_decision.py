@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.check import check_run, format_markdown, load_profile
-from bench.decision import Speed, decide, summary_lines
-from bench.report import write_report
+from bench.gate.check import check_run, format_markdown, load_profile
+from bench.gate.decision import Speed, decide, summary_lines
+from bench.report.write import write_report
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 TEACHER, STUDENT_ONNX = "teacher-pytorch-fp32-cpu-t1", "student-onnx-fp32-cpu-t1"
@@ -111,7 +111,7 @@ def test_the_report_opens_with_the_decision(tmp_path):
 
 
 def test_a_bad_profile_is_one_line_and_writes_nothing(tmp_path):
-    from bench.errors import BenchError
+    from bench.common.errors import BenchError
 
     with pytest.raises(BenchError, match="unknown profile 'edge-nope'"):
         write_report(GOLDEN / "baseline", tmp_path / "reports", name="r", profile="edge-nope")
@@ -157,8 +157,8 @@ def test_a_row_failing_only_on_its_interval_is_called_undecided(tmp_path):
 
 
 def test_a_suite_profile_that_does_not_exist_is_one_line(tmp_path):
-    from bench.errors import BenchError
-    from bench.suite import load_suite
+    from bench.common.errors import BenchError
+    from bench.spec.suite import load_suite
 
     suite = tmp_path / "s.yaml"
     suite.write_text((Path(__file__).resolve().parents[1] / "suites" / "smoke.yaml").read_text() + "profile: edge-nope\n")

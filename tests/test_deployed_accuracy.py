@@ -9,8 +9,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from bench import formats
-from bench.measure import worker
+from bench import backends
+from bench.child import worker
 from bench.schema.child import ChildReport, ChildSpec
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "sst2" / "dev.tsv"
@@ -54,9 +54,9 @@ def _one_at_a_time(artifact: Path, sentences: list[str]) -> list[int]:
 
 
 def test_only_dynamic_int8_depends_on_the_batch():
-    assert formats.get("onnx").batch_dependent("int8-dynamic") and formats.get("pytorch").batch_dependent("int8-dynamic")
-    assert not any(formats.get("onnx").batch_dependent(p) for p in ("fp32", "int8-static", "fp16"))
-    assert not formats.get("tensorrt").batch_dependent("int8")  # static scales: batch-independent
+    assert backends.get("onnx").batch_dependent("int8-dynamic") and backends.get("pytorch").batch_dependent("int8-dynamic")
+    assert not any(backends.get("onnx").batch_dependent(p) for p in ("fp32", "int8-static", "fp16"))
+    assert not backends.get("tensorrt").batch_dependent("int8")  # static scales: batch-independent
 
 
 def test_dynamic_int8_is_scored_one_example_at_a_time(dynamic_int8_artifact):

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from bench.errors import BenchError
-from bench.models import load_for_classification, parse_source
+from bench.common.errors import BenchError
+from bench.tasks.sources import load_for_classification, parse_source
 from bench.train.distill import init_student_from_teacher
 from bench.train.losses import distillation_loss
 
@@ -143,8 +143,8 @@ def test_projection_trains_and_is_dropped(tmp_path):
     the projection is not saved with the student."""
     from conftest import FIXTURE_DATA
 
-    from bench.data import load_task_data
-    from bench.suite import DataConfig, DistillConfig
+    from bench.data.load import load_task_data
+    from bench.spec.suite import DataConfig, DistillConfig
     from bench.train.distill import distill
 
     teacher_src = parse_source("tiny:layers=2,hidden=32,heads=2,intermediate=64,vocab=200")

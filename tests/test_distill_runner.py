@@ -7,7 +7,7 @@ import pytest
 from conftest import FIXTURE_DATA
 
 from bench.cli import main
-from bench.results import read_rows
+from bench.store.results import read_rows
 
 SUITE = """
 name: distill

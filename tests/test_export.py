@@ -1,9 +1,9 @@
 import pytest
 
-from bench.errors import ParityError
-from bench.export.onnx import export_with_parity, parity
-from bench.models import load_for_classification, parse_source
-from bench.runtimes import load_runtime
+from bench.backends.onnx.export import export_with_parity, parity
+from bench.backends.runtime import load_runtime
+from bench.common.errors import ParityError
+from bench.tasks.sources import load_for_classification, parse_source
 
 SENTENCES = ["a warm , funny film .", "dull .", "the plot goes nowhere and the jokes fall flat .",
              "one of the best performances of the year"] * 4

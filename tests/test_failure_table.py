@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from bench.measure.isolate import run_isolated
+from bench.launch.isolate import run_isolated
 
 _SPEC = {"variant": {"model": "student", "format": "onnx", "precision": "fp32", "device": "cpu", "threads": 1},
          "task": {"name": "sst2", "label_names": ["negative", "positive"], "metrics": ["accuracy", "f1"]},
@@ -23,7 +23,7 @@ _SPEC = {"variant": {"model": "student", "format": "onnx", "precision": "fp32", 
 _PARENT = """
 import json, sys
 from pathlib import Path
-from bench.measure.isolate import run_isolated
+from bench.launch.isolate import run_isolated
 run_isolated(json.loads(sys.argv[1]), Path(sys.argv[2]), "v", timeout_s=300)
 """
 
@@ -33,7 +33,7 @@ def _worker_child(parent: psutil.Process, timeout_s: float = 60) -> psutil.Proce
     while time.monotonic() < deadline:
         for child in parent.children(recursive=True):
             try:
-                if "bench.measure.worker" in " ".join(child.cmdline()):
+                if "bench.child.worker" in " ".join(child.cmdline()):
                     return child
             except psutil.Error:
                 continue

@@ -2,9 +2,9 @@ import json
 
 from conftest import FIXTURE_DATA
 
-from bench.data import load_task_data
-from bench.models import load_for_classification, parse_source
-from bench.suite import DataConfig, FinetuneConfig
+from bench.data.load import load_task_data
+from bench.spec.suite import DataConfig, FinetuneConfig
+from bench.tasks.sources import load_for_classification, parse_source
 from bench.train.finetune import finetune
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.compare import DEFAULT_TOLERANCES, Tolerance, compare_runs, format_markdown, parse_tolerances
-from bench.errors import BenchError
-from bench.gate_report import SCHEMAS, CheckReport, CompareReport, compare_annotations, compare_report, schema_text
-from bench.results import read_rows
+from bench.common.errors import BenchError
+from bench.gate.compare import DEFAULT_TOLERANCES, Tolerance, compare_runs, format_markdown, parse_tolerances
+from bench.gate.json_report import SCHEMAS, CheckReport, CompareReport, compare_annotations, compare_report, schema_text
+from bench.store.results import read_rows
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 BASE = GOLDEN / "baseline"
@@ -114,7 +114,7 @@ def test_bad_tolerances_name_the_problem(item, words):
 
 def test_committed_json_schemas_are_the_models():
     for name, model in SCHEMAS.items():
-        assert (DOCS / name).read_text() == schema_text(model), f"docs/{name}: run python -m bench.gate_report --write"
+        assert (DOCS / name).read_text() == schema_text(model), f"docs/{name}: run python -m bench.gate.json_report --write"
 
 
 def test_compare_annotations_and_step_summary(both_regressions, tmp_path, capsys, monkeypatch):
@@ -152,7 +152,7 @@ def test_cpu_difference_is_noted(tmp_path, capsys):
 def test_run_json_records_the_cpu_model_not_the_architecture(monkeypatch, tmp_path):
     import platform
 
-    from bench import envinfo
+    from bench.store import envinfo
 
     monkeypatch.setattr(platform, "processor", lambda: "x86_64")  # what Ubuntu's Python says
     info = tmp_path / "cpuinfo"
@@ -238,8 +238,8 @@ def _spec(artifact: Path) -> dict:
 
 
 def test_planted_slowdown_is_timed_and_recorded_in_the_row(tiny_onnx_artifact, tmp_path, monkeypatch):
-    from bench.measure.isolate import run_isolated
-    from bench.measure.worker import SLOWDOWN_ENV
+    from bench.launch.isolate import run_isolated
+    from bench.measure.stream import SLOWDOWN_ENV
 
     assert SLOWDOWN_ENV == "BENCH_TEST_SLOWDOWN_MS"
     monkeypatch.setenv(SLOWDOWN_ENV, "2.5")

@@ -7,8 +7,8 @@ import torch
 from conftest import FIXTURE_DATA
 
 from bench.cli import main
-from bench.errors import BenchError
-from bench.models import parse_source
+from bench.common.errors import BenchError
+from bench.tasks.sources import parse_source
 
 SUITE = f"""
 name: general
@@ -89,7 +89,7 @@ def test_teacher_without_mlm_head_is_refused():
 
 
 def test_masks_depend_on_seed_epoch_and_batch_not_on_the_global_rng():
-    from bench.models import tiny_tokenizer
+    from bench.tasks.sources import tiny_tokenizer
     from bench.train.general import ReplayableMaskingCollator
 
     tokenizer = tiny_tokenizer(["a gripping , funny film", "the plot is thin and the acting wooden"] * 5, 200)

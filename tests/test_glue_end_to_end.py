@@ -12,8 +12,8 @@ import yaml
 from glue_fixtures import write_glue_fixture
 
 from bench.cli import main
-from bench.results import read_rows
-from bench.tasks import GLUE_TASKS
+from bench.store.results import read_rows
+from bench.tasks.table import GLUE_TASKS
 
 PRIMARY = {"cola": "matthews_correlation", "sst2": "accuracy", "mrpc": "f1", "qqp": "f1", "stsb": "pearson",
            "mnli": "accuracy", "qnli": "accuracy", "rte": "accuracy", "wnli": "accuracy"}

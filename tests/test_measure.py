@@ -3,9 +3,9 @@ import sys
 import numpy as np
 import pytest
 
-from bench.measure.isolate import run_isolated
+from bench.launch.isolate import run_isolated
 from bench.measure.latency import latency_stats, time_calls
-from bench.results import SCHEMA_VERSION, append_row, read_rows
+from bench.store.results import SCHEMA_VERSION, append_row, read_rows
 
 SST2_TASK = {"name": "sst2", "label_names": ["negative", "positive"], "metrics": ["accuracy", "f1"]}
 
@@ -66,7 +66,7 @@ def test_child_crash_becomes_failed_result(tmp_path, monkeypatch):
 
 
 def test_child_timeout_becomes_timeout_result(tmp_path, monkeypatch):
-    import bench.measure.isolate as isolate
+    import bench.launch.isolate as isolate
 
     monkeypatch.setattr(isolate, "worker_command", lambda *_: [sys.executable, "-c", "import time; time.sleep(60)"])
     result = run_isolated(_spec(), tmp_path, "v", timeout_s=1)
@@ -197,7 +197,7 @@ def test_sampler_drops_a_failing_probe_and_keeps_going():
 # A worker child whose model load allocates alloc_mb for ~0.1 s, then frees it.
 _ALLOCATING_WORKER = """
 import sys, time
-import bench.runtimes as runtimes
+import bench.backends.runtime as runtimes
 real = runtimes.load_runtime
 def load(*args, **kwargs):
     blob = b"\\x01" * ({alloc_mb} << 20)
@@ -205,14 +205,14 @@ def load(*args, **kwargs):
     del blob
     return real(*args, **kwargs)
 runtimes.load_runtime = load
-from bench.measure.worker import main
+from bench.child.worker import main
 sys.exit(main(sys.argv[1:]))
 """
 
 
 @pytest.mark.parametrize("alloc_mb", [0, 300])
 def test_worker_child_memory_fields(tiny_onnx_artifact, tmp_path, monkeypatch, alloc_mb):
-    import bench.measure.isolate as isolate
+    import bench.launch.isolate as isolate
 
     monkeypatch.setattr(isolate, "worker_command", lambda spec, result: [
         sys.executable, "-c", _ALLOCATING_WORKER.format(alloc_mb=alloc_mb), str(spec), str(result)])
@@ -243,7 +243,7 @@ def test_worker_child_memory_fields(tiny_onnx_artifact, tmp_path, monkeypatch, a
 @pytest.mark.parametrize("allocator", ["system", "glibc-retain"])
 def test_the_child_runs_under_the_allocator_policy_and_the_row_says_so(tiny_onnx_artifact, tmp_path, monkeypatch,
                                                                        allocator):
-    from bench.measure.isolate import ALLOCATOR_ENV, MALLOC_VARS
+    from bench.launch.isolate import ALLOCATOR_ENV, MALLOC_VARS
 
     for var in MALLOC_VARS:
         monkeypatch.delenv(var, raising=False)
@@ -265,20 +265,20 @@ def test_the_child_runs_under_the_allocator_policy_and_the_row_says_so(tiny_onnx
 # A worker child whose Offline pass (the last phase) allocates 300 MB for a moment.
 _LATE_ALLOCATING_WORKER = """
 import sys
-import bench.measure.offline as offline
+import bench.scenarios.offline as offline
 real = offline.measure_offline
 def late(*args, **kwargs):
     blob = b"\\x01" * (300 << 20)
     del blob
     return real(*args, **kwargs)
 offline.measure_offline = late
-from bench.measure.worker import main
+from bench.child.worker import main
 sys.exit(main(sys.argv[1:]))
 """
 
 
 def test_a_spike_in_the_last_phase_counts_against_max_memory_mb(tiny_onnx_artifact, tmp_path, monkeypatch):
-    import bench.measure.isolate as isolate
+    import bench.launch.isolate as isolate
 
     monkeypatch.setattr(isolate, "worker_command", lambda spec, result: [
         sys.executable, "-c", _LATE_ALLOCATING_WORKER, str(spec), str(result)])
@@ -317,8 +317,8 @@ class _RecordingRuntime:
 
 
 def test_offline_covers_the_dev_set_with_dynamic_padding(tiny_onnx_artifact):
-    from bench.measure.offline import measure_offline
-    from bench.runtimes.tokenizer import FastTokenizer
+    from bench.backends.tokenizer import FastTokenizer
+    from bench.scenarios.offline import measure_offline
 
     tok = FastTokenizer(tiny_onnx_artifact)
     sentences = [" ".join(["good"] * n) for n in (9, 1, 5, 2, 8, 3, 7)]  # n words -> n + 2 tokens
@@ -343,8 +343,8 @@ def test_offline_covers_the_dev_set_with_dynamic_padding(tiny_onnx_artifact):
 
 
 def test_offline_repeats_whole_passes_until_min_seconds(tiny_onnx_artifact):
-    from bench.measure.offline import measure_offline
-    from bench.runtimes.tokenizer import FastTokenizer
+    from bench.backends.tokenizer import FastTokenizer
+    from bench.scenarios.offline import measure_offline
 
     rt = _RecordingRuntime()
     [e] = measure_offline(rt, FastTokenizer(tiny_onnx_artifact), ["good film"] * 4, 32,
@@ -355,8 +355,8 @@ def test_offline_repeats_whole_passes_until_min_seconds(tiny_onnx_artifact):
 
 
 def test_offline_config_is_strict(tiny_suite):
-    from bench.errors import BenchError
-    from bench.suite import load_suite
+    from bench.common.errors import BenchError
+    from bench.spec.suite import load_suite
 
     suite = tiny_suite()
     text = suite.read_text()
@@ -374,8 +374,8 @@ def test_offline_config_is_strict(tiny_suite):
 # ---------------------------------------------------------------- ONNX Runtime session
 
 def test_ort_runtime_records_session_options_and_binds_when_asked(tiny_onnx_artifact):
-    from bench.runtimes import load_runtime, predict
-    from bench.runtimes.tokenizer import FastTokenizer
+    from bench.backends.runtime import load_runtime, predict
+    from bench.backends.tokenizer import FastTokenizer
 
     rt = load_runtime("onnx", tiny_onnx_artifact, "cpu", 2)
     opts = rt.session_options

@@ -3,8 +3,8 @@ import importlib.util
 import pytest
 import torch
 
-from bench.errors import BenchError
-from bench.models import load_for_classification, parse_source
+from bench.common.errors import BenchError
+from bench.tasks.sources import load_for_classification, parse_source
 
 
 def test_tiny_source_parses_and_builds():

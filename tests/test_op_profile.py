@@ -8,10 +8,10 @@ import pytest
 from conftest import write_tiny_onnx_artifact
 from test_rounds import _spec
 
+from bench.child.op_profile import KINDS, by_kind, kind_of, profile_runtime
 from bench.cli import main
-from bench.measure.op_profile import KINDS, by_kind, kind_of, profile_runtime
-from bench.measure.worker import load_stream
-from bench.report_ops import step_sentences
+from bench.measure.stream import load_stream
+from bench.report.ops import step_sentences
 
 
 def test_every_op_gets_the_kind_that_explains_a_compression_step():
@@ -52,9 +52,9 @@ def test_onnx_profile_of_a_float_graph_and_of_its_int8_quantization(tmp_path):
 def test_pytorch_profile_of_a_tiny_bert(tmp_path):
     from conftest import FIXTURE_DATA
 
-    from bench.data import load_task_data
-    from bench.models import load_for_classification, parse_source
-    from bench.suite import DataConfig
+    from bench.data.load import load_task_data
+    from bench.spec.suite import DataConfig
+    from bench.tasks.sources import load_for_classification, parse_source
 
     data = load_task_data(DataConfig(path=FIXTURE_DATA / "sst2"), "sst2", seed=0)
     model, tok = load_for_classification(parse_source("tiny:layers=2,hidden=64,heads=2,intermediate=128,vocab=300"),

@@ -4,9 +4,9 @@ import pytest
 from conftest import FIXTURE_DATA
 
 from bench.cli import main
-from bench.errors import BenchError
+from bench.common.errors import BenchError
 from bench.plan import make_plan
-from bench.suite import load_suite
+from bench.spec.suite import load_suite
 
 SUITE = """
 name: p

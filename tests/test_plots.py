@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from matplotlib.text import Text
 
-from bench import plots
-from bench.report import summarise
+from bench.report import plots
+from bench.report.write import summarise
 from bench.schema.row import IDENTITY_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,13 +4,13 @@ model, each a different artifact, recorded in the row's identity and facts."""
 import onnx
 import pytest
 
-from bench.artifacts import ArtifactStore
-from bench.build import build_teacher
-from bench.compress import Compressor
-from bench.data import load_task_data
-from bench.errors import BenchError
+from bench.build.compress import Compressor
+from bench.build.pipeline import build_teacher
+from bench.common.errors import BenchError
+from bench.data.load import load_task_data
 from bench.plan import make_plan
-from bench.suite import load_suite
+from bench.spec.suite import load_suite
+from bench.store.artifacts import ArtifactStore
 
 QUERY_L0 = "/bert/encoder/layer.0/attention/self/query/MatMul"
 RECIPES = f"""quantize:

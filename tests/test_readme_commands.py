@@ -61,7 +61,7 @@ def _run_until(line: str, cwd: Path, marker: str, timeout_s: float = 300) -> str
 
 def test_the_main_job_command_gets_past_planning_in_a_fresh_clone(fresh_clone):
     [main_job] = [ln for ln in readme_block("## Two commands") if "bench run" in ln]
-    out = _run_until(main_job, fresh_clone, marker="INFO bench.artifacts: build teacher-")
+    out = _run_until(main_job, fresh_clone, marker="INFO bench.store.artifacts: build teacher-")
     assert "bench: error" not in out, out[-2000:]
     assert "data: glue-tsv:" in out and "train=67349 validation=872" in out, out[-2000:]
-    assert "INFO bench.artifacts: build teacher-" in out  # planned, data loaded, training started
+    assert "INFO bench.store.artifacts: build teacher-" in out  # planned, data loaded, training started

@@ -16,7 +16,7 @@ from conftest import FIXTURE_DATA, REPO
 from glue_fixtures import write_glue_fixture
 
 from bench.cli import main
-from bench.results import read_rows
+from bench.store.results import read_rows
 
 # Whole recipes end to end (about 2 minutes): in the `pytest -m slow` step with the real-data tests.
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bench.cli import main
-from bench.results import read_rows
+from bench.store.results import read_rows
 
 pytestmark = [
     pytest.mark.slow,

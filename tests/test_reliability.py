@@ -17,12 +17,12 @@ from conftest import FIXTURE_DATA, real_data_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.artifacts import MANIFEST, file_sha256
 from bench.cli import main
 from bench.plan import make_plan
-from bench.results import read_rows
-from bench.suite import load_suite
-from bench.yamlload import YAML12_EXPONENT_FLOAT
+from bench.spec.suite import load_suite
+from bench.spec.yamlload import YAML12_EXPONENT_FLOAT
+from bench.store.artifacts import MANIFEST, file_sha256
+from bench.store.results import read_rows
 
 
 def _bench(*args, env=None) -> subprocess.Popen:
@@ -119,7 +119,7 @@ def test_memory_budget_stops_the_variant_and_the_run_goes_on(tiny_suite, tmp_pat
     suite.write_text(suite.read_text().replace(", max_memory_mb: 50", ""))
     assert main(["run", str(suite), "--results-dir", str(results), "--run-id", "m"]) == 0
     assert json.loads((results / "tiny" / "m" / "run.json").read_text())["status"] == "finished"
-    from bench.results import latest_rows
+    from bench.store.results import latest_rows
 
     assert all(r["status"] == "ok" for r in latest_rows(read_rows(results / "tiny" / "m")))
     assert len(read_rows(results / "tiny" / "m")) == 8  # history kept: 4 failed rows, then 4 ok rows
@@ -257,7 +257,7 @@ def test_malformed_yaml_documents(tmp_path, capsys, text):
 # ---------------------------------------------------------------- security defaults
 
 def test_pickle_checkpoint_needs_explicit_opt_in(tmp_path, capsys):
-    from bench.models import load_for_classification, parse_source
+    from bench.tasks.sources import load_for_classification, parse_source
 
     src = parse_source("tiny:layers=1,hidden=16,heads=2,intermediate=32,vocab=100")
     model, tok = load_for_classification(src, 2, corpus=["a b c"] * 5)
@@ -278,8 +278,8 @@ def test_pickle_checkpoint_needs_explicit_opt_in(tmp_path, capsys):
 def test_pickle_pretrained_student_builds_with_opt_in(tmp_path):
     # allow_pickle reaches every source parse: the student's pretrained source is parsed again when
     # the student is built (its identity goes into the cache key), not only when the suite loads.
-    from bench.models import load_for_classification, parse_source
-    from bench.run import train_suite
+    from bench.run.suite_run import train_suite
+    from bench.tasks.sources import load_for_classification, parse_source
 
     src = parse_source("tiny:layers=1,hidden=16,heads=2,intermediate=32,vocab=100")
     model, tok = load_for_classification(src, 2, corpus=["a b c"] * 5)
@@ -299,7 +299,7 @@ def test_pickle_pretrained_student_builds_with_opt_in(tmp_path):
 
 
 def test_trust_remote_code_is_announced_and_recorded(tmp_path, caplog):
-    from bench.run import run_suite
+    from bench.run.suite_run import run_suite
 
     suite = tmp_path / "s.yaml"
     suite.write_text(yaml.safe_dump(VALID | {

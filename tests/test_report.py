@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.cli import main
-from bench.plots import pareto_mask
-from bench.report import summarise, write_report
-from bench.results import load_results
+from bench.report.plots import pareto_mask
+from bench.report.write import summarise, write_report
+from bench.store.results import load_results
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import write_report
+from bench.report.write import write_report
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 

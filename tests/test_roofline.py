@@ -4,7 +4,7 @@ import json
 
 from bench.cli import main
 from bench.measure.flops import bert_forward_flops, flops_for_config
-from bench.results import read_rows
+from bench.store.results import read_rows
 
 
 def test_flops_match_hand_count():

@@ -10,10 +10,10 @@ from conftest import write_tiny_onnx_artifact
 from scipy.stats import binom
 from test_measure import SST2_TASK
 
-from bench.measure.rounds import RoundError, RoundWorker, interleave, median_interval, shared_cpus
-from bench.measure.worker import SLOWDOWN_ENV
+from bench.launch.rounds import RoundError, RoundWorker, interleave, median_interval, shared_cpus
+from bench.measure.stream import SLOWDOWN_ENV
+from bench.scenarios.interleave import reference_drift
 from bench.schema.child import ChildSpec
-from bench.speedup import reference_drift
 
 SENTENCES = ["a warm , funny film .", "dull .", "the plot goes nowhere and the jokes fall flat ."] * 10
 
@@ -84,7 +84,7 @@ def test_a_planted_slowdown_reaches_the_variant_and_never_the_reference(small_an
 
 def test_the_measuring_child_serves_the_variant_side_of_the_rounds_after_its_result(small_and_big, tmp_path,
                                                                                      monkeypatch):
-    from bench.measure.isolate import run_isolated_serving
+    from bench.launch.isolate import run_isolated_serving
     from bench.schema.child import ChildResult
 
     small, big = small_and_big

@@ -4,7 +4,7 @@ import json
 import re
 
 from bench.cli import main
-from bench.results import read_rows
+from bench.store.results import read_rows
 
 
 def test_run_end_to_end_then_reuse_everything(tiny_suite, tmp_path, capsys):

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from bench.errors import BenchError
-from bench.measure.isolate import run_isolated
-from bench.results import open_run
+from bench.common.errors import BenchError
+from bench.launch.isolate import run_isolated
 from bench.schema import ROW_FIELDS, SCHEMA_VERSION, Row
 from bench.schema.child import ChildReport, ChildResult, ChildSpec
 from bench.schema.doc import schema_block, table
+from bench.store.results import open_run
 
 SST2_TASK = {"name": "sst2", "label_names": ["negative", "positive"], "metrics": ["accuracy", "f1"]}
 REPO = Path(__file__).resolve().parent.parent
@@ -100,7 +100,7 @@ json.dump(json.loads(sys.argv[3]), open(sys.argv[2], "w"))
                                                ({"bogus_ms": 1.0}, "bogus_ms"), ({"accuracy": 1.0}, "accuracy"),
                                                ({"eval_predictions": [[0, 1]]}, "eval_predictions")])
 def test_parent_end_of_the_child_boundary_names_the_field(tmp_path, monkeypatch, change, field):
-    import bench.measure.isolate as isolate
+    import bench.launch.isolate as isolate
 
     result = {k: v for k, v in (_ok_report() | change).items() if v is not None}
     monkeypatch.setattr(isolate, "worker_command", lambda spec, out: [
@@ -113,7 +113,7 @@ def test_parent_end_of_the_child_boundary_names_the_field(tmp_path, monkeypatch,
 
 
 def test_child_end_of_the_boundary_rejects_a_bad_spec_and_a_bad_result(tmp_path, monkeypatch, tiny_onnx_artifact):
-    from bench.measure import worker
+    from bench.child import worker
 
     with pytest.raises(ValidationError, match="eval_sets"):
         ChildSpec.model_validate({"variant": {"model": "s", "format": "onnx", "precision": "fp32", "device": "cpu",

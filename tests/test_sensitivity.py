@@ -1,17 +1,17 @@
-"""The sensitivity pass (bench/sensitivity.py) on a tiny trained model: every node the INT8 graph quantizes is
+"""The sensitivity pass (bench/tune/node_ranking.py) on a tiny trained model: every node the INT8 graph quantizes is
 ranked, costliest first, on held-out train examples; keeping the costliest in float changes exactly which
 nodes are quantized; the ranking is cached."""
 
 import onnx
 import pytest
 
-from bench.artifacts import ArtifactStore
-from bench.build import build_teacher
-from bench.compress import Compressor
-from bench.data import load_task_data
-from bench.plan import Variant
-from bench.sensitivity import convert_for, quantized_nodes, rank_nodes
-from bench.suite import QuantRecipe, load_suite
+from bench.build.compress import Compressor
+from bench.build.pipeline import build_teacher
+from bench.data.load import load_task_data
+from bench.schema.variant import Variant
+from bench.spec.suite import QuantRecipe, load_suite
+from bench.store.artifacts import ArtifactStore
+from bench.tune.node_ranking import convert_for, quantized_nodes, rank_nodes
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_every_quantized_node_is_ranked_costliest_first_and_the_ranking_is_cache
     assert [n.logit_mse for n in ranking] == sorted((n.logit_mse for n in ranking), reverse=True)
     assert ranking[0].logit_mse > 0 and all(n.flips is not None for n in ranking)
     # Cached: a second ranking quantizes nothing.
-    monkeypatch.setattr("bench.sensitivity.convert_for", lambda *a: pytest.fail("ranked again"))
+    monkeypatch.setattr("bench.tune.node_ranking.convert_for", lambda *a: pytest.fail("ranked again"))
     assert rank_nodes(comp, teacher, variant, int8, samples=48) == ranking
 
 
@@ -81,7 +81,7 @@ def test_keeping_the_costliest_nodes_in_float_changes_exactly_which_nodes_are_qu
 
 
 def test_the_held_out_examples_are_neither_calibration_nor_eval_examples(setup):
-    from bench.measure.accuracy import eval_splits
+    from bench.data.splits import eval_splits
 
     suite, data, store, _ = setup
     comp = Compressor(suite, data, store)

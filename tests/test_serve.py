@@ -19,13 +19,13 @@ import pytest
 from conftest import FIXTURE_DATA
 from fastapi.testclient import TestClient
 
+from bench.backends.runtime import predict_logits
 from bench.cli import main
-from bench.measure.accuracy import predict_logits
 from bench.serve.app import create_app
 from bench.serve.batcher import Batcher, Overloaded
 from bench.serve.model import Predictor
 from bench.serve.spec import ServeSpec, from_artifact_dir
-from bench.suite_measure import BatchingConfig
+from bench.spec.measure import BatchingConfig
 
 DEV = [line.split("\t")[0] for line in (FIXTURE_DATA / "sst2" / "dev.tsv").read_text().splitlines()[1:]]
 

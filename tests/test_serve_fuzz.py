@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.measure.accuracy import predict_logits
+from bench.backends.runtime import predict_logits
 from bench.serve.app import create_app
 from bench.serve.model import Predictor
 from bench.serve.spec import from_artifact_dir

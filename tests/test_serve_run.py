@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 from conftest import FIXTURE_DATA, TINY_SUITE
 
-from bench.check import check_run, load_profile
-from bench.report import write_report
-from bench.results import read_rows
-from bench.run import run_suite
+from bench.gate.check import check_run, load_profile
+from bench.report.write import write_report
+from bench.run.suite_run import run_suite
 from bench.serve.spec import from_run_dir
+from bench.store.results import read_rows
 
 pytestmark = pytest.mark.slow  # a tiny-suite run with two served variants: ~60 s
 

@@ -14,14 +14,14 @@ import pytest
 from conftest import FIXTURE_DATA
 from scipy import stats
 
-from bench import server_scenario
-from bench.measure.accuracy import predict_labels
-from bench.measure.load_client import LoadSpec, run_load
+from bench.backends.runtime import predict_labels
+from bench.child.load_client import LoadSpec, run_load
+from bench.scenarios import server as server_scenario
+from bench.scenarios.server import ServerProcess, ServerStage
 from bench.schema.child import ChildSpec
 from bench.serve.model import Predictor
 from bench.serve.spec import ServeSpec
-from bench.server_scenario import ServerProcess, ServerStage
-from bench.suite_measure import ServerConfig
+from bench.spec.measure import ServerConfig
 
 LINES = [line.split("\t") for line in (FIXTURE_DATA / "sst2" / "dev.tsv").read_text().splitlines()[1:]]
 DEV, GOLD = [s for s, _ in LINES], [int(y) for _, y in LINES]

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.errors import BenchError
+from bench.common.errors import BenchError
 from bench.plan import make_plan, parse_shard, shard_plan
-from bench.results import read_rows
-from bench.suite import load_suite
+from bench.spec.suite import load_suite
+from bench.store.results import read_rows
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
@@ -66,6 +66,6 @@ def test_merge_rejects_different_suites(tmp_path):
     run = json.loads((other / "run.json").read_text())
     (other / "run.json").write_text(json.dumps(run | {"suite": "another"}))
     with pytest.raises(BenchError, match="different suites"):
-        from bench.merge import merge_runs
+        from bench.store.merge import merge_runs
 
         merge_runs([dirs[0], other], tmp_path / "m")

@@ -4,7 +4,7 @@ BENCH_DATA_DIR is set, the bundled fixture otherwise)."""
 from pathlib import Path
 
 from bench.cli import main
-from bench.results import read_rows
+from bench.store.results import read_rows
 
 SMOKE = Path(__file__).resolve().parent.parent / "suites" / "smoke.yaml"
 
@@ -34,7 +34,7 @@ def test_smoke_suite_runs_whole_chain(tmp_path):
         assert [(e["batch_size"], e["samples"], e["passes"]) for e in r["offline"]] == [(1, n, 1), (8, n, 1)]
         assert r["offline"][0]["padding_pct"] == 0 and r["offline"][1]["padding_pct"] > 0
         assert r["peak_rss_mb"] >= r["peak_rss_sampled_mb"] - 1
-    from bench.report import write_report
+    from bench.report.write import write_report
 
     write_report(tmp_path / "smoke" / "ci", tmp_path / "reports", name="smoke")
     assert (tmp_path / "reports" / "smoke" / "latency_grid.png").is_file()

@@ -10,10 +10,10 @@ import json
 import pytest
 from conftest import FIXTURE_DATA, TINY_SUITE
 
-from bench.compare import compare_runs, format_markdown, parse_tolerances
-from bench.measure.worker import SLOWDOWN_ENV
-from bench.results import read_rows
-from bench.run import run_suite
+from bench.gate.compare import compare_runs, format_markdown, parse_tolerances
+from bench.measure.stream import SLOWDOWN_ENV
+from bench.run.suite_run import run_suite
+from bench.store.results import read_rows
 
 pytestmark = pytest.mark.slow  # two tiny-suite runs with rounds: ~90 s
 
@@ -71,7 +71,7 @@ def test_the_default_gate_judges_the_speedup_and_catches_a_planted_slowdown(runs
 
 def test_rows_say_where_the_time_goes_and_the_report_explains_each_step(runs, tmp_path, capsys):
     from bench.cli import main
-    from bench.report import write_report
+    from bench.report.write import write_report
 
     base, _, suite = runs
     rows = {r["variant_id"]: r for r in read_rows(base)}

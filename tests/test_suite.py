@@ -1,8 +1,8 @@
 import pytest
 
 from bench.cli import main
-from bench.errors import BenchError
-from bench.suite import load_suite
+from bench.common.errors import BenchError
+from bench.spec.suite import load_suite
 
 GOOD = """
 name: ok

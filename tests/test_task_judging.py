@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from bench import plots
-from bench.check import check_run, format_markdown, load_profile
 from bench.cli import main
-from bench.compare import DEFAULT_TOLERANCES, compare_runs
-from bench.compare import format_markdown as compare_markdown
-from bench.compare_metrics import parse_tolerances
-from bench.gate_report import CompareReport, compare_report
-from bench.report import summarise, write_report
-from bench.results import open_run, read_rows
+from bench.gate.check import check_run, format_markdown, load_profile
+from bench.gate.compare import DEFAULT_TOLERANCES, compare_runs
+from bench.gate.compare import format_markdown as compare_markdown
+from bench.gate.json_report import CompareReport, compare_report
+from bench.gate.metrics import parse_tolerances
+from bench.report import plots
+from bench.report.write import summarise, write_report
+from bench.store.results import open_run, read_rows
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 BASE = GOLDEN / "baseline"

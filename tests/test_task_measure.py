@@ -1,4 +1,4 @@
-"""Measurement for every task (bench/tasks.py): sentence pairs through the child's tokenizer, the
+"""Measurement for every task (bench/tasks/table.py): sentence pairs through the child's tokenizer, the
 latency stream, the grid and Offline; each task's own metrics on every eval split; parity and
 calibration on pairs; the child's spec carries the task and its eval splits."""
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from bench.measure.isolate import run_isolated
+from bench.launch.isolate import run_isolated
 from bench.schema import Row
 from bench.schema.child import ChildResult, ChildSpec
-from bench.tasks import GLUE_TASKS, EvalSplit, Texts
+from bench.tasks.table import GLUE_TASKS, EvalSplit, Texts
 
 WORDS = ("the film is warm and funny but the plot goes nowhere a man plays guitar on stage "
          "two dogs run across a field of snow while the jokes fall flat").split()
@@ -38,8 +38,8 @@ def pair_berts(tmp_path_factory):
     import torch
     from transformers import AutoModelForSequenceClassification, BertConfig
 
-    from bench.export.onnx import export_onnx
-    from bench.models import tiny_tokenizer
+    from bench.backends.onnx.export import export_onnx
+    from bench.tasks.sources import tiny_tokenizer
 
     root = tmp_path_factory.mktemp("pair-berts")
     tok = tiny_tokenizer(_sentences(200, 0), 300)
@@ -83,7 +83,7 @@ def _eval_set(name: str, texts: Texts, labels) -> dict:
 def test_fast_tokenizer_encodes_pairs_as_autotokenizer(pair_berts, max_length):
     from transformers import AutoTokenizer
 
-    from bench.runtimes.tokenizer import FastTokenizer
+    from bench.backends.tokenizer import FastTokenizer
 
     path = pair_berts["nli"] / "onnx"
     texts = _pairs(12, 1)
@@ -161,7 +161,7 @@ def test_child_scores_a_single_sentence_task_by_matthews(tiny_onnx_artifact, tmp
     import onnxruntime as ort
     from sklearn.metrics import accuracy_score, matthews_corrcoef
 
-    from bench.runtimes.tokenizer import FastTokenizer
+    from bench.backends.tokenizer import FastTokenizer
 
     sentences = ["a warm , funny film .", "dull .", "the plot goes nowhere and the jokes fall flat .",
                  "one of the best films of the year", "flat"] * 6
@@ -189,7 +189,7 @@ def _spec(**change) -> dict:
 
 
 def test_the_spec_without_eval_sets_is_rejected_at_both_ends(tmp_path):
-    from bench.measure import worker
+    from bench.child import worker
 
     with pytest.raises(ValidationError, match="eval_sets"):
         ChildSpec.model_validate(_spec(eval_sets=None))
@@ -246,9 +246,9 @@ def test_child_result_needs_score_and_accuracy_only_for_classification():
 # ---------------------------------------------------------------- parity and calibration on pairs
 
 def test_parity_on_pairs_and_no_label_agreement_for_a_regression(pair_berts):
-    from bench.errors import ParityError
-    from bench.export.onnx import check_parity
-    from bench.runtimes import load_runtime
+    from bench.backends.onnx.export import check_parity
+    from bench.backends.runtime import load_runtime
+    from bench.common.errors import ParityError
 
     texts = _pairs(20, 10)
     for name in ("nli", "sts"):
@@ -278,9 +278,9 @@ class _ShiftedSecondRuntime:
 
 
 def test_parity_sees_the_second_segment(pair_berts):
-    from bench.export.onnx import parity
-    from bench.runtimes import load_runtime
-    from bench.runtimes.tokenizer import FastTokenizer
+    from bench.backends.onnx.export import parity
+    from bench.backends.runtime import load_runtime
+    from bench.backends.tokenizer import FastTokenizer
 
     rt = load_runtime("onnx", pair_berts["sts"] / "onnx", "cpu", 1)
     tok = FastTokenizer(pair_berts["sts"] / "onnx")
@@ -292,7 +292,7 @@ def test_parity_sees_the_second_segment(pair_berts):
 def test_calibration_reader_feeds_pairs_and_hashes_them(pair_berts):
     from transformers import AutoTokenizer
 
-    from bench.export.quantize import SentenceReader, calibration_hash
+    from bench.backends.onnx.quantize import SentenceReader, calibration_hash
 
     tok = AutoTokenizer.from_pretrained(pair_berts["nli"] / "pt")
     texts = _pairs(5, 12)
@@ -325,7 +325,7 @@ class _PairData:
 
 
 def test_calibration_texts_come_from_train_and_never_match_a_dev_example():
-    from bench.compress import Compressor
+    from bench.build.compress import Compressor
 
     dev_m = Texts(["p1", "p2"], ["h1", "h2"])
     dev_mm = Texts(["q1"], ["k1"])
@@ -346,8 +346,8 @@ def test_calibration_texts_come_from_train_and_never_match_a_dev_example():
 # ---------------------------------------------------------------- bench run's spec from the data
 
 def test_measure_spec_from_task_data_and_from_sentence_only_data(tmp_path):
-    from bench.run import measure_spec
-    from bench.suite import MeasureConfig
+    from bench.run.suite_run import measure_spec
+    from bench.spec.suite import MeasureConfig
 
     variant = types.SimpleNamespace(as_dict=lambda: VARIANT, artifact_key="k")
     built = types.SimpleNamespace(artifacts={"k": types.SimpleNamespace(weights_dir=tmp_path)})

@@ -12,11 +12,11 @@ import torch
 from conftest import FIXTURE_DATA
 from datasets import Dataset, DatasetDict
 
-from bench.data import TaskData, tokenize
-from bench.models import head_config, load_for_classification, parse_source
-from bench.suite import FinetuneConfig
-from bench.suite_training import DistillConfig
-from bench.tasks import GLUE_TASKS, Task, compute_metrics
+from bench.data.load import TaskData, tokenize
+from bench.spec.suite import FinetuneConfig
+from bench.spec.training import DistillConfig
+from bench.tasks.sources import head_config, load_for_classification, parse_source
+from bench.tasks.table import GLUE_TASKS, Task, compute_metrics
 from bench.train.distill import compute_teacher_logits, distill, init_student_from_teacher
 from bench.train.finetune import finetune, task_metrics, training_arguments
 from bench.train.losses import distillation_loss, hard_loss, soft_target_loss
@@ -191,7 +191,7 @@ def test_metrics_and_early_stopping_use_the_primary_metric(tmp_path):
 
 
 def test_general_distillation_on_pair_text(tmp_path):
-    from bench.suite import StudentConfig
+    from bench.spec.suite import StudentConfig
     from bench.train.general import general_distill, read_texts
 
     data = pair_data(GLUE_TASKS["mnli"], n_train=32)

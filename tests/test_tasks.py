@@ -14,10 +14,10 @@ from conftest import FIXTURE_DATA, REPO
 from glue_fixtures import GLUE_TASK_NAMES, WORDS, write_glue_fixture, write_glue_root
 
 from bench.cli import main
-from bench.data import GLUE_TSV, load_task_data, tokenize
-from bench.errors import BenchError
-from bench.suite import DataConfig, load_suite
-from bench.tasks import GLUE_TASKS
+from bench.common.errors import BenchError
+from bench.data.load import GLUE_TSV, load_task_data, tokenize
+from bench.spec.suite import DataConfig, load_suite
+from bench.tasks.table import GLUE_TASKS
 
 PAIR = {"mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"}
 
@@ -135,7 +135,7 @@ def test_missing_dev_file_and_mrpc_byte_order_mark(tmp_path):
 
 
 def test_pair_tasks_tokenize_as_one_sequence_with_segments(tmp_path):
-    from bench.models import load_for_classification, parse_source
+    from bench.tasks.sources import load_for_classification, parse_source
 
     data = load_task_data(DataConfig(path=write_glue_fixture("rte", tmp_path / "rte")), "rte", seed=0)
     _, tok = load_for_classification(parse_source("tiny:vocab=300"), 2, corpus=data.sentences("train"))
@@ -248,7 +248,7 @@ def test_relative_env_paths_resolve_against_the_working_directory(tmp_path, monk
     assert load_suite("suites/dflt.yaml").data.path == suites / "lit" / "sst2"
     assert load_suite("suites/lit.yaml").data.path == suites / "lit" / "sst2"
     # The same in a fresh process started from the repository-like folder (what a user types).
-    code = "from bench.suite import load_suite; import sys; print(load_suite(sys.argv[1]).data.path)"
+    code = "from bench.spec.suite import load_suite; import sys; print(load_suite(sys.argv[1]).data.path)"
     for env_value in ("data", "./data", "../work/data"):
         env = dict(os.environ, BENCH_DATA_DIR=env_value, MY_DATA=env_value)
         for suite in ("suites/env.yaml", "suites/auto.yaml"):

@@ -8,10 +8,10 @@ import pytest
 from conftest import FIXTURE_DATA
 from transformers import AutoTokenizer
 
-from bench.data import load_task_data
-from bench.models import load_for_classification, parse_source
-from bench.runtimes.tokenizer import FastTokenizer
-from bench.suite import DataConfig
+from bench.backends.tokenizer import FastTokenizer
+from bench.data.load import load_task_data
+from bench.spec.suite import DataConfig
+from bench.tasks.sources import load_for_classification, parse_source
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,8 @@ def test_packaged_minilm_tokenizer_matches(sst2_dir):
 
 
 def test_onnx_measurement_path_does_not_import_torch():
-    code = ("import sys; import bench.measure.worker, bench.measure.latency, bench.runtimes.ort_runtime, "
-            "bench.runtimes.tokenizer; from bench.measure.accuracy import predict_labels; "
+    code = ("import sys; import bench.child.worker, bench.measure.latency, bench.backends.onnx.runtime, "
+            "bench.backends.tokenizer; from bench.backends.runtime import predict_labels; "
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from conftest import FIXTURE_DATA, TINY_SUITE
 
-from bench.accuracy_drop import drop_interval
 from bench.cli import main, parse_duration
-from bench.errors import BenchError
+from bench.common.errors import BenchError
+from bench.gate.accuracy_drop import drop_interval
 from bench.plan import make_plan
-from bench.suite import load_suite
-from bench.tasks import GLUE_TASKS
+from bench.spec.suite import load_suite
+from bench.tasks.table import GLUE_TASKS
 
 SST2 = GLUE_TASKS["sst2"]
 
@@ -63,8 +63,8 @@ def test_budget_durations_parse_and_bad_ones_are_one_line_errors():
 def test_exclusion_recipes_of_different_bases_never_share_a_name(write_suite):
     from types import SimpleNamespace
 
-    from bench.plan import Variant
-    from bench.tune_sensitivity import _with_excluded
+    from bench.schema.variant import Variant
+    from bench.tune.sensitivity import _with_excluded
 
     search = SimpleNamespace(suite=load_suite(write_suite(TINY_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=16,
                                                                             n_eval=8))))

@@ -1,6 +1,6 @@
 """The measuring child's process boundary, typed and checked at both ends.
 
-`bench run` writes a `ChildSpec` (JSON) for `python -m bench.measure.worker`: the variant, the task (label
+`bench run` writes a `ChildSpec` (JSON) for `python -m bench.child.worker`: the variant, the task (label
 names or null for a regression, metrics) and its eval splits' texts and labels, primary split first. The
 worker validates it
 when it reads it and validates its own `ChildResult` before writing it; the parent validates the
@@ -16,23 +16,13 @@ from typing import Literal
 from pydantic import Field, ValidationError, model_validator
 
 from bench.schema.row import CHILD_PARTS, Part, TaskMetrics
-from bench.suite import MeasureConfig
-from bench.tasks import METRIC_NAMES, EvalSplit, Task, Texts, compute_metrics
-
-
-class ChildVariant(Part):
-    model: str
-    format: str
-    precision: str
-    device: str
-    threads: int = Field(gt=0)
-    graph: str = "plain"
-    calibration: str = ""
-    quant: str = ""
+from bench.schema.variant import Variant
+from bench.spec.suite import MeasureConfig
+from bench.tasks.table import METRIC_NAMES, EvalSplit, Task, Texts, compute_metrics
 
 
 class ChildTask(Part):
-    """What the child needs of the task (bench/tasks.py): its labels and how it is scored."""
+    """What the child needs of the task (bench/tasks/table.py): its labels and how it is scored."""
 
     name: str
     label_names: list[str] | None = Field(min_length=2)  # by label id; null: a regression (one output)
@@ -66,7 +56,7 @@ class EvalSet(Part):
 
 
 class ChildSpec(Part):
-    variant: ChildVariant
+    variant: Variant
     artifact_dir: Path  # the folder the format's runtime loads
     task: ChildTask
     eval_sets: list[EvalSet] = Field(min_length=1)  # the primary eval split first: latency runs on its texts
@@ -100,13 +90,13 @@ class ChildSpec(Part):
 
     @classmethod
     def task_fields(cls, task: Task) -> dict:
-        """The spec's `task` from a bench.tasks.Task."""
+        """The spec's `task` from a bench.tasks.table.Task."""
         return {"name": task.name, "label_names": None if task.label_names is None else list(task.label_names),
                 "metrics": list(task.metrics)}
 
     @classmethod
     def eval_set_fields(cls, split: EvalSplit) -> dict:
-        """One of the spec's `eval_sets` from a bench.tasks.EvalSplit."""
+        """One of the spec's `eval_sets` from a bench.tasks.table.EvalSplit."""
         return {"name": split.name, "first": list(split.texts.first),
                 "second": None if split.texts.second is None else list(split.texts.second),
                 "labels": list(split.labels)}
@@ -142,11 +132,11 @@ class ChildReport(*(p for p in CHILD_PARTS if p is not TaskMetrics)):
 
     def scored(self, spec: ChildSpec) -> ChildResult:
         """The ChildResult: these measurements and the task's metrics of these predictions against the
-        spec's labels (bench.measure.accuracy.task_metrics). Raises ValueError (a ValidationError, or a
+        spec's labels (bench.tasks.scoring.task_metrics). Raises ValueError (a ValidationError, or a
         count of predictions that does not match the spec's splits)."""
         import numpy as np
 
-        from bench.measure.accuracy import task_metrics
+        from bench.tasks.scoring import task_metrics
 
         task, splits = spec.task_def(), spec.splits()
         if [len(p) for p in self.eval_predictions] != [len(s.labels) for s in splits]:

@@ -17,9 +17,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from bench.schema.variant import field_of
+
 SCHEMA_VERSION = 2
 STATUSES = ("ok", "failed", "timeout", "memory-limit")
-# Primary metrics of regression tasks (bench/tasks.py): their rows carry no accuracy.
+# Primary metrics of regression tasks (bench/tasks/table.py): their rows carry no accuracy.
 REGRESSION_METRICS = ("pearson", "spearmanr")
 
 
@@ -41,15 +43,15 @@ class Identity(Part):
     suite: str = f("the suite's `name`")
     task: str = f("the suite's task")
     variant_id: str = f("`model-format-precision[-calibrator][-opt][+recipe]-device-tN`")
-    model: str = f("`teacher`, `student` or a name under `students:`")
-    format: str = f("`pytorch`, `onnx` or `tensorrt` (bench/formats/)")
-    precision: str = f("`fp32`, `fp16`, `bf16`, `int8-dynamic`, `int8-static` or `int8`")
-    calibration: str = f("the int8-static calibrator (`minmax`, `entropy`, `percentile`); empty otherwise", "")
-    quant: str = f("ONNX INT8: the quantize recipe (`quantize.recipes`, `variants[].quant`); empty for the "
-                   "suite-wide `quantize:` settings", "")
-    graph: str = f("`plain`, or `optimized` (ONNX Runtime transformer optimizer)", "plain")
-    device: str = f("`cpu` or `cuda`")
-    threads: int = f("intra-op threads of the measuring child")
+    # The variant's fields, declared once (bench.schema.variant.Variant), in the row's column order.
+    model: str = field_of("model")
+    format: str = field_of("format")
+    precision: str = field_of("precision")
+    calibration: str = field_of("calibration")
+    quant: str = field_of("quant")
+    graph: str = field_of("graph")
+    device: str = field_of("device")
+    threads: int = field_of("threads")
     seed: int | None = f("the training seed of the models measured")
 
 
@@ -60,7 +62,7 @@ class Outcome(Part):
 
 
 class ArtifactFacts(Part):
-    """What was measured: read from the artifact's manifest (bench/artifacts.py)."""
+    """What was measured: read from the artifact's manifest (bench/store/artifacts.py)."""
 
     artifact: str = f("the artifact folder measured (results/artifacts/<kind>-<hash>)")
     artifact_build_time_s: float | None = f("how long the artifact took to build", None)
@@ -107,7 +109,7 @@ class Training(Part):
 
 # ------------------------------------------------------------------ written by the measuring child
 class RuntimeFacts(Part):
-    """The runtime the child loaded (bench/runtimes/)."""
+    """The runtime the child loaded (bench/backends/)."""
 
     load_time_s: float = f("model load, outside the timed loop")
     params: int = f("parameters (PyTorch) or float initialiser elements (ONNX)")
@@ -122,7 +124,7 @@ class RuntimeFacts(Part):
 
 class TaskMetrics(Part):
     """The task's scores on every eval split through the variant's own runtime (bench/measure/accuracy.py,
-    bench/tasks.py)."""
+    bench/tasks/table.py)."""
 
     metric: str | None = f("the task's primary metric (`accuracy`, `f1`, `matthews_correlation`, `pearson`, "
                            "`spearmanr`); rows written before tasks have none: read them as `accuracy`", None)
@@ -233,7 +235,7 @@ class Latency(Part):
 
 
 class OpTime(Part):
-    """One operator type's share of a batch-1 inference (bench/measure/op_profile.py)."""
+    """One operator type's share of a batch-1 inference (bench/child/op_profile.py)."""
 
     op: str = f("op type (ONNX) or operator name (PyTorch)")
     kind: str = f("`int8 matmul`, `quantize/dequantize`, `fused`, `float matmul` or `other`")
@@ -296,7 +298,7 @@ class Roofline(Part):
 
 
 class Speedup(Part):
-    """`measure.interleave`: the speedup over the reference in interleaved rounds (bench/speedup.py)."""
+    """`measure.interleave`: the speedup over the reference in interleaved rounds (bench/scenarios/interleave.py)."""
 
     speedup_vs_reference: float | None = f("median over rounds of (reference ms per call / this variant's), "
                                            "both timing the same dev examples at batch 1, in alternating turns",
@@ -316,7 +318,7 @@ class Speedup(Part):
 
 
 class ServerLoad(Part):
-    """One offered rate of the Server scenario (bench/measure/load_client.py): LoadGen's percentiles, our counts."""
+    """One offered rate of the Server scenario (bench/child/load_client.py): LoadGen's percentiles, our counts."""
 
     target_qps: float
     scheduled_qps: float
@@ -337,7 +339,7 @@ class ServerLoad(Part):
 
 
 class ServerEntry(Part):
-    """One served configuration (one `measure.server.batching` entry) loaded at each rate (bench/server_scenario.py)."""
+    """One served configuration (one `measure.server.batching` entry) loaded at each rate (bench/scenarios/server.py)."""
 
     scenario: Literal["Server"]
     batching: str

@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.common.errors import BenchError
 
 
 def serve_command(args) -> int:
     from pydantic import ValidationError
 
+    from bench.scenarios.server import require_serve_extra
     from bench.serve.process import serve
     from bench.serve.spec import from_artifact_dir, from_run_dir
-    from bench.server_scenario import require_serve_extra
 
     require_serve_extra("bench serve")
     target = Path(args.target)

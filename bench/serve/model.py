@@ -1,17 +1,17 @@
-"""The model behind the app: the variant's runtime (bench/runtimes/) and its tokenizer, loaded once."""
+"""The model behind the app: the variant's runtime (bench/backends/) and its tokenizer, loaded once."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from bench.serve.spec import ServeSpec
-from bench.tasks import Texts
+from bench.tasks.table import Texts
 
 
 class Predictor:
     def __init__(self, spec: ServeSpec):
-        from bench.runtimes import load_runtime
-        from bench.runtimes.tokenizer import FastTokenizer
+        from bench.backends.runtime import load_runtime
+        from bench.backends.tokenizer import FastTokenizer
 
         self.spec = spec
         self.runtime = load_runtime(spec.format, spec.artifact_dir, spec.device, spec.threads, spec.precision,
@@ -26,7 +26,7 @@ class Predictor:
     def __call__(self, items: list) -> np.ndarray:
         """Logits for the items, in order: one padded batch through the variant's runtime, the same
         tokenisation as the accuracy pass of `bench run`."""
-        from bench.runtimes import predict
+        from bench.backends.runtime import predict
 
         enc = dict(self.texts(items).encode(self.tokenizer, truncation=True, max_length=self.spec.max_length,
                                             padding=True, return_tensors="np"))

@@ -1,6 +1,6 @@
 """`python -m bench.serve.process SPEC.json [--host H --port P | --fd N]`: load the model, then serve it
 with uvicorn until SIGINT/SIGTERM. `--fd`: an already-bound listening socket inherited from the parent
-(bench/server_scenario.py), so the port is known before the child starts and no other process can take it."""
+(bench/scenarios/server.py), so the port is known before the child starts and no other process can take it."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def serve(spec: ServeSpec, host: str = "127.0.0.1", port: int = 8000, fd: int | 
         try:
             sockets = [socket.create_server((host, port), backlog=2048)]
         except OSError as exc:
-            from bench.errors import BenchError
+            from bench.common.errors import BenchError
 
             raise BenchError(f"--host {host} --port {port}: cannot listen there ({exc.strerror})") from None
     if on_ready:
@@ -55,9 +55,9 @@ def main(argv: list[str]) -> int:
         os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.fd is not None:  # started by `bench run`: never outlive it
-        from bench.measure.worker import _die_with_parent
+        from bench.common.lifetime import die_with_parent
 
-        _die_with_parent()
+        die_with_parent()
     spec = ServeSpec.model_validate_json(args.spec.read_bytes())
     serve(spec, args.host, args.port, args.fd, on_ready=lambda url: log.info("serving %s on %s", spec.variant_id, url))
     return 0

@@ -10,10 +10,10 @@ from typing import Annotated
 
 from pydantic import Field
 
-from bench.errors import BenchError
+from bench.common.errors import BenchError
 from bench.schema.child import ChildSpec
 from bench.schema.row import Part
-from bench.suite_measure import BatchingConfig
+from bench.spec.measure import BatchingConfig
 
 MiB = 2**20
 
@@ -52,7 +52,7 @@ class ServeSpec(Part):
 
 def from_run_dir(run_dir: Path, variant_id: str, seed: int | None = None, **kwargs) -> ServeSpec:
     """The variant as `bench run` measured it in `run_dir` (its latest row for that seed)."""
-    from bench.results import RUN_FILE, latest_rows, read_rows
+    from bench.store.results import RUN_FILE, latest_rows, read_rows
 
     run_dir = Path(run_dir)
     if not (run_dir / RUN_FILE).is_file():

@@ -19,10 +19,10 @@ import torch
 from torch import nn
 from transformers import DataCollatorWithPadding
 
-from bench.data import TaskData, tokenize
-from bench.errors import BenchError
-from bench.suite import DistillConfig
-from bench.tasks import Task, Texts
+from bench.common.errors import BenchError
+from bench.data.load import TaskData, tokenize
+from bench.spec.suite import DistillConfig
+from bench.tasks.table import Task, Texts
 from bench.train.finetune import (
     EpochSeededTrainer,
     callbacks,

@@ -21,9 +21,9 @@ import torch
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from bench.data import TaskData, tokenize
-from bench.suite import FinetuneConfig
-from bench.tasks import Task, compute_metrics, predictions
+from bench.data.load import TaskData, tokenize
+from bench.spec.suite import FinetuneConfig
+from bench.tasks.table import Task, compute_metrics, predictions
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ import torch
 from datasets import Dataset
 from transformers import DataCollatorForLanguageModeling, TrainerCallback
 
-from bench.data import TaskData
-from bench.errors import BenchError
-from bench.models import ModelSource, tiny_tokenizer
-from bench.suite import StudentConfig
-from bench.tasks import Texts
+from bench.common.errors import BenchError
+from bench.data.load import TaskData
+from bench.spec.suite import StudentConfig
+from bench.tasks.sources import ModelSource, tiny_tokenizer
+from bench.tasks.table import Texts
 from bench.train.distill import TermLogging, init_random_student, init_student_from_teacher
 from bench.train.finetune import (
     EpochSeededTrainer,

@@ -1,0 +1,99 @@
+"""ONNX Runtime inference: all graph optimisations on, sequential execution, fixed intra-op threads.
+
+On CUDA (ORT's CUDA or TensorRT provider) inputs are copied to the device in `prepare` (untimed) and
+bound with IO binding, outputs stay on the device, and `run` waits for them: the timed call covers
+the GPU work and no host<->device copy. On CPU `run` is a plain session.run on numpy arrays.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+
+def _providers(device: str, gpu_provider: str, cache_dir: Path) -> list:
+    if device != "cuda":
+        return ["CPUExecutionProvider"]
+    if gpu_provider == "tensorrt":
+        # ORT's TensorRT provider builds engines on first run; cache them next to the model.
+        trt = ("TensorrtExecutionProvider", {"trt_engine_cache_enable": True,
+                                             "trt_engine_cache_path": str(cache_dir / "ort-trt-cache")})
+        return [trt, "CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """How bench runs every ONNX graph: all graph optimisations, sequential, fixed intra-op threads,
+    one inter-op thread (the measuring child, the op profiler and the scripts share it)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+class OrtRuntime:
+    name = "onnxruntime"
+
+    def __init__(self, model_path: Path, device: str, threads: int, gpu_provider: str = "cuda"):
+        options = session_options(threads)
+        providers = _providers(device, gpu_provider, Path(model_path).parent)
+        self.model_path = Path(model_path)  # bench.child.op_profile opens a profiling session on it
+        self.session = ort.InferenceSession(str(model_path), options, providers=providers)
+        self.providers = self.session.get_providers()
+        wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
+        if self.providers[0] != wanted:
+            # ORT falls back to CPU silently when a provider cannot load: never time that as GPU.
+            raise RuntimeError(f"{model_path}: ONNX Runtime could not use {wanted} (got {self.providers})")
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_name = self.session.get_outputs()[0].name
+        self._bind_device = "cuda" if device == "cuda" else None  # IO binding: GPU providers only
+        # Recorded in the row: the settings that decide memory (arenas, patterns) and parallelism.
+        self.session_options = {
+            "intra_op_num_threads": options.intra_op_num_threads,
+            "inter_op_num_threads": options.inter_op_num_threads,
+            "execution_mode": options.execution_mode.name,
+            "graph_optimization_level": options.graph_optimization_level.name,
+            "enable_cpu_mem_arena": options.enable_cpu_mem_arena,
+            "enable_mem_pattern": options.enable_mem_pattern,
+            "enable_mem_reuse": options.enable_mem_reuse,
+            "provider_options": self.session.get_provider_options().get(self.providers[0], {}),
+            "io_binding": self._bind_device is not None,
+        }
+        proto = onnx.load(str(model_path), load_external_data=False)
+        graph = proto.graph
+        self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+        self.op_domains = sorted({node.domain or "ai.onnx" for node in graph.node})
+        # Weights only: float and 8-bit initialisers with more than one element (shape constants are
+        # int64; quantization scales and zero points are scalars).
+        weight_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
+        sizes = (int(np.prod(t.dims)) for t in graph.initializer if t.data_type in weight_types)
+        self.params = sum(n for n in sizes if n > 1)
+
+    def prepare(self, encoding: dict[str, np.ndarray]):
+        arrays = {k: np.ascontiguousarray(encoding[k], dtype=np.int64) for k in self.input_names}
+        if self._bind_device is None:
+            return arrays
+        # Device copies made here, outside the timed call; the output is allocated by ORT on the device.
+        binding = self.session.io_binding()
+        for name, array in arrays.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, self._bind_device, 0))
+        binding.bind_output(self.output_name, self._bind_device, 0)
+        return binding
+
+    def run(self, native):
+        if self._bind_device is None:
+            # session.run returns host arrays, so it has finished (and synchronised) when it returns.
+            return self.session.run(None, native)[0]
+        self.session.run_with_iobinding(native)
+        native.synchronize_outputs()  # wait for the device: the timing covers the GPU work
+        return native.get_outputs()[0]
+
+    def logits(self, output) -> np.ndarray:
+        if isinstance(output, ort.OrtValue):
+            output = output.numpy()  # device -> host, untimed
+        return output.astype(np.float32, copy=False)

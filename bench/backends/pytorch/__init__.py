@@ -1,0 +1,1 @@
+"""PyTorch eager: the format (format.py) and its runtime (runtime.py)."""

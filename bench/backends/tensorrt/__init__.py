@@ -1,0 +1,3 @@
+"""TensorRT engines (CUDA only): the format (format.py), the engine builder (engine.py) and its runtime
+(runtime.py).
+"""

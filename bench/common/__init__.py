@@ -1,0 +1,1 @@
+"""The floor every package stands on: the user-error type, path confinement, a child's lifetime."""

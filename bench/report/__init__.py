@@ -1,0 +1,3 @@
+"""`bench report`: the decision block, tables and plots of one run, as Markdown and HTML (write.py writes
+them).
+"""

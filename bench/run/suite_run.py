@@ -1,0 +1,339 @@
+"""`bench run`: suite → plan → artifacts → one measured row per variant → results.jsonl + run.json.
+
+A run directory is results/<suite>/<run-id>/. Passing an existing --run-id resumes that run: a
+variant whose latest row is ok, from the same artifact and with the same measurement settings, is
+not measured again; every other one is (and its new row supersedes the old one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+from bench import __version__, backends
+from bench.build.pipeline import Built, build_all, seed_tag
+from bench.common.errors import BenchError
+from bench.common.paths import confined
+from bench.data.load import load_task_data
+from bench.launch.isolate import run_isolated_serving
+from bench.plan import Plan, make_plan, shard_plan
+from bench.run.bill import Progress
+from bench.run.cost_model import measure_config_hash
+from bench.scenarios.interleave import SpeedupStage, reference_dir
+from bench.scenarios.server import ServerStage
+from bench.schema import (
+    ArtifactFacts,
+    Bookkeeping,
+    Identity,
+    Machine,
+    Outcome,
+    Roofline,
+    Row,
+    ServerScenario,
+    Speedup,
+    Training,
+)
+from bench.schema.child import ChildFailure, ChildResult, ChildSpec
+from bench.schema.variant import Variant
+from bench.spec.suite import Suite, load_suite, suite_to_dict
+from bench.store.artifacts import ArtifactStore, cache_root, canonical_hash, file_lock, write_json_atomic
+from bench.store.envinfo import environment
+from bench.store.results import RUN_FILE, SCHEMA_VERSION, append_row, latest_rows, read_rows
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_FILE = "calibration.json"  # written by `bench calibrate` into the results root
+
+
+def _roofline(result: ChildResult, variant: Variant, peaks: dict) -> Roofline:
+    """% of this machine's fp32 matmul peak (from `bench calibrate`) at the variant's thread count."""
+    peak = peaks.get(str(variant.threads)) if variant.device == "cpu" else None
+    if not peak or result.gflops_per_s is None:
+        return Roofline()
+    best_cell = max((c.gflops_per_s or 0 for c in result.latency_grid or []), default=None)
+    return Roofline(fp32_peak_gflops=peak, pct_of_fp32_peak=round(100 * result.gflops_per_s / peak, 2),
+                    grid_best_pct_of_fp32_peak=round(100 * best_cell / peak, 2) if best_cell else None)
+
+
+def load_calibration(results_root: Path) -> dict:
+    path = Path(results_root) / CALIBRATION_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _older_int8_format(kind: str) -> str | None:
+    """The format of an ONNX INT8 graph built before quantize recipes (whose cache keys are kept): it
+    records none, because it was fixed then."""
+    for prefix, fmt in (("onnx-int8-dynamic", "qoperator"), ("onnx-int8-static", "qdq")):
+        if kind.startswith(prefix):
+            return fmt
+    return None
+
+
+def _artifact_facts(artifact, fmt, size_bytes: int | None) -> ArtifactFacts:
+    """What the manifest of the measured artifact says about it (bench/build/compress.py writes `info`)."""
+    info = artifact.info
+    return ArtifactFacts(
+        artifact=artifact.path.name, artifact_build_time_s=artifact.build_time_s,
+        size_mb=round((size_bytes or fmt.size_bytes(artifact.weights_dir)) / 2**20, 3),
+        parity_max_abs_diff=info.get("parity_max_abs_diff"), parity_label_agreement=info.get("parity_label_agreement"),
+        graph_fused_ops=info.get("fused_ops"), graph_fully_fused=info.get("fully_fused"),
+        int8_matmul_coverage_pct=info.get("int8_matmul_coverage_pct"), int8_matmul_ops=info.get("int8_matmul_ops"),
+        fp_matmul_ops=info.get("fp_matmul_ops"), quant_weight_type=info.get("weight_type"),
+        quant_activation_type=info.get("activation_type"),
+        quant_reduce_range=info.get("reduce_range"),
+        quant_reduce_range_reason=info.get("reduce_range_reason"), quant_per_channel=info.get("per_channel"),
+        quant_format=info.get("quant_format") or _older_int8_format(artifact.kind),
+        quant_op_types=info.get("op_types"),
+        quant_nodes_excluded=info.get("nodes_excluded", [] if _older_int8_format(artifact.kind) else None),
+        calibration_hash=info.get("calibration_hash"), calibration_samples=info.get("calibration_samples"))
+
+
+def _training(model) -> Training:
+    info = model.info
+    per_epoch = info.get("train_s_per_epoch") or (
+        info.get("train_runtime_s") and round(info["train_runtime_s"] / info["epochs"], 2))
+    return Training(train_dev_accuracy=info.get("dev_accuracy"), train_s_per_epoch=per_epoch,
+                    train_rows=info.get("train_rows"), train_loss_terms=info.get("loss"))
+
+
+def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: ChildResult | ChildFailure,
+             machine: Machine, peaks: dict, speedup: Speedup, bookkeeping: Bookkeeping,
+             server: ServerScenario | None = None) -> Row:
+    """The row from its parts: identity, outcome, artifact and training facts, what the child measured,
+    roofline, machine and bookkeeping. Validated strictly (bench.schema.Row.for_write)."""
+    ok = isinstance(result, ChildResult)
+    identity = Identity(run_id=run_id, suite=suite.name, task=suite.task_name,
+                        variant_id=variant.id, **variant.as_dict(), seed=built.seed)
+    outcome = Outcome(status=result.status, error=None if ok else result.error)
+    facts = _artifact_facts(built.artifacts[variant.artifact_key], backends.get(variant.format),
+                            result.size_bytes if ok else None)
+    measured = (result.row_fields(), _roofline(result, variant, peaks)) if ok else ()
+    return Row.for_write(identity, outcome, facts, _training(built.models[variant.model]), *measured, speedup,
+                         server or ServerScenario(), machine, bookkeeping,
+                         {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
+def _task(suite: Suite, data):
+    """The suite's task (bench.tasks.table.Task): the data's own, else the suite's, else GLUE by name."""
+    from bench.tasks.table import GLUE_TASKS
+
+    return getattr(data, "task", None) or getattr(suite, "task_def", None) or GLUE_TASKS[suite.task]
+
+
+def measure_spec(suite: Suite, variant: Variant, built: Built, data) -> ChildSpec:
+    """The child's spec: the variant, the task and every eval split (primary first: latency runs on it)."""
+    from bench.data.splits import eval_splits
+
+    return ChildSpec(variant=variant.as_dict(), artifact_dir=built.artifacts[variant.artifact_key].weights_dir,
+                     task=ChildSpec.task_fields(_task(suite, data)),
+                     eval_sets=[ChildSpec.eval_set_fields(s) for s in eval_splits(data)],
+                     max_length=suite.data.max_length, measure=suite.measure)
+
+
+def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: str | None = None,
+              shard: tuple[int, int] | None = None, cache_dir: Path | None = None,
+              variant_ids: list[str] | None = None, suite: Suite | None = None) -> Path:
+    """`cache_dir`: the artifact cache (default <results_root>/artifacts). `variant_ids`: measure only these
+    of the plan (`bench tune` measures one candidate at a time into one run directory). `suite`: the suite
+    already loaded from `suite_path` (and possibly derived from it)."""
+    suite = suite or load_suite(suite_path)
+    if suite.measure.server:  # before any build: a missing package is an error now, not after training
+        from bench.scenarios.server import require_serve_extra
+
+        require_serve_extra("measure.server")
+    plan: Plan = make_plan(suite, str(suite_path))
+    if shard:
+        plan = shard_plan(plan, *shard)
+    if variant_ids is not None:
+        plan = Plan(variants=[v for v in plan.variants if v.id in variant_ids], skipped=plan.skipped)
+    run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
+    run_dir = confined(results_root, suite.name, run_id)
+    store_root = cache_root(results_root, cache_dir)
+    # Bad data (a missing file, a malformed line) is an error before anything is written.
+    data = load_task_data(suite.data, suite.task_def, suite.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if suite.trust_remote_code:
+        log.warning("trust_remote_code is ON for suite %s: code shipped with %s will run in this process",
+                    suite.name, suite.teacher.source)
+    # One process per run directory at a time: a second `bench run --run-id` on it waits, then resumes.
+    with file_lock(run_dir / ".lock", f"waiting for another bench run on {run_dir}"):
+        return _run_locked(suite, suite_path, plan, run_dir, run_id, results_root, shard, data, store_root)
+
+
+def _planned(run_dir: Path, plan: Plan) -> list[str]:
+    """The run's planned variant ids: this call's, after those of earlier calls on the same run directory
+    (a resumed run, or `bench tune` adding one candidate at a time)."""
+    path = run_dir / RUN_FILE
+    earlier = json.loads(path.read_text()).get("planned", []) if path.is_file() else []
+    return list(dict.fromkeys([*earlier, *(v.id for v in plan.variants)]))
+
+
+def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_id: str, results_root: Path,
+                shard: tuple[int, int] | None, data, store_root: Path) -> Path:
+    store = ArtifactStore(store_root)
+    calibration = load_calibration(results_root)
+    # A peak measured on another machine says nothing about this one.
+    peaks = calibration.get("fp32_matmul_peak_gflops", {}) if calibration.get("host") == platform.node() else {}
+    started = time.perf_counter()
+    env = environment()
+    machine = Machine(host=env["hostname"], cpu_model=env["cpu"]["model"], gpus=env["gpus"],
+                      shard=f"{shard[0]}/{shard[1]}" if shard else None)
+    run_info = {
+        "schema_version": SCHEMA_VERSION, "bench_version": __version__, "run_id": run_id, "suite": suite.name,
+        "suite_file": str(suite_path), "suite_resolved": suite_to_dict(suite), "seeds": suite.training_seeds,
+        "trust_remote_code": suite.trust_remote_code,  # model code from the source ran in this process
+        "environment": env, "shard": machine.shard, "status": "running",
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "calibration": calibration or None, "artifact_cache": str(store_root),
+        "planned": _planned(run_dir, plan),
+        "skipped": [{"variant": s.variant.id, "reason": s.reason} for s in plan.skipped],
+    }
+    write_json_atomic(run_dir / RUN_FILE, run_info)
+    for s in plan.skipped:
+        log.info("skip %s: %s", s.variant.id, s.reason)
+
+    run_info["data"] = {"origin": data.origin, "fingerprint": data.fingerprint,
+                        "train_rows": len(data.splits["train"]), "eval_rows": len(data.splits["validation"])}
+    run_info["stages"] = {}
+    planned = set(run_info["planned"])
+    measure = suite.measure.model_dump()
+    if measure["allocator"] == "system":
+        del measure["allocator"]  # so runs measured before the setting existed still resume
+    for optional in ("interleave", "op_profile", "server"):  # absent unless set: older runs still resume
+        if measure[optional] is None:
+            del measure[optional]
+    measure_key = canonical_hash({"measure": measure, "data": data.fingerprint})[:16]
+    measure_wall = {}
+    progress = Progress(len(plan.variants) * len(suite.training_seeds), started)
+    for seed in suite.training_seeds:  # train a seed's models, then measure them, then the next seed
+        built = build_all(suite, plan, data, store, seed)
+        run_info["stages"] |= built.stages
+        write_json_atomic(run_dir / RUN_FILE, run_info)
+        measure_wall |= _measure_seed(suite, plan, built, data, run_dir, run_id, machine, peaks, measure_key,
+                                      progress, run_info)
+    rows = [r for r in latest_rows(read_rows(run_dir)) if r["variant_id"] in planned
+            and r.get("seed") in suite.training_seeds]
+    run_info["stages"]["measure"] = {"wall_s": round(sum(measure_wall.values()), 2), "per_variant_s": measure_wall,
+                                     "config_hash": measure_config_hash(suite)}
+    run_info["status"] = "finished" if all(r.get("status") == "ok" for r in rows) else "finished-with-failures"
+    run_info["wall_s"] = round(time.perf_counter() - started, 2)
+    write_json_atomic(run_dir / RUN_FILE, run_info)
+    log.info("results: %s (%d rows, %s)", run_dir / "results.jsonl", len(rows), run_info["status"])
+    return run_dir
+
+
+def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, run_id: str, machine: Machine,
+                  peaks: dict, measure_key: str, progress: Progress | None = None,
+                  run_info: dict | None = None) -> dict:
+    """Measure every planned variant of one training seed; returns wall seconds per variant. With
+    measure.interleave, the reference's drift goes into `run_info` (run.json)."""
+    progress = progress or Progress(len(plan.variants), time.perf_counter())
+    planned = {v.id: v for v in plan.variants}
+
+    def current(row: dict) -> bool:  # measured ok, from the same artifact, with the same settings
+        variant = planned.get(row.get("variant_id"))
+        return (variant is not None and row.get("seed") == built.seed and row.get("status") == "ok"
+                and row.get("measure_key") == measure_key
+                and row.get("artifact") == built.artifacts[variant.artifact_key].path.name)
+
+    done = {r["variant_id"] for r in latest_rows(read_rows(run_dir)) if current(r)}
+    tag = seed_tag(suite, built.seed)
+    interleave = suite.measure.interleave
+    rounds = SpeedupStage(interleave, reference_dir(built), run_dir / "logs", tag, suite.measure.timeout_s) \
+        if interleave else nullcontext()
+    with rounds:
+        measure_wall = _measure_variants(suite, plan, built, data, run_dir, run_id, machine, peaks, measure_key,
+                                         progress, done, rounds if interleave else None)
+    if interleave:
+        drift = rounds.drift()
+        run_info = run_info if run_info is not None else json.loads((run_dir / RUN_FILE).read_text())
+        run_info["reference_drift"] = (run_info.get("reference_drift") or {}) | drift
+        write_json_atomic(run_dir / RUN_FILE, run_info)
+        for ref, d in drift.items():
+            log.log(logging.WARNING if d["flagged"] else logging.INFO,
+                    "reference %s drifted %+.1f%% over the run (noise floor %.1f%%)", ref, d["drift_pct"],
+                    d["noise_floor_pct"])
+    return measure_wall
+
+
+def _measure_variants(suite, plan, built, data, run_dir, run_id, machine, peaks, measure_key, progress, done,
+                      rounds: SpeedupStage | None) -> dict:
+    tag = seed_tag(suite, built.seed)
+    measure_wall = {}
+    serving = ServerStage(suite.measure.server, run_dir / "logs", tag, built.seed) if suite.measure.server else None
+    for variant in plan.variants:
+        if variant.id in done:
+            log.info("measured already in this run: %s%s", variant.id, tag)
+            progress.skip()
+            continue
+        t0 = time.perf_counter()
+        log.info("%s", progress.line(variant.id + tag, t0))
+        spec = measure_spec(suite, variant, built, data)
+        served = serving is not None and serving.selected(variant.id)
+        # The accuracy pass's predictions per example: the Server scenario compares the served answers with
+        # them, `bench tune` bootstraps the metric's drop from them (paired over the same examples).
+        spec.predictions_path = run_dir / "logs" / f"{variant.id}{tag}.predictions.json"
+        # With rounds, the measuring child stays up after its result and serves the variant's side of them.
+        result, rounds_side = run_isolated_serving(spec, run_dir / "logs", variant.id + tag, suite.measure.timeout_s,
+                                                   suite.measure.max_memory_mb, serve_rounds=rounds is not None)
+        speedup = rounds.measure(variant, spec, rounds_side) if rounds and isinstance(result, ChildResult) \
+            else Speedup()
+        server = serving.measure(variant.id, spec) if served and isinstance(result, ChildResult) else None
+        wall = time.perf_counter() - t0
+        progress.measured(wall)
+        measure_wall[variant.id + tag] = round(wall, 2)
+        row = _row_for(suite, variant, built, run_id, result, machine, peaks, speedup,
+                       Bookkeeping(schema_version=SCHEMA_VERSION, measure_wall_s=round(wall, 2),
+                                   measure_key=measure_key), server)
+        append_row(run_dir, row)
+        if row.status == "ok":
+            log.info("  %s %.4f  p50 %.2f ms  p90 %.2f ms  (%.1f s)", row.metric, row.score,
+                     row.latency_p50_ms, row.latency_p90_ms, wall)
+            if row.speedup_vs_reference is not None:
+                log.info("  speedup vs %s %.3fx [%.3f, %.3f] over %d interleaved rounds", row.speedup_reference,
+                         row.speedup_vs_reference, row.speedup_ci_low, row.speedup_ci_high, len(row.speedup_rounds))
+            elif row.speedup_error:
+                log.warning("  speedup rounds: %s", row.speedup_error)
+            for entry in row.server or []:
+                log.log(logging.WARNING if entry.error else logging.INFO,
+                        "  server (%s): max %s qps with p99 <= %g ms%s", entry.batching,
+                        "none" if entry.max_qps is None else f"{entry.max_qps:g}", entry.p99_bound_ms,
+                        f"; {entry.error}" if entry.error else "")
+        else:
+            log.error("  %s: %s", row.status, row.error)
+    return measure_wall
+
+
+def train_suite(suite_path: Path, results_root: Path = Path("results"), models: list[str] | None = None,
+                cache_dir: Path | None = None) -> dict:
+    """`bench train`: build only the trained models (teacher, students) of a suite, for every seed.
+    Runs as is, or under `torchrun`/`accelerate launch` with several processes: the Trainer then
+    trains with DDP, every rank joins each build, and rank 0 alone publishes the artifacts.
+    `bench run` afterwards reuses them. Returns {seed: {model: artifact folder}}."""
+    import os
+
+    from bench.build.pipeline import build_models
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        PartialState()  # joins the process group torchrun/accelerate set up (gloo on CPU, nccl on GPU)
+    suite = load_suite(suite_path)
+    plan = make_plan(suite, str(suite_path))
+    if models:
+        unknown = sorted(set(models) - {"teacher", *suite.all_students})
+        if unknown:
+            raise BenchError(f"--model: {unknown[0]!r} is not a model of suite {suite.name}")
+        plan = Plan(variants=[v for v in plan.variants if v.model in models], skipped=plan.skipped)
+    data = load_task_data(suite.data, suite.task_def, suite.seed)
+    store = ArtifactStore(cache_root(results_root, cache_dir))
+    trained = {}
+    for seed in suite.training_seeds:
+        built = Built(seed=seed)
+        build_models(suite, plan, data, store, seed, built)
+        trained[seed] = {name: str(artifact.path) for name, artifact in built.models.items()}
+    return trained
