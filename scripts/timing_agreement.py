@@ -55,7 +55,7 @@ def cell_lengths(a: argparse.Namespace) -> list[int]:
 
 
 def _child(args: list[str], threads: int, allocator: str) -> float:
-    from bench.launch.isolate import child_env
+    from bench.launch.environment import child_env
 
     env = child_env(threads, allocator)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))

@@ -243,7 +243,7 @@ def test_worker_child_memory_fields(tiny_onnx_artifact, tmp_path, monkeypatch, a
 @pytest.mark.parametrize("allocator", ["system", "glibc-retain"])
 def test_the_child_runs_under_the_allocator_policy_and_the_row_says_so(tiny_onnx_artifact, tmp_path, monkeypatch,
                                                                        allocator):
-    from bench.launch.isolate import ALLOCATOR_ENV, MALLOC_VARS
+    from bench.launch.environment import ALLOCATOR_ENV, MALLOC_VARS
 
     for var in MALLOC_VARS:
         monkeypatch.delenv(var, raising=False)

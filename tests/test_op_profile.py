@@ -8,10 +8,11 @@ import pytest
 from conftest import write_tiny_onnx_artifact
 from test_rounds import _spec
 
-from bench.child.op_profile import KINDS, by_kind, kind_of, profile_runtime
+from bench.child.op_profile import profile_runtime
 from bench.cli import main
 from bench.measure.stream import load_stream
 from bench.report.ops import step_sentences
+from bench.schema.op_kinds import KINDS, by_kind, kind_of
 
 
 def test_every_op_gets_the_kind_that_explains_a_compression_step():

@@ -39,14 +39,21 @@ class Built:
     dry_run: ClassVar[bool] = False  # True for bench plan's recorder (bench.run.bill): no stage log lines
 
     def record(self, stage: str, artifact: Artifact, wall_s: float) -> Artifact:
-        from bench.run.cost_model import stage_work
-
         self.stages[stage] = {"artifact": artifact.path.name, "reused": artifact.reused,
                               "wall_s": round(wall_s, 2), "build_time_s": artifact.build_time_s}
         work = stage_work(artifact.kind, artifact.info)
         if work is not None:
             self.stages[stage]["work"] = work  # `bench plan`'s cost model scales this stage's time by it
         return artifact
+
+
+def stage_work(kind: str, info: dict) -> float | None:
+    """What a built training artifact's time scales with (its manifest's info), for run.json `work`."""
+    if kind == "teacher-logits":
+        return info.get("rows")
+    if kind in ("teacher", "student") and info.get("train_rows") and info.get("epochs"):
+        return info["train_rows"] * info["epochs"]
+    return None
 
 
 def _timed(built: Built, stage: str, fn) -> Artifact:

@@ -17,44 +17,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import Field
-
-from bench.schema.row import Part
-
-
-class LoadSpec(Part):
-    url: str  # the server's base URL
-    items: list[str | list[str]] = Field(min_length=1)  # the dev examples; a pair task: [first, second]
-    target_qps: Annotated[float, Field(gt=0)]
-    duration_s: Annotated[float, Field(gt=0)]
-    p99_bound_ms: Annotated[float, Field(gt=0)]
-    request_timeout_s: Annotated[float, Field(gt=0)] = 10.0
-    seed: int = 0
-    log_dir: Path  # LoadGen's logs (mlperf_log_summary.txt, mlperf_log_detail.txt)
-    cpus: list[int] | None = None  # pin the client (LoadGen and the HTTP loop) to these cores
-
-
-class LoadResult(Part):
-    target_qps: float
-    scheduled_qps: float  # LoadGen: the rate it actually scheduled
-    completed_qps: float  # LoadGen: completed samples per second
-    issued: int
-    answered: int
-    errors: int  # failed requests: refused connections, 4xx/5xx other than 503
-    dropped: int  # 503 (queue full) or no answer within request_timeout_s
-    first_error: str | None = None
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    max_ms: float
-    loadgen_valid: bool  # LoadGen's verdict (includes its early-stopping query count)
-    meets_bound: bool  # p99 within the bound, no errors, nothing dropped
-    client_cpu_pct: float  # the load generator's CPU time / wall time: near 100 (one core) it may be the bottleneck
-    answers: dict[int, int | float] = {}  # dev example index -> the label (or score) the server answered
-    issue_times_s: list[float] = []  # when LoadGen issued each query, from the first (the arrival process)
+from bench.schema.load import LoadResult, LoadSpec
 
 
 def _label(answer: dict) -> int | float:

@@ -30,27 +30,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-KINDS = ("int8 matmul", "quantize/dequantize", "fused", "float matmul", "other")
-_QDQ = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "aten::quantize_per_tensor",
-        "aten::quantize_per_tensor_dynamic", "aten::dequantize", "aten::quantize_per_channel"}
-_INT8 = {"QLinearMatMul", "MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QGemm", "QAttention",
-         "QEmbedLayerNormalization", "QOrderedMatMul", "ConvInteger", "QLinearConv"}
-_FUSED = {"Attention", "MultiHeadAttention", "SkipLayerNormalization", "SkipSimplifiedLayerNormalization",
-          "EmbedLayerNormalization", "BiasGelu", "FastGelu", "Gelu", "QuickGelu", "FusedMatMul", "FusedGemm",
-          "BiasSoftmax", "BiasAdd", "FusedConv", "GroupQueryAttention", "RotaryEmbedding"}
-_FLOAT_MATMUL = {"MatMul", "Gemm", "aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::baddbmm"}
-
-
-def kind_of(op: str) -> str:
-    if op in _QDQ:
-        return "quantize/dequantize"
-    if op in _INT8 or op.startswith(("QLinear", "quantized::")):
-        return "int8 matmul"
-    if op in _FUSED or op.startswith("aten::_scaled_dot_product"):  # PyTorch's fused attention kernels
-        return "fused"
-    if op in _FLOAT_MATMUL:
-        return "float matmul"
-    return "other"
+from bench.schema.op_kinds import kind_of
 
 
 def summarise(total_ms: dict[str, float], counts: dict[str, int], calls: int, source: str) -> dict:
@@ -110,14 +90,6 @@ def profile_runtime(runtime, stream: list, calls: int) -> dict:
     if runtime.name == "pytorch" and runtime.device.type == "cpu":
         return profile_torch(runtime, stream, calls)
     return {}
-
-
-def by_kind(ops: list[dict]) -> dict[str, float]:
-    """ms per inference per kind (every kind present, 0 where none)."""
-    out = dict.fromkeys(KINDS, 0.0)
-    for o in ops:
-        out[o["kind"]] += o["ms_per_inference"]
-    return out
 
 
 def profile_spec(spec, runtime, tokenizer, stream: list) -> dict:

@@ -58,7 +58,7 @@ def measure(spec: ChildSpec, loaded: dict | None = None) -> dict:
 
 def _measure(spec: ChildSpec, sampler, rss_before: int, loaded: dict | None) -> dict:
     from bench.backends.runtime import predict_logits
-    from bench.launch.isolate import malloc_env
+    from bench.launch.environment import malloc_env
     from bench.measure.flops import flops_for_config
     from bench.measure.latency import latency_stats, time_calls
     from bench.scenarios.grid import measure_grid

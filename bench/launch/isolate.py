@@ -7,7 +7,6 @@ text, and the run goes on with the next variant.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -16,35 +15,8 @@ from pathlib import Path
 import psutil
 from pydantic import ValidationError
 
+from bench.launch.environment import child_env, last_line
 from bench.schema.child import ChildFailure, ChildReport, ChildResult, ChildSpec, validation_message
-
-# measure.allocator -> what the child's environment says to glibc malloc (read at process start).
-ALLOCATOR_ENV = {
-    "system": {},
-    "glibc-retain": {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(4 * 2**30)},
-}
-MALLOC_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX",
-               "GLIBC_TUNABLES", "LD_PRELOAD")
-
-
-def child_env(threads: int, allocator: str = "system") -> dict:
-    env = dict(os.environ)
-    # Thread pools that read the environment at import time get the same count as the runtime.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[var] = str(threads)
-    env["TOKENIZERS_PARALLELISM"] = "false"
-    env.update(ALLOCATOR_ENV[allocator])
-    return env
-
-
-def malloc_env() -> dict:
-    """The allocator settings this process started with (rows record them, whatever set them)."""
-    return {var: os.environ[var] for var in MALLOC_VARS if var in os.environ}
-
-
-def _last_line(log_path: Path) -> str:
-    lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
-    return lines[-1][:500] if lines else "no output"
 
 
 def worker_command(spec_path: Path, result_path: Path) -> list[str]:
@@ -121,7 +93,7 @@ def _outcome(proc, spec: ChildSpec, result_path: Path, log_path: Path, max_memor
              ) -> ChildResult | ChildFailure:
     if not result_path.is_file() or (proc.returncode or 0) != 0:
         how = f"killed by signal {-proc.returncode}" if (proc.returncode or 0) < 0 else f"exit code {proc.returncode}"
-        return ChildFailure(status="failed", error=f"{how}: {_last_line(log_path)} (log: {log_path})")
+        return ChildFailure(status="failed", error=f"{how}: {last_line(log_path)} (log: {log_path})")
     try:  # the parent's end of the boundary: a result that does not fit the schema is not a measurement
         result = ChildReport.model_validate_json(result_path.read_bytes()).scored(spec)
     except ValidationError as exc:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.launch.isolate import child_env
+from bench.launch.environment import child_env
 from bench.schema.child import ChildSpec
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.child.op_profile import KINDS, by_kind
+from bench.schema.op_kinds import KINDS, by_kind
 from bench.store.results import variant_label
 
 _KIND_COLORS = {"int8 matmul": "tab:green", "quantize/dequantize": "tab:red", "fused": "tab:purple",

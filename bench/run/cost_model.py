@@ -138,14 +138,5 @@ def measure_config_hash(suite) -> str:
     return canonical_hash(suite.measure.model_dump(mode="json"))[:12]
 
 
-def stage_work(kind: str, info: dict) -> float | None:
-    """What a built training artifact's time scales with (its manifest's info), for run.json `work`."""
-    if kind == "teacher-logits":
-        return info.get("rows")
-    if kind in ("teacher", "student") and info.get("train_rows") and info.get("epochs"):
-        return info["train_rows"] * info["epochs"]
-    return None
-
-
 def first(history: History, *keys) -> list[Sample] | None:
     return next((history.samples[k] for k in keys if history.samples.get(k)), None)

@@ -17,15 +17,15 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from bench.child.op_profile import KINDS, by_kind
 from bench.common.errors import BenchError
+from bench.schema.op_kinds import KINDS, by_kind
 
 
 def profile_variant(suite_path: Path, variant_id: str, results_root: Path, cache_dir: Path | None, calls: int,
                     seed: int | None = None, batch: int = 1, seq_len: int | None = None) -> dict:
     from bench.build.pipeline import build_all
     from bench.data.load import load_task_data
-    from bench.launch.isolate import child_env
+    from bench.launch.environment import child_env
     from bench.plan import Plan, make_plan
     from bench.run.suite_run import measure_spec
     from bench.spec.suite import OpProfileConfig, load_suite

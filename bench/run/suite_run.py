@@ -12,7 +12,9 @@ import logging
 import platform
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench import __version__, backends
 from bench.build.pipeline import Built, build_all, seed_tag
@@ -100,20 +102,49 @@ def _training(model) -> Training:
                     train_rows=info.get("train_rows"), train_loss_terms=info.get("loss"))
 
 
-def _row_for(suite: Suite, variant: Variant, built: Built, run_id: str, result: ChildResult | ChildFailure,
-             machine: Machine, peaks: dict, speedup: Speedup, bookkeeping: Bookkeeping,
-             server: ServerScenario | None = None) -> Row:
+@dataclass
+class RunContext:
+    """What every step of one `bench run` shares: the suite and its plan, where the run writes, the data
+    and the artifact cache, and, once the run has started, the machine, this machine's matmul peaks, the
+    measurement settings' key, the progress line and run.json's contents."""
+
+    suite: Suite
+    suite_path: Path
+    plan: Plan
+    run_dir: Path
+    run_id: str
+    results_root: Path
+    data: Any
+    store_root: Path
+    shard: tuple[int, int] | None = None
+    machine: Machine | None = None
+    peaks: dict = field(default_factory=dict)
+    measure_key: str = ""
+    progress: Progress | None = None
+    run_info: dict | None = None
+
+    @property
+    def logs(self) -> Path:
+        return self.run_dir / "logs"
+
+
+def _row_for(ctx: RunContext, variant: Variant, built: Built, result: ChildResult | ChildFailure,
+             wall_s: float, scenarios: tuple[Speedup, ServerScenario | None]) -> Row:
     """The row from its parts: identity, outcome, artifact and training facts, what the child measured,
-    roofline, machine and bookkeeping. Validated strictly (bench.schema.Row.for_write)."""
+    roofline, the scenarios run across processes (interleaved speedup, Server), machine and bookkeeping.
+    Validated strictly (bench.schema.Row.for_write)."""
+    suite, (speedup, server) = ctx.suite, scenarios
     ok = isinstance(result, ChildResult)
-    identity = Identity(run_id=run_id, suite=suite.name, task=suite.task_name,
+    identity = Identity(run_id=ctx.run_id, suite=suite.name, task=suite.task_name,
                         variant_id=variant.id, **variant.as_dict(), seed=built.seed)
     outcome = Outcome(status=result.status, error=None if ok else result.error)
     facts = _artifact_facts(built.artifacts[variant.artifact_key], backends.get(variant.format),
                             result.size_bytes if ok else None)
-    measured = (result.row_fields(), _roofline(result, variant, peaks)) if ok else ()
+    measured = (result.row_fields(), _roofline(result, variant, ctx.peaks)) if ok else ()
+    bookkeeping = Bookkeeping(schema_version=SCHEMA_VERSION, measure_wall_s=round(wall_s, 2),
+                              measure_key=ctx.measure_key)
     return Row.for_write(identity, outcome, facts, _training(built.models[variant.model]), *measured, speedup,
-                         server or ServerScenario(), machine, bookkeeping,
+                         server or ServerScenario(), ctx.machine, bookkeeping,
                          {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
@@ -142,7 +173,7 @@ def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: st
     already loaded from `suite_path` (and possibly derived from it)."""
     suite = suite or load_suite(suite_path)
     if suite.measure.server:  # before any build: a missing package is an error now, not after training
-        from bench.scenarios.server import require_serve_extra
+        from bench.serve.extra import require_serve_extra
 
         require_serve_extra("measure.server")
     plan: Plan = make_plan(suite, str(suite_path))
@@ -161,7 +192,8 @@ def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: st
                     suite.name, suite.teacher.source)
     # One process per run directory at a time: a second `bench run --run-id` on it waits, then resumes.
     with file_lock(run_dir / ".lock", f"waiting for another bench run on {run_dir}"):
-        return _run_locked(suite, suite_path, plan, run_dir, run_id, results_root, shard, data, store_root)
+        return _run_locked(RunContext(suite, Path(suite_path), plan, run_dir, run_id, results_root, data, store_root,
+                                      shard))
 
 
 def _planned(run_dir: Path, plan: Plan) -> list[str]:
@@ -172,16 +204,17 @@ def _planned(run_dir: Path, plan: Plan) -> list[str]:
     return list(dict.fromkeys([*earlier, *(v.id for v in plan.variants)]))
 
 
-def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_id: str, results_root: Path,
-                shard: tuple[int, int] | None, data, store_root: Path) -> Path:
+def _run_locked(ctx: RunContext) -> Path:
+    suite, suite_path, plan, run_dir, run_id = ctx.suite, ctx.suite_path, ctx.plan, ctx.run_dir, ctx.run_id
+    data, shard, store_root = ctx.data, ctx.shard, ctx.store_root
     store = ArtifactStore(store_root)
-    calibration = load_calibration(results_root)
+    calibration = load_calibration(ctx.results_root)
     # A peak measured on another machine says nothing about this one.
-    peaks = calibration.get("fp32_matmul_peak_gflops", {}) if calibration.get("host") == platform.node() else {}
+    ctx.peaks = calibration.get("fp32_matmul_peak_gflops", {}) if calibration.get("host") == platform.node() else {}
     started = time.perf_counter()
     env = environment()
-    machine = Machine(host=env["hostname"], cpu_model=env["cpu"]["model"], gpus=env["gpus"],
-                      shard=f"{shard[0]}/{shard[1]}" if shard else None)
+    machine = ctx.machine = Machine(host=env["hostname"], cpu_model=env["cpu"]["model"], gpus=env["gpus"],
+                                    shard=f"{shard[0]}/{shard[1]}" if shard else None)
     run_info = {
         "schema_version": SCHEMA_VERSION, "bench_version": __version__, "run_id": run_id, "suite": suite.name,
         "suite_file": str(suite_path), "suite_resolved": suite_to_dict(suite), "seeds": suite.training_seeds,
@@ -206,15 +239,15 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
     for optional in ("interleave", "op_profile", "server"):  # absent unless set: older runs still resume
         if measure[optional] is None:
             del measure[optional]
-    measure_key = canonical_hash({"measure": measure, "data": data.fingerprint})[:16]
+    ctx.measure_key = canonical_hash({"measure": measure, "data": data.fingerprint})[:16]
+    ctx.progress = Progress(len(plan.variants) * len(suite.training_seeds), started)
+    ctx.run_info = run_info
     measure_wall = {}
-    progress = Progress(len(plan.variants) * len(suite.training_seeds), started)
     for seed in suite.training_seeds:  # train a seed's models, then measure them, then the next seed
         built = build_all(suite, plan, data, store, seed)
         run_info["stages"] |= built.stages
         write_json_atomic(run_dir / RUN_FILE, run_info)
-        measure_wall |= _measure_seed(suite, plan, built, data, run_dir, run_id, machine, peaks, measure_key,
-                                      progress, run_info)
+        measure_wall |= _measure_seed(ctx, built)
     rows = [r for r in latest_rows(read_rows(run_dir)) if r["variant_id"] in planned
             and r.get("seed") in suite.training_seeds]
     run_info["stages"]["measure"] = {"wall_s": round(sum(measure_wall.values()), 2), "per_variant_s": measure_wall,
@@ -226,12 +259,11 @@ def _run_locked(suite: Suite, suite_path: Path, plan: Plan, run_dir: Path, run_i
     return run_dir
 
 
-def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, run_id: str, machine: Machine,
-                  peaks: dict, measure_key: str, progress: Progress | None = None,
-                  run_info: dict | None = None) -> dict:
+def _measure_seed(ctx: RunContext, built: Built) -> dict:
     """Measure every planned variant of one training seed; returns wall seconds per variant. With
-    measure.interleave, the reference's drift goes into `run_info` (run.json)."""
-    progress = progress or Progress(len(plan.variants), time.perf_counter())
+    measure.interleave, the reference's drift goes into run.json (`ctx.run_info`)."""
+    suite, plan, run_dir, measure_key = ctx.suite, ctx.plan, ctx.run_dir, ctx.measure_key
+    ctx.progress = ctx.progress or Progress(len(plan.variants), time.perf_counter())
     planned = {v.id: v for v in plan.variants}
 
     def current(row: dict) -> bool:  # measured ok, from the same artifact, with the same settings
@@ -246,11 +278,10 @@ def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, r
     rounds = SpeedupStage(interleave, reference_dir(built), run_dir / "logs", tag, suite.measure.timeout_s) \
         if interleave else nullcontext()
     with rounds:
-        measure_wall = _measure_variants(suite, plan, built, data, run_dir, run_id, machine, peaks, measure_key,
-                                         progress, done, rounds if interleave else None)
+        measure_wall = _measure_variants(ctx, built, done, rounds if interleave else None)
     if interleave:
         drift = rounds.drift()
-        run_info = run_info if run_info is not None else json.loads((run_dir / RUN_FILE).read_text())
+        run_info = ctx.run_info if ctx.run_info is not None else json.loads((run_dir / RUN_FILE).read_text())
         run_info["reference_drift"] = (run_info.get("reference_drift") or {}) | drift
         write_json_atomic(run_dir / RUN_FILE, run_info)
         for ref, d in drift.items():
@@ -260,8 +291,8 @@ def _measure_seed(suite: Suite, plan: Plan, built: Built, data, run_dir: Path, r
     return measure_wall
 
 
-def _measure_variants(suite, plan, built, data, run_dir, run_id, machine, peaks, measure_key, progress, done,
-                      rounds: SpeedupStage | None) -> dict:
+def _measure_variants(ctx: RunContext, built: Built, done: set[str], rounds: SpeedupStage | None) -> dict:
+    suite, plan, data, run_dir, progress = ctx.suite, ctx.plan, ctx.data, ctx.run_dir, ctx.progress
     tag = seed_tag(suite, built.seed)
     measure_wall = {}
     serving = ServerStage(suite.measure.server, run_dir / "logs", tag, built.seed) if suite.measure.server else None
@@ -286,9 +317,7 @@ def _measure_variants(suite, plan, built, data, run_dir, run_id, machine, peaks,
         wall = time.perf_counter() - t0
         progress.measured(wall)
         measure_wall[variant.id + tag] = round(wall, 2)
-        row = _row_for(suite, variant, built, run_id, result, machine, peaks, speedup,
-                       Bookkeeping(schema_version=SCHEMA_VERSION, measure_wall_s=round(wall, 2),
-                                   measure_key=measure_key), server)
+        row = _row_for(ctx, variant, built, result, wall, (speedup, server))
         append_row(run_dir, row)
         if row.status == "ok":
             log.info("  %s %.4f  p50 %.2f ms  p90 %.2f ms  (%.1f s)", row.metric, row.score,

@@ -21,11 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench.child.load_client import LoadResult, LoadSpec
-from bench.common.errors import BenchError
-from bench.launch.isolate import _last_line, child_env
+from bench.launch.environment import child_env, last_line
 from bench.launch.rounds import shared_cpus
 from bench.schema.child import ChildSpec
+from bench.schema.load import LoadResult, LoadSpec
 from bench.schema.row import ServerEntry, ServerLoad, ServerScenario
 from bench.serve.spec import Limits, ServeSpec
 from bench.spec.measure import BatchingConfig, ServerConfig
@@ -69,7 +68,7 @@ class ServerProcess:
         if code is None:
             return None
         how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-        return f"the server exited ({how}): {_last_line(self.log_path)} (log: {self.log_path})"
+        return f"the server exited ({how}): {last_line(self.log_path)} (log: {self.log_path})"
 
     def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> dict:
         import httpx
@@ -114,7 +113,7 @@ def _load(spec: LoadSpec, work_dir: Path, name: str, timeout_s: float) -> LoadRe
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"the load generator did not finish within {timeout_s:g} s (log: {log_path})") from None
     if proc.returncode != 0 or not out_path.is_file():
-        raise RuntimeError(f"the load generator failed (exit code {proc.returncode}): {_last_line(log_path)} "
+        raise RuntimeError(f"the load generator failed (exit code {proc.returncode}): {last_line(log_path)} "
                            f"(log: {log_path})")
     return LoadResult.model_validate_json(out_path.read_bytes())
 
@@ -124,17 +123,6 @@ def _items(spec: ChildSpec) -> list:
     if primary.second is None:
         return list(primary.first)
     return [[a, b] for a, b in zip(primary.first, primary.second, strict=True)]
-
-
-def require_serve_extra(what: str) -> None:
-    """A clear error before anything runs when the `serve` extra is not installed."""
-    import importlib
-
-    for module in ("fastapi", "uvicorn", "aiohttp", "httpx", "mlperf_loadgen"):
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise BenchError(f"{what} needs the serve extra ({exc}): pip install 'bench[serve]'") from None
 
 
 class ServerStage:

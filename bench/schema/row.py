@@ -321,20 +321,21 @@ class ServerLoad(Part):
     """One offered rate of the Server scenario (bench/child/load_client.py): LoadGen's percentiles, our counts."""
 
     target_qps: float
-    scheduled_qps: float
-    completed_qps: float
+    scheduled_qps: float  # LoadGen: the rate it actually scheduled
+    completed_qps: float  # LoadGen: completed samples per second
     issued: int
     answered: int
-    errors: int
-    dropped: int
+    errors: int  # failed requests: refused connections, 4xx/5xx other than 503
+    dropped: int  # 503 (queue full) or no answer within request_timeout_s
     first_error: str | None = None
     p50_ms: float
     p90_ms: float
     p99_ms: float
     mean_ms: float
     max_ms: float
-    loadgen_valid: bool
-    meets_bound: bool
+    loadgen_valid: bool  # LoadGen's verdict (includes its early-stopping query count)
+    meets_bound: bool  # p99 within the bound, no errors, nothing dropped
+    # the load generator's CPU time / wall time: near 100 (one core) it may be the bottleneck; null in older rows
     client_cpu_pct: float | None = None
 
 

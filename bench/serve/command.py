@@ -12,7 +12,7 @@ from bench.common.errors import BenchError
 def serve_command(args) -> int:
     from pydantic import ValidationError
 
-    from bench.scenarios.server import require_serve_extra
+    from bench.serve.extra import require_serve_extra
     from bench.serve.process import serve
     from bench.serve.spec import from_artifact_dir, from_run_dir
 

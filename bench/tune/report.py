@@ -12,7 +12,7 @@ import yaml
 
 from bench.store.artifacts import write_json_atomic
 from bench.store.results import pareto_mask
-from bench.tune.search import OBJECTIVES, SPEED_OBJECTIVES, Candidate, TuneResult
+from bench.tune.records import OBJECTIVES, SPEED_OBJECTIVES, Candidate, TuneResult
 
 
 def pareto_front(result: TuneResult) -> list[Candidate]:

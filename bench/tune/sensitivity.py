@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from bench.schema.variant import Variant
 from bench.spec.suite import VariantSpec
-from bench.tune.search import Candidate
+from bench.tune.records import Candidate
 
 if TYPE_CHECKING:
     from bench.tune.search import Search
