@@ -201,7 +201,7 @@ def test_plan_skips_with_reasons(setup, monkeypatch, tmp_path):
 needs_gpu = pytest.mark.skipif(
     not __import__("torch").cuda.is_available(), reason="no CUDA GPU on this machine")
 needs_trt = pytest.mark.skipif(
-    importlib.util.find_spec("tensorrt") is None, reason="tensorrt not importable (pip install 'bench[gpu]')")
+    importlib.util.find_spec("tensorrt") is None, reason="tensorrt not importable (pip install 'bench-bert[gpu]')")
 
 
 @pytest.mark.gpu

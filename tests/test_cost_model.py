@@ -8,10 +8,11 @@ import platform
 
 import pytest
 
+from bench.build.pipeline import stage_work
 from bench.data.load import load_task_data
 from bench.plan import make_plan
 from bench.run.bill import make_bill
-from bench.run.cost_model import Sample, predict, read_history, stage_work
+from bench.run.cost_model import Sample, predict, read_history
 from bench.spec.suite import load_suite
 
 

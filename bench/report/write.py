@@ -324,7 +324,7 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
     try:
         from bench.report.plots import all_plots
     except ImportError as exc:
-        raise BenchError(f"bench report needs matplotlib ({exc}): pip install 'bench[report]'") from None
+        raise BenchError(f"bench report needs matplotlib ({exc}): pip install 'bench-bert[report]'") from None
 
     run_dirs = [Path(d) for d in (run_dirs if isinstance(run_dirs, list) else [run_dirs])]
     if profile is not None:

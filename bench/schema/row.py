@@ -340,7 +340,8 @@ class ServerLoad(Part):
 
 
 class ServerEntry(Part):
-    """One served configuration (one `measure.server.batching` entry) loaded at each rate (bench/scenarios/server.py)."""
+    """One served configuration (one `measure.server.batching` entry) loaded at each rate
+    (bench/scenarios/server.py)."""
 
     scenario: Literal["Server"]
     batching: str

@@ -13,4 +13,4 @@ def require_serve_extra(what: str) -> None:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise BenchError(f"{what} needs the serve extra ({exc}): pip install 'bench[serve]'") from None
+            raise BenchError(f"{what} needs the serve extra ({exc}): pip install 'bench-bert[serve]'") from None

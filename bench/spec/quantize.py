@@ -1,6 +1,7 @@
 """`quantize:` in a suite: the suite-wide ONNX Runtime quantizer settings, and named recipes that vary them
 per variant (`variants[].quant`), so one run (or one `bench tune`) can compare per-channel, QOperator vs QDQ,
-op types or excluded nodes side by side. bench/build/compress.py applies them; bench/backends/onnx/quantize.py calls ORT."""
+op types or excluded nodes side by side. bench/build/compress.py applies them; bench/backends/onnx/quantize.py
+calls ORT."""
 
 from __future__ import annotations
 

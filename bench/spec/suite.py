@@ -87,7 +87,8 @@ class VariantSpec(_Strict):
 
 
 class SensitivityConfig(_Strict):
-    """`bench tune`'s sensitivity pass (bench/tune/node_ranking.py) over INT8 candidates that fail only the accuracy bar."""
+    """`bench tune`'s sensitivity pass (bench/tune/node_ranking.py) over INT8 candidates that fail only the
+    accuracy bar."""
 
     # Keep the k costliest nodes in float, for each k in turn, until a candidate passes; [] turns the pass off.
     steps: list[PositiveInt] = [1, 2, 4]

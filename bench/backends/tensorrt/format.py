@@ -21,7 +21,7 @@ class TensorRTFormat(Format):
         from bench.backends.probes import tensorrt_importable
 
         if not tensorrt_importable():
-            return "tensorrt: the Python package is not importable (pip install 'bench[gpu]' on an NVIDIA machine)"
+            return "tensorrt: the Python package is not importable (pip install 'bench-bert[gpu]' on an NVIDIA machine)"
         return None
 
     def build(self, compressor, variant, model):
