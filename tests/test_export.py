@@ -1,7 +1,7 @@
 import pytest
 
-from bench.backends.onnx.export import export_with_parity, parity
 from bench.backends.runtime import load_runtime
+from bench.build.parity import export_with_parity, parity
 from bench.common.errors import ParityError
 from bench.tasks.sources import load_for_classification, parse_source
 

@@ -17,6 +17,7 @@ from scipy import stats
 from bench.backends.runtime import predict_labels
 from bench.child.load_client import LoadSpec, run_load
 from bench.scenarios import server as server_scenario
+from bench.scenarios.base import Measured
 from bench.scenarios.server import ServerProcess, ServerStage
 from bench.schema.child import ChildSpec
 from bench.serve.model import Predictor
@@ -64,7 +65,7 @@ def test_loadgen_arrivals_are_poisson_at_the_target_rate(child_spec, tmp_path):
 def test_served_answers_equal_the_accuracy_pass_and_an_overload_misses_the_bound(child_spec, tmp_path):
     config = ServerConfig(target_qps=[20, 4000, 8000], duration_s=2, p99_bound_ms=100, request_timeout_s=5,
                           batching=[{"max_batch": 1}, {"max_batch": 8, "max_wait_ms": 2}])
-    part = ServerStage(config, tmp_path).measure("tiny", child_spec)
+    part = ServerStage(config, tmp_path).measure(Measured(child_spec.variant, child_spec))
     assert [e.batching for e in part.server] == ["off", "max_batch=8,max_wait_ms=2"]
     for entry in part.server:
         assert entry.status == "ok" and entry.scenario == "Server" and entry.error is None
@@ -93,7 +94,7 @@ def test_a_server_killed_mid_scenario_gives_a_failed_entry_with_the_error_not_a_
     monkeypatch.setattr(server_scenario, "ServerProcess", KilledServer)
     config = ServerConfig(target_qps=[50, 60], duration_s=3, p99_bound_ms=100)
     t0 = time.monotonic()
-    part = ServerStage(config, tmp_path).measure("tiny", child_spec)
+    part = ServerStage(config, tmp_path).measure(Measured(child_spec.variant, child_spec))
     assert time.monotonic() - t0 < 60
     (entry,) = part.server
     assert entry.status == "failed" and "the server exited (killed by signal 9)" in entry.error

@@ -246,8 +246,8 @@ def test_child_result_needs_score_and_accuracy_only_for_classification():
 # ---------------------------------------------------------------- parity and calibration on pairs
 
 def test_parity_on_pairs_and_no_label_agreement_for_a_regression(pair_berts):
-    from bench.backends.onnx.export import check_parity
     from bench.backends.runtime import load_runtime
+    from bench.build.parity import check_parity
     from bench.common.errors import ParityError
 
     texts = _pairs(20, 10)
@@ -278,7 +278,7 @@ class _ShiftedSecondRuntime:
 
 
 def test_parity_sees_the_second_segment(pair_berts):
-    from bench.backends.onnx.export import parity
+    from bench.build.parity import parity
     from bench.backends.runtime import load_runtime
     from bench.backends.tokenizer import FastTokenizer
 

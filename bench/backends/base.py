@@ -30,6 +30,18 @@ class Format:
     # is measured at batch 1, as SingleStream deploys them (bench/child/worker.py).
     batch_dependent_precisions: ClassVar[frozenset[str]] = frozenset()
 
+    # `bench tune` measures cheap candidates first: a rank per precision, across formats (lower first);
+    # a precision without one goes last.
+    search_cost: ClassVar[dict[str, int]] = {}
+    # Precisions whose artifact is a graph of quantized nodes the sensitivity pass can keep in float one
+    # by one (bench/tune/node_ranking.py).
+    node_quantized_precisions: ClassVar[frozenset[str]] = frozenset()
+
+    def converts_at_load(self, precision: str) -> bool:
+        """The runtime converts the trained weights when it loads them: the artifact's size on disk is not
+        the variant's, which is known only once measured (the runtime reports it)."""
+        return False
+
     def batch_dependent(self, precision: str) -> bool:
         return precision in self.batch_dependent_precisions
 

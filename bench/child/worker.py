@@ -21,7 +21,7 @@ import psutil
 
 from bench import backends
 from bench.common.lifetime import die_with_parent
-from bench.measure.stream import load_stream, planted_slowdown_ms, slowed
+from bench.measure.stream import load_stream
 from bench.schema.child import ChildReport, ChildSpec
 
 
@@ -60,9 +60,10 @@ def _measure(spec: ChildSpec, sampler, rss_before: int, loaded: dict | None) -> 
     from bench.backends.runtime import predict_logits
     from bench.launch.environment import malloc_env
     from bench.measure.flops import flops_for_config
-    from bench.measure.latency import latency_stats, time_calls
-    from bench.scenarios.grid import measure_grid
-    from bench.scenarios.offline import measure_offline
+    from bench.scenarios.base import Loaded
+    from bench.scenarios.grid import Grid
+    from bench.scenarios.offline import Offline
+    from bench.scenarios.single_stream import SingleStream
     from bench.tasks.table import predictions
 
     m, path = spec.measure, Path(spec.artifact_dir)
@@ -101,33 +102,26 @@ def _measure(spec: ChildSpec, sampler, rss_before: int, loaded: dict | None) -> 
         import json
 
         Path(spec.predictions_path).write_text(json.dumps(deployed[0].tolist()))
-    planted_ms = planted_slowdown_ms()
-    timed = slowed(runtime.run, planted_ms) if planted_ms else runtime.run
-    samples = time_calls(timed, stream, m.warmup, m.min_iterations, m.min_seconds)
-    lap("singlestream")
+    prepared = Loaded(spec, runtime, tokenizer, texts, encodings, stream, sampler)
+    single = SingleStream()
+    row |= single.run(prepared)
+    lap(single.name)
+    samples = prepared.samples
     if loaded is not None:
-        loaded.update(run=timed, stream=stream)
+        loaded.update(run=prepared.timed, stream=stream)
     # Batch-1 deployment memory (load, accuracy pass, SingleStream loop): read before the grid and
     # the Offline passes.
     row |= memory_fields(sampler, rss_before, spec.variant.format)
-    if m.grid:
-        row["latency_grid"] = measure_grid(runtime, tokenizer, texts, m.grid.model_dump())
-        lap("grid")
-    if m.offline:
-        row["offline"] = measure_offline(runtime, tokenizer, texts, max_length, m.offline.model_dump(), sampler)
-        lap("offline")
+    for scenario in (Grid(), Offline()):
+        if scenario.wanted(m):
+            row |= scenario.run(prepared)
+            lap(scenario.name)
     if m.op_profile:  # a profiled session of its own, after every timed loop
         from bench.child.op_profile import profile_spec
 
         row |= profile_spec(spec, runtime, tokenizer, stream)
         lap("op_profile")
     row["eval_predictions"] = [p.tolist() for p in deployed]  # the parent scores them (ChildReport)
-    row |= latency_stats(samples)
-    row["latency_raw_ms"] = np.round(samples, 4).tolist()
-    # A planted slowdown is part of what was measured: the row says so, and compare notes it.
-    row["latency_input"] = f"dev-stream-bs1+planted-{planted_ms:g}ms" if planted_ms else "dev-stream-bs1"
-    row["tokenization_timed"] = False
-    row["mean_tokens"] = round(float(np.mean([e["input_ids"].shape[1] for e in encodings])), 2)
     flops = flops_for_config(path)
     if flops is not None:
         # The loop called stream[i % len(stream)] in order, so call i had that example's length.
@@ -141,7 +135,6 @@ def _measure(spec: ChildSpec, sampler, rss_before: int, loaded: dict | None) -> 
     row["onnx_op_domains"] = getattr(runtime, "op_domains", None)
     if getattr(runtime, "session_options", None):
         row["ort_session_options"] = runtime.session_options
-    row["scenario"] = "SingleStream"  # MLPerf terms: one query at a time over the dev stream
     # Which cores the child may run on: with fewer cores than threads, numbers are not comparable.
     row["cpu_affinity"] = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     row["interop_threads"] = 1

@@ -51,13 +51,11 @@ def _check_valid(index: int, fmt: backends.Format, precision: str, device: str, 
 
 def onnx_models(suite: Suite) -> set[str]:
     """Models whose source is an ONNX graph (measured as it is): they exist in format onnx only."""
-    from pathlib import Path
-
-    from bench.tasks.onnx_source import onnx_model_file
+    from bench.tasks.onnx_source import is_onnx_source
 
     sources = {"teacher": suite.teacher.source} | {
         name: cfg.source for name, cfg in suite.all_students.items() if not cfg.trains and cfg.source}
-    return {name for name, src in sources.items() if ":" not in src and onnx_model_file(Path(src)) is not None}
+    return {name for name, src in sources.items() if is_onnx_source(src)}
 
 
 def make_plan(suite: Suite, file: str = "suite") -> Plan:

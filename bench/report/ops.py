@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.schema.op_kinds import KINDS, by_kind
+from bench.spec.names import REFERENCE
 from bench.store.results import variant_label
 
 _KIND_COLORS = {"int8 matmul": "tab:green", "quantize/dequantize": "tab:red", "fused": "tab:purple",
@@ -57,10 +58,10 @@ def _parent(r, prof: pd.DataFrame):
 
     if r["precision"] != "fp32":
         return pick(format=r["format"], precision="fp32", graph=r["graph"])
-    if r["format"] == "onnx" and r["graph"] == "optimized":
-        return pick(format="onnx", precision="fp32", graph="plain")
-    if r["format"] != "pytorch":
-        return pick(format="pytorch", precision="fp32")
+    if r["graph"] != "plain":  # a fused graph: from the plain one of its format
+        return pick(format=r["format"], precision="fp32", graph="plain")
+    if r["format"] != REFERENCE.format:
+        return pick(format=REFERENCE.format, precision=REFERENCE.precision)
     return None
 
 

@@ -18,6 +18,7 @@ import yaml
 
 from bench import backends
 from bench.common.errors import BenchError
+from bench.spec.measure import DEFAULT_THREADS
 
 SUITE_FILE = "suite.yaml"
 
@@ -52,7 +53,7 @@ def quick_suite(model: str, task: str = "sst2", precisions: list[str] | None = N
         raise BenchError(f"--precision: {', '.join(unknown)} is not a precision of {', '.join(fmts)} "
                          f"(see docs/suite.md: formats and precisions)")
     suite: dict = {"name": _slug(model), "task": task, "teacher": {"source": source, "finetune": None},
-                   "variants": variants, "measure": {"threads": threads or [2]}}
+                   "variants": variants, "measure": {"threads": threads or [DEFAULT_THREADS]}}
     if data is not None or max_eval_samples is not None:
         suite["data"] = {}
     if data is not None:

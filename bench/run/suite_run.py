@@ -25,6 +25,7 @@ from bench.launch.isolate import run_isolated_serving
 from bench.plan import Plan, make_plan, shard_plan
 from bench.run.bill import Progress
 from bench.run.cost_model import measure_config_hash
+from bench.scenarios.base import Measured
 from bench.scenarios.interleave import SpeedupStage, reference_dir
 from bench.scenarios.server import ServerStage
 from bench.schema import (
@@ -311,9 +312,9 @@ def _measure_variants(ctx: RunContext, built: Built, done: set[str], rounds: Spe
         # With rounds, the measuring child stays up after its result and serves the variant's side of them.
         result, rounds_side = run_isolated_serving(spec, run_dir / "logs", variant.id + tag, suite.measure.timeout_s,
                                                    suite.measure.max_memory_mb, serve_rounds=rounds is not None)
-        speedup = rounds.measure(variant, spec, rounds_side) if rounds and isinstance(result, ChildResult) \
-            else Speedup()
-        server = serving.measure(variant.id, spec) if served and isinstance(result, ChildResult) else None
+        measured = Measured(variant, spec, rounds_side)
+        speedup = rounds.measure(measured) if rounds and isinstance(result, ChildResult) else Speedup()
+        server = serving.measure(measured) if served and isinstance(result, ChildResult) else None
         wall = time.perf_counter() - t0
         progress.measured(wall)
         measure_wall[variant.id + tag] = round(wall, 2)

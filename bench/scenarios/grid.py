@@ -4,6 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.scenarios.base import Loaded
+
+
+class Grid:
+    name = "grid"
+
+    def wanted(self, measure) -> bool:
+        return measure.grid is not None
+
+    def run(self, loaded: Loaded) -> dict:
+        return {"latency_grid": measure_grid(loaded.runtime, loaded.tokenizer, loaded.texts,
+                                             loaded.spec.measure.grid.model_dump())}
+
 
 def measure_grid(runtime, tokenizer, texts, grid: dict) -> list[dict]:
     """p50/p90 per (batch, sequence length) cell on real examples (Texts, or a list of sentences) cut or

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.launch.rounds import RoundError, RoundWorker, interleave, median_interval
+from bench.scenarios.base import Measured
 from bench.schema import Speedup
 from bench.schema.child import ChildSpec
 from bench.schema.variant import Variant
@@ -62,17 +63,18 @@ class SpeedupStage:
 
     def _reference(self, ref: Variant, spec: ChildSpec) -> RoundWorker:
         if ref.id not in self.references:
-            ref_spec = spec.model_copy(update={"variant": spec.variant.model_copy(update=ref.as_dict()),
+            ref_spec = spec.model_copy(update={"variant": ref,
                                                "artifact_dir": self.reference_dir})
             self.references[ref.id] = RoundWorker(ref_spec, self.work_dir, f"reference-{ref.id}{self.tag}",
                                                   self.timeout_s, planted=False)
             self.reference_ms[ref.id] = []
         return self.references[ref.id]
 
-    def measure(self, variant: Variant, spec: ChildSpec, serving: RoundWorker | None = None) -> Speedup:
-        """The variant's Speedup part; on a failure only `speedup_error` (its own row stands). `serving`: the
-        variant's measuring process, still loaded and answering rounds (closed here); without it a process
+    def measure(self, measured: Measured) -> Speedup:
+        """The variant's Speedup part; on a failure only `speedup_error` (its own row stands). `measured.serving`:
+        the variant's measuring process, still loaded and answering rounds (closed here); without it a process
         of its own loads the variant."""
+        variant, spec, serving = measured.variant, measured.spec, measured.serving
         ref = reference_of(variant)
         if self.reference_dir is None:
             if serving:

@@ -13,7 +13,19 @@ import time
 import numpy as np
 
 from bench.measure.memory import PeakSampler, peak_fields
+from bench.scenarios.base import Loaded
 from bench.tasks.table import Texts, as_texts
+
+
+class Offline:
+    name = "offline"
+
+    def wanted(self, measure) -> bool:
+        return measure.offline is not None
+
+    def run(self, loaded: Loaded) -> dict:
+        return {"offline": measure_offline(loaded.runtime, loaded.tokenizer, loaded.texts, loaded.spec.max_length,
+                                           loaded.spec.measure.offline.model_dump(), loaded.sampler)}
 
 
 def offline_batches(tokenizer, texts: Texts | list[str], max_length: int, batch_size: int,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench.launch.environment import child_env, last_line
 from bench.launch.rounds import shared_cpus
+from bench.scenarios.base import Measured
 from bench.schema.child import ChildSpec
 from bench.schema.load import LoadResult, LoadSpec
 from bench.schema.row import ServerEntry, ServerLoad, ServerScenario
@@ -133,8 +134,9 @@ class ServerStage:
         patterns = self.config.variants
         return patterns is None or any(fnmatch.fnmatchcase(variant_id, p) for p in patterns)
 
-    def measure(self, variant_id: str, spec: ChildSpec) -> ServerScenario:
+    def measure(self, measured: Measured) -> ServerScenario:
         """Every batching setting at every rate; the row's part."""
+        variant_id, spec = measured.variant.id, measured.spec
         predictions = None
         if spec.predictions_path and Path(spec.predictions_path).is_file():
             predictions = json.loads(Path(spec.predictions_path).read_text())

@@ -3,6 +3,7 @@ then run the app in this process until Ctrl-C."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def serve_command(args) -> int:
         if args.variant:
             spec = from_run_dir(target, args.variant, args.seed, **options)
             if args.threads:
-                spec = spec.model_copy(update={"threads": args.threads})
+                spec = spec.model_copy(update={"variant": dataclasses.replace(spec.variant, threads=args.threads)})
         elif (target / "run.json").is_file():
             raise BenchError(f"{target} is a run directory: say which variant to serve with --variant ID")
         elif not target.is_dir():

@@ -13,6 +13,7 @@ from pydantic import Field
 from bench.common.errors import BenchError
 from bench.schema.child import ChildSpec
 from bench.schema.row import Part
+from bench.schema.variant import Variant
 from bench.spec.measure import BatchingConfig
 
 MiB = 2**20
@@ -29,11 +30,8 @@ class Limits(Part):
 
 class ServeSpec(Part):
     variant_id: str
+    variant: Variant  # what is served: format, precision, device, threads (bench.schema.variant)
     artifact_dir: Path  # the folder the format's runtime loads
-    format: str
-    precision: str = "fp32"
-    device: str = "cpu"
-    threads: Annotated[int, Field(gt=0)] = 1
     gpu_provider: str = "cuda"
     max_length: Annotated[int, Field(gt=0)] = 128
     label_names: list[str] | None = None  # by label id; null: a regression head (one score)
@@ -41,11 +39,27 @@ class ServeSpec(Part):
     batching: BatchingConfig = BatchingConfig()
     limits: Limits = Limits()
 
+    # The served variant's fields, read as the spec's own (the runtime, the log line, /health).
+    @property
+    def format(self) -> str:
+        return self.variant.format
+
+    @property
+    def precision(self) -> str:
+        return self.variant.precision
+
+    @property
+    def device(self) -> str:
+        return self.variant.device
+
+    @property
+    def threads(self) -> int:
+        return self.variant.threads
+
     @classmethod
     def from_child_spec(cls, variant_id: str, spec: ChildSpec, **kwargs) -> ServeSpec:
-        v = spec.variant
-        return cls(variant_id=variant_id, artifact_dir=spec.artifact_dir, format=v.format, precision=v.precision,
-                   device=v.device, threads=v.threads, gpu_provider=spec.measure.ort_gpu_provider,
+        return cls(variant_id=variant_id, variant=spec.variant, artifact_dir=spec.artifact_dir,
+                   gpu_provider=spec.measure.ort_gpu_provider,
                    max_length=spec.max_length, label_names=spec.task.label_names,
                    pair=spec.eval_sets[0].second is not None, **kwargs)
 
@@ -100,5 +114,6 @@ def from_artifact_dir(path: Path, fmt: str | None = None, precision: str = "fp32
     num_labels = len(config.get("id2label") or {}) or config.get("num_labels", 2)
     id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
     labels = None if num_labels == 1 else [id2label.get(i, f"LABEL_{i}") for i in range(num_labels)]
-    return ServeSpec(variant_id=path.name, artifact_dir=path, format=fmt, precision=precision, device=device,
-                     threads=threads, max_length=max_length, label_names=labels, pair=pair, **kwargs)
+    variant = Variant(model=path.name, format=fmt, precision=precision, device=device, threads=threads)
+    return ServeSpec(variant_id=path.name, variant=variant, artifact_dir=path, max_length=max_length,
+                     label_names=labels, pair=pair, **kwargs)

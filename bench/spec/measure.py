@@ -10,6 +10,9 @@ from pydantic import Field, field_validator
 from bench.spec.data import _as_list
 from bench.spec.training import NonNegativeFloat, PositiveFloat, PositiveInt, _Strict
 
+# measure.threads' default, and the threads every build-time parity check runs its runtimes with.
+DEFAULT_THREADS = 2
+
 
 class GridConfig(_Strict):
     """Fixed-shape latency grid: real dev sentences truncated or padded to exactly seq_len tokens,
@@ -92,7 +95,7 @@ class ServerConfig(_Strict):
 
 
 class MeasureConfig(_Strict):
-    threads: Annotated[list[Annotated[int, Field(gt=0, le=1024)]], Field(min_length=1)] = [2]
+    threads: Annotated[list[Annotated[int, Field(gt=0, le=1024)]], Field(min_length=1)] = [DEFAULT_THREADS]
     warmup: Annotated[int, Field(ge=0)] = 10
     # Latency loop runs until both are met, cycling through the real dev sentences at batch 1.
     min_iterations: PositiveInt = 200

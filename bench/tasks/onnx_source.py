@@ -54,6 +54,17 @@ def onnx_model_file(path: Path) -> Path | None:
     return None
 
 
+def is_onnx_source(source: str) -> bool:
+    """Whether a suite's `source:` names an ONNX graph (measured as it is, in format onnx only): a local
+    .onnx file or optimum-style folder; hub ids and `package:` / `tiny:` sources never are."""
+    if not source or ":" in source:
+        return False
+    try:
+        return onnx_model_file(Path(source).expanduser()) is not None
+    except RuntimeError:  # `~name` for a user that does not exist: not a graph (the source check says why)
+        return False
+
+
 def check_onnx_source(graph: Path, task: Task | None, field: str) -> None:
     """Inputs the tokenizer produces, a tokenizer next to the graph, and an output width fitting the task."""
     import onnx

@@ -37,19 +37,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import backends
 from bench.common.errors import BenchError
 from bench.gate.check import Profile, check_run, load_profile
 from bench.plan import Plan, make_plan
 from bench.schema.variant import Variant
-from bench.spec.names import is_reference_variant
+from bench.spec.names import REFERENCE, is_reference_variant
 from bench.spec.suite import Suite, TuneConfig, VariantSpec, load_suite
 from bench.tune.records import DROP_KEY, OWN_DROP_KEY, Candidate, Settings, TuneResult
 
 log = logging.getLogger(__name__)
-
-_COST = {("pytorch", "fp32"): 0, ("onnx", "fp32"): 1, ("pytorch", "int8-dynamic"): 2, ("onnx", "int8-dynamic"): 3,
-         ("onnx", "fp16"): 4, ("onnx", "int8-static"): 5}
-
 
 def default_space(suite: Suite) -> list[VariantSpec]:
     students = list(suite.all_students) or ["teacher"]
@@ -82,7 +79,7 @@ def search_suite(suite: Suite, config: TuneConfig, profile: Profile) -> Suite:
 
 def cheap_first(variants: list[Variant], models: list[str]) -> list[Variant]:
     return sorted(variants, key=lambda v: (models.index(v.model) if v.model in models else len(models),
-                                           _COST.get((v.format, v.precision), 9), v.graph != "plain",
+                                           backends.get(v.format).search_cost.get(v.precision, 9), v.graph != "plain",
                                            v.quant != "", v.calibration, v.quant, v.threads))
 
 
@@ -192,13 +189,12 @@ def _reject_before_measuring(v: Variant, search: Search, settings: Settings,
                              candidates: dict[str, Candidate]) -> str | None:
     """A reason not to measure `v` once it is built: over the size budget, or (size objective) no smaller
     than the best passing candidate so far."""
-    from bench import backends
-
     if settings.profile.max_size_mb is None and settings.objective != "size":
         return None
-    if v.format == "pytorch" and v.precision == "fp32" and settings.profile.max_accuracy_drop_vs_fp32_pts is not None:
+    own_reference = (v.format, v.precision) == (REFERENCE.format, REFERENCE.precision)
+    if own_reference and settings.profile.max_accuracy_drop_vs_fp32_pts is not None:
         return None  # the model's own FP32 reference for that budget: measured whatever its size
-    if v.format == "pytorch" and v.precision != "fp32":
+    if backends.get(v.format).converts_at_load(v.precision):
         return None  # converted at load: its size is known only once measured
     artifact = search.built(v).artifacts[v.artifact_key]
     size_mb = backends.get(v.format).size_bytes(artifact.weights_dir) / 2**20

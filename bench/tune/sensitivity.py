@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bench import backends
 from bench.schema.variant import Variant
 from bench.spec.suite import VariantSpec
 from bench.tune.records import Candidate
@@ -25,7 +26,8 @@ def sensitivity_pass(search: Search, config) -> dict[str, list | str]:
     if not config.steps:
         return rankings
     bases = [c for c in search.candidates.values() if c.accuracy_failed and c.accuracy_only
-             and c.variant.format == "onnx" and c.variant.precision.startswith("int8") and search.could_win(c)]
+             and c.variant.precision in backends.get(c.variant.format).node_quantized_precisions
+             and search.could_win(c)]
     bases.sort(key=lambda c: -c.objective if s.maximise else c.objective)
     for base in bases[: config.max_bases]:
         if search.over_budget(Candidate(base.variant)):

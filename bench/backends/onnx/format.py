@@ -1,5 +1,5 @@
 """ONNX through ONNX Runtime: optimum-onnx export, the ORT transformer optimizer (`graph: optimized`),
-INT8 dynamic and calibrated static (QDQ), FP16 (CUDA). The recipes live in bench/build/compress.py."""
+INT8 dynamic and calibrated static (QDQ), FP16 (CUDA). The recipes are recipes.py beside this file."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ class OnnxFormat(Format):
     precisions = frozenset({"fp32", "fp16", "int8-dynamic", "int8-static"})
     batch_dependent_precisions = frozenset({"int8-dynamic"})  # ORT DynamicQuantizeLinear: one scale per tensor
     has_graph_variants = True
+    search_cost = {"fp32": 1, "int8-dynamic": 3, "fp16": 4, "int8-static": 5}
+    node_quantized_precisions = frozenset({"int8-dynamic", "int8-static"})
     weight_suffixes = (".onnx", ".onnx_data")
 
     def calibrations(self, precision, quantize):
@@ -43,15 +45,17 @@ class OnnxFormat(Format):
         return None
 
     def build(self, compressor, variant, model):
+        from bench.backends.onnx import recipes
+
         graph = variant.graph
-        recipes = {
-            "fp32": lambda: compressor.base_graph(model, graph),
-            "int8-dynamic": lambda: compressor.onnx_int8_dynamic(model, graph, variant.quant),
-            "int8-static": lambda: compressor.onnx_int8_static(model, graph, variant.calibration,
-                                                               recipe=variant.quant),
-            "fp16": lambda: compressor.onnx_fp16(model, graph),
+        build = {
+            "fp32": lambda: recipes.base_graph(compressor, model, graph),
+            "int8-dynamic": lambda: recipes.int8_dynamic(compressor, model, graph, variant.quant),
+            "int8-static": lambda: recipes.int8_static(compressor, model, graph, variant.calibration,
+                                                       recipe=variant.quant),
+            "fp16": lambda: recipes.fp16(compressor, model, graph),
         }
-        return recipes[variant.precision]()
+        return build[variant.precision]()
 
     def runtime(self, path: Path, device, threads, precision, gpu_provider):
         from bench.backends.onnx.runtime import OrtRuntime

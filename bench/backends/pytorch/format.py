@@ -13,6 +13,10 @@ class PyTorchFormat(Format):
     batch_dependent_precisions = frozenset({"int8-dynamic"})  # torch.ao dynamic quantization: one scale per tensor
     weight_suffixes = (".safetensors",)
     torch_cuda_memory = True
+    search_cost = {"fp32": 0, "int8-dynamic": 2}
+
+    def converts_at_load(self, precision):
+        return precision != "fp32"
 
     def skip_reason(self, variant, measure):
         if variant.device == "cuda" and variant.precision == "int8-dynamic":
@@ -22,7 +26,9 @@ class PyTorchFormat(Format):
     def build(self, compressor, variant, model):
         if variant.precision == "fp32":
             return model  # the trained folder itself
-        return compressor.pytorch_converted(model, variant.precision, variant.device)
+        from bench.backends.pytorch import recipes
+
+        return recipes.converted(compressor, model, variant.precision, variant.device)
 
     def runtime(self, path: Path, device, threads, precision, gpu_provider):
         from bench.backends.pytorch.runtime import TorchRuntime

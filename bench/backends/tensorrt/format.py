@@ -25,7 +25,9 @@ class TensorRTFormat(Format):
         return None
 
     def build(self, compressor, variant, model):
-        return compressor.tensorrt_engine(model, variant.precision)
+        from bench.backends.tensorrt import recipes
+
+        return recipes.engine(compressor, model, variant.precision)
 
     def runtime(self, path: Path, device, threads, precision, gpu_provider):
         from bench.backends.tensorrt.runtime import TensorRTRuntime
