@@ -278,9 +278,9 @@ class _ShiftedSecondRuntime:
 
 
 def test_parity_sees_the_second_segment(pair_berts):
-    from bench.build.parity import parity
     from bench.backends.runtime import load_runtime
     from bench.backends.tokenizer import FastTokenizer
+    from bench.build.parity import parity
 
     rt = load_runtime("onnx", pair_berts["sts"] / "onnx", "cpu", 1)
     tok = FastTokenizer(pair_berts["sts"] / "onnx")

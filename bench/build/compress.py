@@ -25,12 +25,12 @@ from bench import backends
 from bench.backends.onnx import recipes as onnx_recipes
 from bench.backends.pytorch import recipes as pytorch_recipes
 from bench.backends.tensorrt import recipes as tensorrt_recipes
-from bench.store.artifacts import Artifact, ArtifactStore
 from bench.data.load import TaskData
-from bench.store.envinfo import library_versions
 from bench.schema.variant import Variant
 from bench.spec.measure import DEFAULT_THREADS
 from bench.spec.suite import Suite
+from bench.store.artifacts import Artifact, ArtifactStore
+from bench.store.envinfo import library_versions
 from bench.tasks.table import Texts
 
 # Libraries whose version can change what a conversion produces.
@@ -55,8 +55,8 @@ class Compressor:
 
     def parity(self, model: Artifact, out: Path, fmt: str, name: str, atol: float | None,
                 device: str = "cpu", precision: str = "fp32", runtime_dir: Path | None = None) -> dict:
-        from bench.build.parity import check_parity
         from bench.backends.runtime import load_runtime
+        from bench.build.parity import check_parity
 
         candidate = load_runtime(fmt, runtime_dir or out, device, threads=DEFAULT_THREADS, precision=precision)
         return check_parity(model.path, candidate, name, self.parity_texts, self.max_length, atol, device,

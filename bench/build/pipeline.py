@@ -17,12 +17,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from bench.store.artifacts import Artifact, ArtifactStore
-from bench.data.load import TaskData
 from bench.common.errors import BenchError
-from bench.tasks.sources import load_for_classification, parse_source
+from bench.data.load import TaskData
 from bench.plan import Plan
 from bench.spec.suite import StudentConfig, Suite, student_field
+from bench.store.artifacts import Artifact, ArtifactStore
+from bench.tasks.sources import load_for_classification, parse_source
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +139,7 @@ def build_teacher_logits(suite: Suite, data: TaskData, store: ArtifactStore, tea
             model = AutoModelForSequenceClassification.from_pretrained(teacher.path, use_safetensors=True)
             logits = compute_teacher_logits(model, tokenizer, data.texts("train"), suite.data.max_length)
         else:
-            from bench.backends.runtime import predict_logits
-            from bench.backends.runtime import load_runtime
+            from bench.backends.runtime import load_runtime, predict_logits
 
             runtime = load_runtime("onnx", onnx_teacher.path, "cpu", threads=_cpu_count(), precision="fp32")
             logits = predict_logits(runtime, tokenizer, data.texts("train"), suite.data.max_length, batch_size=128)
