@@ -112,11 +112,12 @@ def test_tensorrt_int8_graph_is_symmetric(setup):
     assert sym.info["parity_label_agreement"] >= 0.85  # runs on ORT's CPU provider too
 
 
-def test_fp16_conversion_is_a_valid_graph_on_cpu(setup, tmp_path):
+@pytest.mark.parametrize("graph", ["plain", "optimized"])
+def test_fp16_conversion_is_a_valid_graph_on_cpu(setup, tmp_path, graph):
     from bench.backends.onnx.quantize import convert_fp16
 
     *_, teacher, comp = setup
-    fp32 = comp.onnx_export(teacher)
+    fp32 = comp.base_graph(teacher, graph)  # the optimized one holds ORT's fused ops (Attention, ...)
     convert_fp16(fp32.path / "model.onnx", tmp_path / "model.onnx")
     model = onnx.load(str(tmp_path / "model.onnx"))
     onnx.checker.check_model(model, full_check=True)
@@ -131,6 +132,11 @@ def test_fp16_conversion_is_a_valid_graph_on_cpu(setup, tmp_path):
     ref = ort.InferenceSession(str(fp32.path / "model.onnx"), providers=["CPUExecutionProvider"])
     feed = {i.name: np.ones((2, 8), dtype=np.int64) for i in ref.get_inputs()}
     assert np.abs(sess.run(None, feed)[0] - ref.run(None, feed)[0]).max() < 0.05  # ORT's CPU provider runs it
+    if graph == "optimized":
+        assert {"Attention", "SkipLayerNormalization"} <= {n.op_type for n in model.graph.node}
+        fp16_attention = [n for n in model.graph.node if n.op_type == "Attention"]
+        inits = {t.name: t.data_type for t in model.graph.initializer}
+        assert all(inits[n.input[1]] == onnx.TensorProto.FLOAT16 for n in fp16_attention)  # fused weights converted
 
 
 def test_tensorrt_profile_covers_every_shape_the_suite_runs(setup):
@@ -140,12 +146,12 @@ def test_tensorrt_profile_covers_every_shape_the_suite_runs(setup):
     assert profile_for(32, 128) == {"min": [1, 1], "opt": [1, 64], "max": [32, 128]}
     assert profile_for(0, 16) == {"min": [1, 1], "opt": [1, 16], "max": [1, 16]}
     profile = comp.tensorrt_profile()
-    assert profile["max"] == [max(suite.measure.eval_batch_size, 16), suite.data.max_length]
+    assert profile["max"] == [256, suite.data.max_length]  # bench serve's largest request is the largest batch
     measure = type(suite.measure).model_validate(suite.measure.model_dump() | {"grid": {
-        "batch_sizes": [64], "seq_lens": [256], "min_iterations": 1, "min_seconds": 0}})
+        "batch_sizes": [512], "seq_lens": [256], "min_iterations": 1, "min_seconds": 0}})
     comp.suite = suite.model_copy(update={"measure": measure})
     try:
-        assert comp.tensorrt_profile()["max"] == [64, 256]
+        assert comp.tensorrt_profile()["max"] == [512, 256]
     finally:
         comp.suite = suite
 
@@ -202,13 +208,19 @@ needs_gpu = pytest.mark.skipif(
     not __import__("torch").cuda.is_available(), reason="no CUDA GPU on this machine")
 needs_trt = pytest.mark.skipif(
     importlib.util.find_spec("tensorrt") is None, reason="tensorrt not importable (pip install 'bench-bert[gpu]')")
+# A GPU with the CPU onnxruntime build (or both builds installed, the CPU one last) cannot run ONNX on CUDA.
+needs_ort_cuda = pytest.mark.skipif(
+    "CUDAExecutionProvider" not in __import__("bench.backends.probes").backends.probes.ort_providers(),
+    reason="onnxruntime has no CUDAExecutionProvider (CPU build; docs/gpu.md installs onnxruntime-gpu)")
 
 
 @pytest.mark.gpu
 @needs_gpu
-def test_onnx_fp16_on_cuda(setup):
+@needs_ort_cuda
+@pytest.mark.parametrize("graph", ["plain", "optimized"])
+def test_onnx_fp16_on_cuda(setup, graph):
     *_, teacher, comp = setup
-    art = comp.onnx_fp16(teacher, "plain")
+    art = comp.onnx_fp16(teacher, graph)
     assert art.info["parity_label_agreement"] >= 0.95 and art.info["parity_max_abs_diff"] < 0.05
 
 

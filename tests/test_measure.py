@@ -413,14 +413,19 @@ def test_nvml_probes_with_a_fake_driver(monkeypatch):
                                                         types.SimpleNamespace(pid=1, usedGpuMemory=7 << 30)])
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-abc,GPU-def")  # NVML ignores it; bench maps it
-    probes = nvml_probes()
-    assert probes["gpu_nvml_used"]() == 5 << 30 and probes["gpu_nvml_process"]() == 300 << 20  # own pid only
+    probes = nvml_probes()  # the baseline: 5 GiB already used before the variant loads
+    used["GPU-abc"] = 6 << 30
+    assert probes["gpu_nvml_used"]() == 1 << 30 and probes["gpu_nvml_process"]() == 300 << 20  # own pid only
     with PeakSampler(probes) as sampler:
         pass
     fields = peak_fields(sampler.peaks())
-    assert fields["gpu_nvml_used_peak_mb"] == 5120 and fields["gpu_nvml_process_peak_mb"] == 300
+    assert fields["gpu_nvml_used_peak_mb"] == 1024 and fields["gpu_nvml_process_peak_mb"] == 300
+    used["GPU-abc"] = 4 << 30  # another process freed memory: not a negative peak
+    assert probes["gpu_nvml_used"]() == 0
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
-    assert nvml_probes()["gpu_nvml_used"]() == 1 << 30  # handle by index 2
+    probes = nvml_probes()
+    used["index-2"] = 3 << 30
+    assert probes["gpu_nvml_used"]() == 2 << 30  # handle by index 2 (baseline 1 GiB)
     assert peak_fields({"gpu_nvml_process": 0}) == {}  # never listed: no field rather than 0
     monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
     assert nvml_probes() == {}

@@ -8,7 +8,8 @@
   forked parent; kept because it is what most tools print.
 
 GPU: torch's allocator peaks (PyTorch rows) and NVML's view (any CUDA row, when pynvml is
-importable). NVML sees the whole device, other processes included, and this process's share.
+importable): the device's used memory above a baseline read before the variant loads (NVML sees every
+process), and this process's share.
 """
 
 from __future__ import annotations
@@ -151,21 +152,29 @@ def _nvml_handle(pynvml):
 
 
 def nvml_probes() -> dict[str, Callable[[], int]]:
-    """Probes for PeakSampler: device-wide used memory and this process's share; {} without pynvml."""
+    """Probes for PeakSampler: device-wide used memory above a baseline read here, and this process's
+    share; {} without pynvml. Called before the variant loads, so the device-wide peak leaves out what was
+    already there (bench's parent, the idle interleave reference process, other jobs' memory)."""
     try:
         import pynvml
 
         pynvml.nvmlInit()
         handle = _nvml_handle(pynvml)
+        baseline = pynvml.nvmlDeviceGetMemoryInfo(handle).used
     except Exception:  # noqa: BLE001 - no pynvml, no driver, no device: no GPU fields
         return {}
-    pid = os.getpid()
+    return nvml_probes_for(pynvml, handle, baseline, os.getpid())
+
+
+def nvml_probes_for(pynvml, handle, baseline: int, pid: int) -> dict[str, Callable[[], int]]:
+    def device_used() -> int:  # another process freeing memory meanwhile must not read as negative
+        return max(0, pynvml.nvmlDeviceGetMemoryInfo(handle).used - baseline)
 
     def process_used() -> int:
         procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
         return sum(p.usedGpuMemory or 0 for p in procs if p.pid == pid)
 
-    return {"gpu_nvml_used": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used, "gpu_nvml_process": process_used}
+    return {"gpu_nvml_used": device_used, "gpu_nvml_process": process_used}
 
 
 def torch_cuda_peaks() -> dict[str, float]:

@@ -26,7 +26,7 @@ class OnnxFormat(Format):
         return list(dict.fromkeys("" if n == "default" else n for n in names))
 
     def skip_reason(self, variant, measure):
-        from bench.backends.probes import ort_providers
+        from bench.backends.probes import gpu_mismatches, ort_providers
 
         if not ort_providers():
             return "onnx: onnxruntime is not installed (pip install 'bench-bert[onnx]')"
@@ -35,6 +35,8 @@ class OnnxFormat(Format):
                     "float and its histogram calibrators fail on it; static QDQ uses the plain graph")
         if variant.device != "cuda":
             return None
+        if mismatches := gpu_mismatches().get("onnxruntime"):
+            return "; ".join(mismatches)  # names what to uninstall, rather than the symptom below
         if "CUDAExecutionProvider" not in ort_providers():
             return "cuda: onnxruntime has no CUDAExecutionProvider (pip install 'bench-bert[gpu]')"
         if measure.ort_gpu_provider == "tensorrt" and "TensorrtExecutionProvider" not in ort_providers():

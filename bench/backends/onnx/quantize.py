@@ -228,10 +228,34 @@ def nonzero_zero_points(path: Path) -> list[str]:
     return sorted(n for n in names if n in inits and numpy_helper.to_array(inits[n]).any())
 
 
-def convert_fp16(src: Path, out: Path) -> dict:
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+FP16_CONVERTER = "ort-onnxmodel"  # in the fp16 artifact's key: graphs from the older converter are not reused
 
-    # keep_io_types: inputs and logits stay int64/float32, so callers need not change.
-    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-    onnx.save(model, str(out))
-    return {"keep_io_types": True}
+
+def convert_fp16(src: Path, out: Path, min_opset: int | None = None) -> dict:
+    """FP16 through ORT's OnnxModel, the route of its optimizer's --float16: symbolic shape inference knows
+    the fused contrib ops (Attention, SkipLayerNormalization) that ONNX shape inference leaves untyped, on
+    the plain and the optimized graph alike. keep_io_types: int64 inputs and float32 logits, so callers need
+    not change. min_opset 19: Q/DQ nodes may then carry fp16 scales (QuantizeLinear-13 takes float only)."""
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    model = onnx.load(str(src))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if min_opset is not None and opset is not None and opset < min_opset:
+        from onnx import version_converter
+
+        model, opset = version_converter.convert_version(model, min_opset), min_opset
+    wrapped = OnnxModel(model)
+    wrapped.convert_float_to_float16(keep_io_types=True)
+    wrapped.save_model_to_file(str(out))
+    return {"keep_io_types": True, "fp16_converter": FP16_CONVERTER, "opset": opset}
+
+
+def float32_ops(path: Path) -> list[str]:
+    """Names of the nodes that compute in float32 (an output typed float32 after shape inference); Casts
+    excluded: keep_io_types' casts at the graph's edges are float32 on purpose."""
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path), load_external_data=False))
+    graph = model.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
+    types |= {t.name: t.data_type for t in graph.initializer}
+    return [n.name or n.op_type for n in graph.node if n.op_type != "Cast"
+            and any(types.get(o) == onnx.TensorProto.FLOAT for o in n.output)]

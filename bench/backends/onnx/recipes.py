@@ -159,8 +159,8 @@ def int8_static(c: Compressor, model: Artifact, graph: str, calibrator: str, sym
 
 
 def fp16(c: Compressor, model: Artifact, graph: str) -> Artifact:
-    from bench.backends.onnx.quantize import convert_fp16
+    from bench.backends.onnx.quantize import FP16_CONVERTER, convert_fp16
 
-    # FP16 graphs are for GPUs (the CPU provider lacks FP16 kernels), so parity runs on CUDA.
-    return derived(c, "onnx-fp16", {"keep_io_types": True}, base_graph(c, model, graph), model,
-                              convert_fp16, device="cuda")
+    # FP16 graphs are for GPUs (the CPU provider runs most fp16 ops as fp32 between Casts), so parity runs on CUDA.
+    return derived(c, "onnx-fp16", {"keep_io_types": True, "converter": FP16_CONVERTER}, base_graph(c, model, graph),
+                   model, convert_fp16, device="cuda")

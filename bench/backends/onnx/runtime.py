@@ -14,15 +14,53 @@ import onnx
 import onnxruntime as ort
 
 
-def _providers(device: str, gpu_provider: str, cache_dir: Path) -> list:
+def preload_cuda() -> bool:
+    """onnxruntime.preload_dlls() (1.21+): load CUDA and cuDNN from the nvidia-* pip wheels before the first
+    CUDA session, so the provider's libraries resolve. The measuring child never imports torch, which would
+    otherwise have loaded them; where torch is already imported (the parent's parity check) ORT's own
+    docs say no preload is needed, and a second copy of cuBLAS is not wanted. True when it was called."""
+    import sys
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None or "torch" in sys.modules:
+        return False
+    preload()  # a no-op on CPU builds
+    return True
+
+
+def trt_profile_options(input_names: list[str], max_batch: int, max_length: int) -> dict[str, str]:
+    """ORT's TensorRT provider builds an engine per input shape range; explicit profile shapes make it one
+    engine for every batch up to max_batch and length up to max_length (no rebuilds as shapes change)."""
+    def shapes(batch: int, length: int) -> str:
+        return ",".join(f"{name}:{batch}x{length}" for name in input_names)
+
+    return {"trt_profile_min_shapes": shapes(1, 1), "trt_profile_opt_shapes": shapes(1, min(64, max_length)),
+            "trt_profile_max_shapes": shapes(max_batch, max_length)}
+
+
+def _providers(device: str, gpu_provider: str, model_path: Path) -> list:
     if device != "cuda":
         return ["CPUExecutionProvider"]
     if gpu_provider == "tensorrt":
-        # ORT's TensorRT provider builds engines on first run; cache them next to the model.
-        trt = ("TensorrtExecutionProvider", {"trt_engine_cache_enable": True,
-                                             "trt_engine_cache_path": str(cache_dir / "ort-trt-cache")})
-        return [trt, "CUDAExecutionProvider", "CPUExecutionProvider"]
+        from bench.backends.runtime import SERVE_MAX_TEXTS
+
+        # ORT's TensorRT provider builds engines on first run; cache them next to the model. The profile
+        # covers bench serve's largest request at the model's longest sequence.
+        proto = onnx.load(str(model_path), load_external_data=False)
+        names = [i.name for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
+        options = {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(model_path.parent / "ort-trt-cache"),
+                   **trt_profile_options(names, SERVE_MAX_TEXTS, _max_positions(model_path.parent))}
+        return [("TensorrtExecutionProvider", options), "CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def _max_positions(model_dir: Path) -> int:
+    import json
+
+    try:
+        return int(json.loads((model_dir / "config.json").read_text()).get("max_position_embeddings", 512))
+    except (OSError, ValueError):
+        return 512
 
 
 def session_options(threads: int) -> ort.SessionOptions:
@@ -41,7 +79,8 @@ class OrtRuntime:
 
     def __init__(self, model_path: Path, device: str, threads: int, gpu_provider: str = "cuda"):
         options = session_options(threads)
-        providers = _providers(device, gpu_provider, Path(model_path).parent)
+        self.cuda_preloaded = preload_cuda() if device == "cuda" else False
+        providers = _providers(device, gpu_provider, Path(model_path))
         self.model_path = Path(model_path)  # bench.child.op_profile opens a profiling session on it
         self.session = ort.InferenceSession(str(model_path), options, providers=providers)
         self.providers = self.session.get_providers()
@@ -64,6 +103,8 @@ class OrtRuntime:
             "provider_options": self.session.get_provider_options().get(self.providers[0], {}),
             "io_binding": self._bind_device is not None,
         }
+        if device == "cuda":
+            self.session_options["cuda_preloaded"] = self.cuda_preloaded
         proto = onnx.load(str(model_path), load_external_data=False)
         graph = proto.graph
         self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)

@@ -18,10 +18,12 @@ class TensorRTFormat(Format):
         return [quantize.calibrators[0]] if precision == "int8" else [""]
 
     def skip_reason(self, variant, measure):
-        from bench.backends.probes import tensorrt_importable
+        from bench.backends.probes import gpu_mismatches, tensorrt_importable
 
         if not tensorrt_importable():
             return "tensorrt: the Python package is not importable (pip install 'bench-bert[gpu]' on an NVIDIA machine)"
+        if mismatches := gpu_mismatches().get("tensorrt"):
+            return "; ".join(mismatches)
         return None
 
     def build(self, compressor, variant, model):

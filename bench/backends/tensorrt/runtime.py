@@ -8,6 +8,21 @@ from pathlib import Path
 import numpy as np
 
 
+def _dims(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def set_input_shapes(context, shapes: dict[str, tuple], limits: dict[str, tuple]) -> None:
+    """context.set_input_shape for each input, checked: TensorRT answers False for a shape outside the
+    optimisation profile and leaves the output shape at -1, which would fail later with no hint.
+    `limits`: input name -> (min, max) shapes, for the message."""
+    for name, shape in shapes.items():
+        if not context.set_input_shape(name, tuple(shape)):
+            low, high = limits.get(name, ("?", "?"))
+            raise ValueError(f"tensorrt: input {name} of shape {_dims(shape)} is outside the engine's optimisation "
+                             f"profile ({_dims(low)} .. {_dims(high)})")
+
+
 class TensorRTRuntime:
     name = "tensorrt"
 
@@ -26,6 +41,8 @@ class TensorRTRuntime:
         is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
         self.input_names = [n for n in names if is_input[n]]
         self.output_name = next(n for n in names if not is_input[n])
+        # (min, max) of profile 0 per input: what set_input_shapes names when a batch falls outside.
+        self.limits = {n: tuple(self.engine.get_tensor_profile_shape(n, 0))[::2] for n in self.input_names}
         to_torch = {trt.DataType.INT64: torch.int64, trt.DataType.INT32: torch.int32,
                     trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16}
         self.dtypes = {n: to_torch[self.engine.get_tensor_dtype(n)] for n in names}
@@ -38,8 +55,8 @@ class TensorRTRuntime:
 
     def run(self, native):
         torch = self._torch
+        set_input_shapes(self.context, {n: tuple(t.shape) for n, t in native.items()}, self.limits)
         for name, tensor in native.items():
-            self.context.set_input_shape(name, tuple(tensor.shape))
             self.context.set_tensor_address(name, tensor.data_ptr())
         out = torch.empty(tuple(self.context.get_tensor_shape(self.output_name)), dtype=self.dtypes[self.output_name],
                           device="cuda")
