@@ -45,3 +45,13 @@ def test_smoke_suite_artifact_keys_are_unchanged(monkeypatch):
             keys[p.kind].append(p.key)
     assert {kind: keys[kind] for kind in PINNED} == {kind: [key] for kind, key in PINNED.items()}
     assert keys["onnx-int8-dynamic-student"] == PINNED_INT8_DYNAMIC
+
+
+def test_measurement_hashes_are_unchanged():
+    """A resumed run skips variants whose rows carry the same measure_key; bench plan's cost model prefers
+    histories with the same config_hash. Both as computed at 50421ef, before cold_start and end_to_end."""
+    from bench.run.measure_key import measure_config_hash, measure_key
+
+    measure = load_suite(SMOKE).measure
+    assert measure_key(measure, "FP") == "f3493057ee6b9b66"
+    assert measure_config_hash(measure) == "0cac5b5f9f87"

@@ -59,8 +59,10 @@ def measure(spec: ChildSpec, loaded: dict | None = None) -> dict:
 def _measure(spec: ChildSpec, sampler, rss_before: int, loaded: dict | None) -> dict:
     from bench.backends.runtime import predict_logits
     from bench.launch.environment import malloc_env
+    from bench.measure.energy import EnergyMeter
     from bench.measure.flops import flops_for_config
     from bench.scenarios.base import Loaded
+    from bench.scenarios.end_to_end import EndToEnd
     from bench.scenarios.grid import Grid
     from bench.scenarios.offline import Offline
     from bench.scenarios.single_stream import SingleStream
@@ -102,7 +104,8 @@ def _measure(spec: ChildSpec, sampler, rss_before: int, loaded: dict | None) -> 
         import json
 
         Path(spec.predictions_path).write_text(json.dumps(deployed[0].tolist()))
-    prepared = Loaded(spec, runtime, tokenizer, texts, encodings, stream, sampler)
+    prepared = Loaded(spec, runtime, tokenizer, texts, encodings, stream, sampler,
+                      energy=EnergyMeter.for_device(spec.variant.device))
     single = SingleStream()
     row |= single.run(prepared)
     lap(single.name)
@@ -112,7 +115,7 @@ def _measure(spec: ChildSpec, sampler, rss_before: int, loaded: dict | None) -> 
     # Batch-1 deployment memory (load, accuracy pass, SingleStream loop): read before the grid and
     # the Offline passes.
     row |= memory_fields(sampler, rss_before, spec.variant.format)
-    for scenario in (Grid(), Offline()):
+    for scenario in (EndToEnd(), Grid(), Offline()):
         if scenario.wanted(m):
             row |= scenario.run(prepared)
             lap(scenario.name)

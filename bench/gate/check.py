@@ -1,10 +1,10 @@
 """`bench check RUN_DIR --profile NAME|FILE [--variant ID ...]`: edge-readiness budgets.
 
 A profile (bench/spec/profiles/<name>.yaml, or any YAML file) sets budgets for size, peak memory, batch-1
-p95 latency, accuracy drop, ONNX opset, int8 MatMul coverage, ONNX operator domains and the Server
-scenario's max QPS within its p99 bound (`min_server_qps`); every key is
-optional, and a profile is validated like a suite (strict types, unknown keys are an error, one line
-naming the file and the key). Each budget is a `Budget`: the row field it reads, its unit, its
+p95 latency, accuracy drop, ONNX opset, int8 MatMul coverage, ONNX operator domains, the Server
+scenario's max QPS within its p99 bound (`min_server_qps`), cold start, end-to-end p95 and energy per
+inference; every key is optional, and a profile is validated like a suite (strict types, unknown keys are
+an error, one line naming the file and the key). Each budget is a `Budget`: the row field it reads, its unit, its
 direction and how it judges a value. Each judged row gets PASS or FAIL with a reason per failed budget.
 A budget whose metric the row does not carry reads "n/a (not measured)": it neither passes nor fails
 the row, and the table says so rather than showing a pass.
@@ -194,6 +194,9 @@ BUDGETS: dict[str, Budget] = {b.key: b for b in (
     Budget("min_int8_matmul_coverage_pct", "int8_matmul_coverage_pct", "%", "min", "int8 MatMul coverage"),
     AllowedSet("allowed_op_domains", "onnx_op_domains", "", "in", "operator domain(s)"),
     ServerQps("min_server_qps", "server_max_qps", " qps", "min", "Server-scenario max QPS"),
+    Budget("max_cold_start_ms", "cold_start_ms", " ms", "max", "cold start (spawn to first answer)"),
+    Budget("max_e2e_p95_ms", "e2e_p95_ms", " ms", "max", "end-to-end batch-1 p95 (tokenizer included)"),
+    Budget("max_energy_mj_per_inference", "energy_mj_per_inference", " mJ", "max", "energy per inference"),
 )}
 
 

@@ -67,6 +67,12 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("speedup", "speedup_vs_reference", "min", "%", "speedup ×", samples="speedup_rounds"),
     Metric("first_call", "first_call_ms", "max", "%", "first call ms"),
     Metric("load_time_s", "load_time_s", "max", "%", "load s"),
+    # measure.cold_start, measure.end_to_end and the energy counters: judged on their tolerance alone (a few
+    # starts are too few samples for the rank test).
+    Metric("cold_start", "cold_start_ms", "max", "%", "cold start ms"),
+    Metric("e2e_p50", "e2e_p50_ms", "max", "%", "end-to-end p50 ms"),
+    Metric("e2e_p95", "e2e_p95_ms", "max", "%", "end-to-end p95 ms"),
+    Metric("energy_mj_per_inference", "energy_mj_per_inference", "max", "%", "energy mJ/inference"),
     Metric("gflops_per_s", "gflops_per_s", "min", "%", "GFLOP/s"),
     Metric("size_mb", "size_mb", "max", "%", "size MB"),
     Metric("peak_rss_mb", "peak_rss_mb", "max", "%", "peak RSS MB"),

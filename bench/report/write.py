@@ -19,6 +19,7 @@ from bench.common.errors import BenchError
 from bench.common.paths import confined
 from bench.gate.check import load_profile
 from bench.report.decision import decision_sections
+from bench.report.edge_costs import cold_start_plot, edge_section, edge_table
 from bench.report.ops import op_plot, op_table, profiled, step_sentences
 from bench.report.render import Section, to_html, to_markdown
 from bench.report.server import NOTES, load_table, server_entries, server_loads, server_plot
@@ -216,9 +217,12 @@ def _one_example(df: pd.DataFrame, metric: str = "accuracy") -> str:
 
 
 def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: list[Path],
-             grid: pd.DataFrame, offline: pd.DataFrame, ops_png: Path | None = None,
-             server_png: Path | None = None, profile: str | None = None) -> list[Section]:
-    """Everything the report says, in order: the decision first."""
+             grid: pd.DataFrame, offline: pd.DataFrame, images: dict[str, Path | None] | None = None,
+             profile: str | None = None) -> list[Section]:
+    """Everything the report says, in order: the decision first. `images`: the sections' own charts, by
+    name (`ops`, `server`, `cold_start`)."""
+    images = images or {}
+    ops_png, server_png = images.get("ops"), images.get("server")
     first = runs[0].info
     intro = [_machine_line(first)] if _machine_line(first) else []
     if first.get("data"):
@@ -295,6 +299,9 @@ def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: lis
                                     "tokens_per_s": "real tokens/s", "padded_tokens_per_s": "padded tokens/s",
                                     "padding_pct": "padding %", "samples_per_s": "samples/s", "wall_s": "timed s"}),
             floatfmt=".4g", notes=["Dynamic padding per batch, tokenisation untimed; real tokens exclude padding."]))
+    edge = edge_section(edge_table(df), images.get("cold_start"), Section)
+    if edge is not None:
+        out.append(edge)
     served = server_entries(df)
     if not served.empty:
         out.append(Section("Server scenario", served, floatfmt=".4g", missing="—", notes=[NOTES]))
@@ -342,13 +349,17 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
     if not grid.empty:
         grid.to_csv(out_dir / "latency_grid.csv", index=False)
     offline = offline_table(df)
-    df.drop(columns=[c for c in ("latency_raw_ms", "latency_grid", "offline", "server") if c in df]).to_csv(
+    df.drop(columns=[c for c in ("latency_raw_ms", "latency_grid", "offline", "server", "cold_start_runs_ms")
+                     if c in df]).to_csv(
         out_dir / "results.csv", index=False)
     prof = profiled(df)
     ops_png = op_plot(prof, out_dir / "op_time_by_kind.png") if not prof.empty else None
     loads = server_loads(df)
     server_png = server_plot(loads, out_dir / "latency_vs_load.png") if not loads.empty else None
-    title, parts = _title(runs), sections(df, summary, runs, pngs, grid, offline, ops_png, server_png, profile)
+    edge = edge_table(df)
+    cold_png = cold_start_plot(edge, out_dir / "cold_start.png") if not edge.empty else None
+    images = {"ops": ops_png, "server": server_png, "cold_start": cold_png}
+    title, parts = _title(runs), sections(df, summary, runs, pngs, grid, offline, images, profile)
     for filename, text in (("index.md", to_markdown(title, parts)), ("index.html", to_html(title, parts))):
         tmp = out_dir / f".{filename}.tmp"
         tmp.write_text(text, encoding="utf-8")

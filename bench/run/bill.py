@@ -18,7 +18,8 @@ import numpy as np
 from bench.build.pipeline import Built, build_all
 from bench.data.load import TaskData
 from bench.plan import Plan
-from bench.run.cost_model import SEED_TAG, TRAINING_KINDS, Estimate, first, measure_config_hash, predict, read_history
+from bench.run.cost_model import SEED_TAG, TRAINING_KINDS, Estimate, first, predict, read_history
+from bench.run.measure_key import measure_config_hash
 from bench.spec.suite import Suite
 from bench.store.artifacts import DryRunStore, Planned
 
@@ -187,7 +188,7 @@ def estimate(suite: Suite, plan: Plan, steps: list[Step], results_root: Path, da
             training += predict(found, planned_work(suite, s, train_rows))
         else:
             builds += predict(found, None)
-    config = measure_config_hash(suite)
+    config = measure_config_hash(suite.measure)
     for v in plan.variants:
         found = first(history, ("variant", suite.name, v.id, config), ("variant", "*", v.id, config),
                       ("variant", suite.name, v.id), ("variant", "*", v.id))

@@ -131,11 +131,6 @@ class Estimate:
         return self.training_s + self.builds_s + self.measure_s + self.overhead_s
 
 
-def measure_config_hash(suite) -> str:
-    """The suite's `measure:` settings, hashed: earlier measurements with the same settings predict best."""
-    from bench.store.artifacts import canonical_hash
-
-    return canonical_hash(suite.measure.model_dump(mode="json"))[:12]
 
 
 def first(history: History, *keys) -> list[Sample] | None:

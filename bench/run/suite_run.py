@@ -24,13 +24,15 @@ from bench.data.load import load_task_data
 from bench.launch.isolate import run_isolated_serving
 from bench.plan import Plan, make_plan, shard_plan
 from bench.run.bill import Progress
-from bench.run.cost_model import measure_config_hash
+from bench.run.measure_key import measure_config_hash, measure_key
 from bench.scenarios.base import Measured
+from bench.scenarios.cold_start import ColdStartStage
 from bench.scenarios.interleave import SpeedupStage, reference_dir
 from bench.scenarios.server import ServerStage
 from bench.schema import (
     ArtifactFacts,
     Bookkeeping,
+    ColdStart,
     Identity,
     Machine,
     Outcome,
@@ -43,7 +45,7 @@ from bench.schema import (
 from bench.schema.child import ChildFailure, ChildResult, ChildSpec
 from bench.schema.variant import Variant
 from bench.spec.suite import Suite, load_suite, suite_to_dict
-from bench.store.artifacts import ArtifactStore, cache_root, canonical_hash, file_lock, write_json_atomic
+from bench.store.artifacts import ArtifactStore, cache_root, file_lock, write_json_atomic
 from bench.store.envinfo import environment
 from bench.store.results import RUN_FILE, SCHEMA_VERSION, append_row, latest_rows, read_rows
 
@@ -130,11 +132,11 @@ class RunContext:
 
 
 def _row_for(ctx: RunContext, variant: Variant, built: Built, result: ChildResult | ChildFailure,
-             wall_s: float, scenarios: tuple[Speedup, ServerScenario | None]) -> Row:
+             wall_s: float, scenarios: tuple[Speedup, ServerScenario | None, ColdStart | None]) -> Row:
     """The row from its parts: identity, outcome, artifact and training facts, what the child measured,
-    roofline, the scenarios run across processes (interleaved speedup, Server), machine and bookkeeping.
-    Validated strictly (bench.schema.Row.for_write)."""
-    suite, (speedup, server) = ctx.suite, scenarios
+    roofline, the scenarios run across processes (interleaved speedup, Server, cold start), machine and
+    bookkeeping. Validated strictly (bench.schema.Row.for_write)."""
+    suite, (speedup, server, cold_start) = ctx.suite, scenarios
     ok = isinstance(result, ChildResult)
     identity = Identity(run_id=ctx.run_id, suite=suite.name, task=suite.task_name,
                         variant_id=variant.id, **variant.as_dict(), seed=built.seed)
@@ -145,7 +147,7 @@ def _row_for(ctx: RunContext, variant: Variant, built: Built, result: ChildResul
     bookkeeping = Bookkeeping(schema_version=SCHEMA_VERSION, measure_wall_s=round(wall_s, 2),
                               measure_key=ctx.measure_key)
     return Row.for_write(identity, outcome, facts, _training(built.models[variant.model]), *measured, speedup,
-                         server or ServerScenario(), ctx.machine, bookkeeping,
+                         server or ServerScenario(), cold_start or ColdStart(), ctx.machine, bookkeeping,
                          {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
@@ -234,13 +236,7 @@ def _run_locked(ctx: RunContext) -> Path:
                         "train_rows": len(data.splits["train"]), "eval_rows": len(data.splits["validation"])}
     run_info["stages"] = {}
     planned = set(run_info["planned"])
-    measure = suite.measure.model_dump()
-    if measure["allocator"] == "system":
-        del measure["allocator"]  # so runs measured before the setting existed still resume
-    for optional in ("interleave", "op_profile", "server"):  # absent unless set: older runs still resume
-        if measure[optional] is None:
-            del measure[optional]
-    ctx.measure_key = canonical_hash({"measure": measure, "data": data.fingerprint})[:16]
+    ctx.measure_key = measure_key(suite.measure, data.fingerprint)
     ctx.progress = Progress(len(plan.variants) * len(suite.training_seeds), started)
     ctx.run_info = run_info
     measure_wall = {}
@@ -252,7 +248,7 @@ def _run_locked(ctx: RunContext) -> Path:
     rows = [r for r in latest_rows(read_rows(run_dir)) if r["variant_id"] in planned
             and r.get("seed") in suite.training_seeds]
     run_info["stages"]["measure"] = {"wall_s": round(sum(measure_wall.values()), 2), "per_variant_s": measure_wall,
-                                     "config_hash": measure_config_hash(suite)}
+                                     "config_hash": measure_config_hash(suite.measure)}
     run_info["status"] = "finished" if all(r.get("status") == "ok" for r in rows) else "finished-with-failures"
     run_info["wall_s"] = round(time.perf_counter() - started, 2)
     write_json_atomic(run_dir / RUN_FILE, run_info)
@@ -297,6 +293,8 @@ def _measure_variants(ctx: RunContext, built: Built, done: set[str], rounds: Spe
     tag = seed_tag(suite, built.seed)
     measure_wall = {}
     serving = ServerStage(suite.measure.server, run_dir / "logs", tag, built.seed) if suite.measure.server else None
+    cold = ColdStartStage(suite.measure.cold_start, run_dir / "logs", tag, suite.measure.allocator) \
+        if suite.measure.cold_start else None
     for variant in plan.variants:
         if variant.id in done:
             log.info("measured already in this run: %s%s", variant.id, tag)
@@ -315,10 +313,11 @@ def _measure_variants(ctx: RunContext, built: Built, done: set[str], rounds: Spe
         measured = Measured(variant, spec, rounds_side)
         speedup = rounds.measure(measured) if rounds and isinstance(result, ChildResult) else Speedup()
         server = serving.measure(measured) if served and isinstance(result, ChildResult) else None
+        cold_start = cold.measure(measured) if cold and isinstance(result, ChildResult) else None
         wall = time.perf_counter() - t0
         progress.measured(wall)
         measure_wall[variant.id + tag] = round(wall, 2)
-        row = _row_for(ctx, variant, built, result, wall, (speedup, server))
+        row = _row_for(ctx, variant, built, result, wall, (speedup, server, cold_start))
         append_row(run_dir, row)
         if row.status == "ok":
             log.info("  %s %.4f  p50 %.2f ms  p90 %.2f ms  (%.1f s)", row.metric, row.score,
@@ -333,6 +332,14 @@ def _measure_variants(ctx: RunContext, built: Built, done: set[str], rounds: Spe
                         "  server (%s): max %s qps with p99 <= %g ms%s", entry.batching,
                         "none" if entry.max_qps is None else f"{entry.max_qps:g}", entry.p99_bound_ms,
                         f"; {entry.error}" if entry.error else "")
+            if row.cold_start_ms is not None:
+                log.info("  cold start %.0f ms (%s)", row.cold_start_ms,
+                         ", ".join(f"{k} {v:.0f}" for k, v in row.cold_start_phases_ms.items()))
+            elif row.cold_start_error:
+                log.warning("  cold start: %s", row.cold_start_error)
+            if row.e2e_p50_ms is not None:
+                log.info("  end to end p50 %.2f ms, p95 %.2f ms (tokenizer %.0f %%)", row.e2e_p50_ms, row.e2e_p95_ms,
+                         row.e2e_tokenizer_share_pct)
         else:
             log.error("  %s: %s", row.status, row.error)
     return measure_wall

@@ -4,10 +4,12 @@ A scenario takes a prepared variant and returns the fields of its row part:
 
 - in the measuring child (bench/child/worker.py), on the variant it has loaded (`Loaded`):
   SingleStream (single_stream.py: batch 1 over the dev stream, always), the batch x length grid
-  (grid.py, `measure.grid`) and Offline (offline.py, `measure.offline`);
+  (grid.py, `measure.grid`), Offline (offline.py, `measure.offline`) and text in, label out
+  (end_to_end.py, `measure.end_to_end`);
 - across processes, run by the parent once the child has measured the variant (`Measured`): the
-  interleaved speedup over the reference (interleave.py, `measure.interleave`) and the Server
-  scenario (server.py, `measure.server`).
+  interleaved speedup over the reference (interleave.py, `measure.interleave`), the Server
+  scenario (server.py, `measure.server`) and cold starts in fresh processes (cold_start.py,
+  `measure.cold_start`).
 
 A new scenario is one module here, named by the measure section that turns it on.
 """
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from bench.backends.runtime import Runtime
+    from bench.measure.energy import EnergyMeter
     from bench.measure.memory import PeakSampler
     from bench.schema.child import ChildSpec
     from bench.schema.variant import Variant
@@ -38,6 +41,7 @@ class Loaded:
     encodings: list[dict]
     stream: list
     sampler: PeakSampler | None = None
+    energy: EnergyMeter | None = None  # the machine's energy counters, or why there are none
     timed: Any = None  # the call SingleStream timed (the runtime's, or the planted slowdown's wrapper)
     samples: Any = None  # SingleStream's per-call milliseconds, unrounded
 

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from bench.measure.energy import EnergyMeter
 from bench.measure.memory import PeakSampler, peak_fields
 from bench.scenarios.base import Loaded
 from bench.tasks.table import Texts, as_texts
@@ -25,7 +26,7 @@ class Offline:
 
     def run(self, loaded: Loaded) -> dict:
         return {"offline": measure_offline(loaded.runtime, loaded.tokenizer, loaded.texts, loaded.spec.max_length,
-                                           loaded.spec.measure.offline.model_dump(), loaded.sampler)}
+                                           loaded.spec.measure.offline.model_dump(), loaded.sampler, loaded.energy)}
 
 
 def offline_batches(tokenizer, texts: Texts | list[str], max_length: int, batch_size: int,
@@ -41,8 +42,10 @@ def offline_batches(tokenizer, texts: Texts | list[str], max_length: int, batch_
 
 
 def measure_offline(runtime, tokenizer, texts: Texts | list[str], max_length: int, config: dict,
-                    sampler: PeakSampler | None = None) -> list[dict]:
-    """One entry per batch size; passes over the whole set repeat until config["min_seconds"]."""
+                    sampler: PeakSampler | None = None, energy: EnergyMeter | None = None) -> list[dict]:
+    """One entry per batch size; passes over the whole set repeat until config["min_seconds"]. With readable
+    energy counters, each entry has the energy per sample over its timed passes."""
+    metered = energy is not None and energy.unavailable is None
     texts = as_texts(texts)
     results = []
     for batch_size in config["batch_sizes"]:
@@ -54,6 +57,8 @@ def measure_offline(runtime, tokenizer, texts: Texts | list[str], max_length: in
         if sampler is not None:
             sampler.reset()  # this pass's own memory peak
         passes, clock = 0, time.perf_counter
+        if metered:
+            energy.start()
         started = clock()
         while True:
             for x in native:
@@ -62,6 +67,7 @@ def measure_offline(runtime, tokenizer, texts: Texts | list[str], max_length: in
             wall = clock() - started
             if wall >= config["min_seconds"]:
                 break
+        joules = energy.stop() if metered else None
         entry = {"scenario": "Offline", "batch_size": batch_size, "sort_by_length": config["sort_by_length"],
                  "samples": len(texts), "batches": len(batches), "passes": passes, "wall_s": round(wall, 6),
                  "samples_per_s": round(passes * len(texts) / wall, 2),
@@ -70,5 +76,7 @@ def measure_offline(runtime, tokenizer, texts: Texts | list[str], max_length: in
                  "padding_pct": round(100 * (padded - real) / padded, 2)}
         if sampler is not None:
             entry |= peak_fields(sampler.peaks())
+        if joules is not None:
+            entry["energy_mj_per_sample"] = round(1e3 * sum(joules.values()) / (passes * len(texts)), 4)
         results.append(entry)
     return results

@@ -9,6 +9,7 @@ from bench.schema.row import (  # noqa: F401
     SCHEMA_VERSION,
     ArtifactFacts,
     Bookkeeping,
+    ColdStart,
     Identity,
     Machine,
     Outcome,

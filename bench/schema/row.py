@@ -196,6 +196,7 @@ class OfflineEntry(Part):
     peak_rss_sampled_mb: float | None = None
     gpu_nvml_used_peak_mb: float | None = None
     gpu_nvml_process_peak_mb: float | None = None
+    energy_mj_per_sample: float | None = None  # over the timed passes, where a counter is readable
 
 
 class Latency(Part):
@@ -231,7 +232,26 @@ class Latency(Part):
         "with `measure.offline`: one entry per batch size: the whole eval split with dynamic padding "
         "(tokenised untimed): `batch_size`, `sort_by_length`, `samples`, `batches`, `passes`, `wall_s`, "
         "`samples_per_s`, `tokens_per_s` (real), `padded_tokens_per_s`, `padding_pct`, and that pass's "
-        "`peak_rss_sampled_mb`", None)
+        "`peak_rss_sampled_mb` and `energy_mj_per_sample` (where `energy_status` is `measured`)", None)
+    energy_status: str | None = f("`measured`, or `unavailable: <why>` (no readable powercap/RAPL, amd_energy or "
+                                  "NVML counter); never an estimate (bench/measure/energy.py)", None)
+    energy_counters: list[str] | None = f("the counters read (`powercap:intel-rapl:0 (package-0)`, "
+                                          "`nvml:GPU0`): machine-wide, other processes and idle power included",
+                                          None)
+    energy_mj_per_inference: float | None = f("millijoules per batch-1 SingleStream call (warm-up and timed "
+                                              "calls), summed over `energy_counters`", None)
+
+
+class EndToEnd(Part):
+    """`measure.end_to_end`: text in, label out at batch 1 over the real dev examples
+    (bench/scenarios/end_to_end.py): the fast tokenizer, input conversion, the model, softmax and argmax."""
+
+    e2e_p50_ms: float | None = f("median end-to-end call, ms: what a user of the deployed variant waits for",
+                                 None)
+    e2e_p95_ms: float | None = f("95th percentile, ms", None)
+    e2e_tokenize_p50_ms: float | None = f("median tokenisation of one example, ms", None)
+    e2e_tokenizer_share_pct: float | None = f("the tokenizer's share of the end-to-end time, %", None)
+    e2e_calls: int | None = f("timed end-to-end calls", None)
 
 
 class OpTime(Part):
@@ -381,6 +401,26 @@ class ServerScenario(Part):
     server_p99_bound_ms: float | None = f("the p99 bound the rates were judged against", None)
 
 
+COLD_START_PHASES = ("interpreter", "import", "tokenizer_load", "model_load", "first_call", "second_call")
+
+
+class ColdStart(Part):
+    """`measure.cold_start`: fresh processes from spawn to the first answer (bench/scenarios/cold_start.py)."""
+
+    cold_start_ms: float | None = f("median over the starts of spawn to the first answer, ms", None)
+    cold_start_min_ms: float | None = f("the fastest start, ms", None)
+    cold_start_max_ms: float | None = f("the slowest start, ms", None)
+    cold_start_phases_ms: dict[str, float] | None = f(
+        "median per phase, ms: `interpreter` (spawn to bench's entry point), `import` (the runtime library "
+        "and the tokenizer library), `tokenizer_load`, `model_load` (session creation, engine "
+        "deserialisation, weights), `first_call`, `second_call` (tokenisation included)", None)
+    cold_start_runs_ms: list[float] | None = f("every start's spawn to first answer, ms, in order", None)
+    cold_start_peak_rss_mb: float | None = f("median peak RSS of a start (VmHWM after the second call)", None)
+    cold_start_file_cache: str | None = f("the OS page cache at each start: `model files evicted` (posix_fadvise "
+                                          "DONTNEED before each start; the libraries stay cached) or `warm`", None)
+    cold_start_error: str | None = f("why a start failed (the row's own measurement stands)", None)
+
+
 class Machine(Part):
     """Where the row was measured; kept by `bench merge`, so merged runs say which machine made each row."""
 
@@ -400,9 +440,10 @@ class Bookkeeping(Part):
 
 
 # The child writes these parts; the parent writes the others.
-CHILD_PARTS: tuple[type[Part], ...] = (RuntimeFacts, TaskMetrics, Latency, Memory, OpProfile, MeasureContext)
+CHILD_PARTS: tuple[type[Part], ...] = (RuntimeFacts, TaskMetrics, Latency, EndToEnd, Memory, OpProfile,
+                                        MeasureContext)
 PARENT_PARTS: tuple[type[Part], ...] = (Identity, Outcome, ArtifactFacts, Training)
-LATE_PARTS: tuple[type[Part], ...] = (Roofline, Speedup, ServerScenario, Machine, Bookkeeping)
+LATE_PARTS: tuple[type[Part], ...] = (Roofline, Speedup, ServerScenario, ColdStart, Machine, Bookkeeping)
 PARTS: tuple[type[Part], ...] = (*PARENT_PARTS, *CHILD_PARTS, *LATE_PARTS)
 
 

@@ -45,6 +45,28 @@ class InterleaveConfig(_Strict):
     warmup: Annotated[int, Field(ge=0)] = 10  # untimed calls in each process before its first round
 
 
+class ColdStartConfig(_Strict):
+    """What a deployment that starts on demand pays before its first answer: `repeats` fresh processes per
+    variant, each timing interpreter start, the runtime library's import, tokenizer load, model load and
+    the first two calls (bench/scenarios/cold_start.py)."""
+
+    repeats: Annotated[int, Field(ge=1, le=50)] = 3
+    # Drop the artifact's files from the OS page cache before each start (posix_fadvise DONTNEED: no root
+    # needed); the libraries' files stay cached. false: every start after the first reads a warm cache.
+    evict_model_files: bool = True
+    timeout_s: PositiveFloat = 300  # per start; over it the start is killed and the entry says so
+
+
+class EndToEndConfig(_Strict):
+    """Text in, label out at batch 1 over the real dev examples: tokenisation (the fast tokenizer), the
+    runtime's input conversion, the model, softmax and argmax, each call timed whole, the tokenizer's part
+    on its own (bench/scenarios/end_to_end.py)."""
+
+    warmup: Annotated[int, Field(ge=0)] = 10
+    min_iterations: PositiveInt = 200
+    min_seconds: NonNegativeFloat = 1.0
+
+
 class OpProfileConfig(_Strict):
     """Per-operator time from the runtime's own profiler (bench/child/op_profile.py), in a separate
     profiled session after the timed loops: `calls` batch-1 calls over the dev stream."""
@@ -119,6 +141,8 @@ class MeasureConfig(_Strict):
     interleave: InterleaveConfig | None = None  # also measure the speedup in interleaved rounds (off by default)
     op_profile: OpProfileConfig | None = None  # also record where the time goes, per operator (off by default)
     server: ServerConfig | None = None  # also serve each variant and load it (Server scenario; off by default)
+    cold_start: ColdStartConfig | None = None  # also start each variant in fresh processes (off by default)
+    end_to_end: EndToEndConfig | None = None  # also time text in, label out at batch 1 (off by default)
 
     _lists = field_validator("threads", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 

@@ -43,6 +43,9 @@ class Profile(_Strict):
     min_int8_matmul_coverage_pct: Limit | None = None
     allowed_op_domains: Annotated[tuple[Text, ...], Field(strict=False)] | None = None  # YAML gives a list
     min_server_qps: Limit | None = None  # measure.server: the highest offered rate within the p99 bound
+    max_cold_start_ms: Limit | None = None  # measure.cold_start: median spawn to first answer
+    max_e2e_p95_ms: Limit | None = None  # measure.end_to_end: text in, label out at batch 1
+    max_energy_mj_per_inference: Limit | None = None  # a readable energy counter (never an estimate)
 
     def budgets(self) -> list[str]:
         """The keys this profile sets, in declaration order (bench/gate/check.py judges each one)."""
