@@ -1,5 +1,9 @@
 """ONNX Runtime inference: all graph optimisations on, sequential execution, fixed intra-op threads.
 
+Loading needs onnxruntime alone, as a deployment does: the graph facts a row records (opset, operator
+domains, parameter count) are read with the `onnx` package only when asked, after the load is timed
+(`import onnx` alone takes about a second, most of it ml_dtypes).
+
 On CUDA (ORT's CUDA or TensorRT provider) inputs are copied to the device in `prepare` (untimed) and
 bound with IO binding, outputs stay on the device, and `run` waits for them: the timed call covers
 the GPU work and no host<->device copy. On CPU `run` is a plain session.run on numpy arrays.
@@ -7,10 +11,10 @@ the GPU work and no host<->device copy. On CPU `run` is a plain session.run on n
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 
 
@@ -42,6 +46,8 @@ def _providers(device: str, gpu_provider: str, model_path: Path) -> list:
     if device != "cuda":
         return ["CPUExecutionProvider"]
     if gpu_provider == "tensorrt":
+        import onnx
+
         from bench.backends.runtime import SERVE_MAX_TEXTS
 
         # ORT's TensorRT provider builds engines on first run; cache them next to the model. The profile
@@ -105,15 +111,32 @@ class OrtRuntime:
         }
         if device == "cuda":
             self.session_options["cuda_preloaded"] = self.cuda_preloaded
-        proto = onnx.load(str(model_path), load_external_data=False)
+
+    @cached_property
+    def _graph_facts(self) -> tuple[int | None, list[str], int]:
+        import onnx
+
+        proto = onnx.load(str(self.model_path), load_external_data=False)
         graph = proto.graph
-        self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-        self.op_domains = sorted({node.domain or "ai.onnx" for node in graph.node})
+        opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+        domains = sorted({node.domain or "ai.onnx" for node in graph.node})
         # Weights only: float and 8-bit initialisers with more than one element (shape constants are
         # int64; quantization scales and zero points are scalars).
         weight_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
         sizes = (int(np.prod(t.dims)) for t in graph.initializer if t.data_type in weight_types)
-        self.params = sum(n for n in sizes if n > 1)
+        return opset, domains, sum(n for n in sizes if n > 1)
+
+    @property
+    def opset(self) -> int | None:
+        return self._graph_facts[0]
+
+    @property
+    def op_domains(self) -> list[str]:
+        return self._graph_facts[1]
+
+    @property
+    def params(self) -> int:
+        return self._graph_facts[2]
 
     def prepare(self, encoding: dict[str, np.ndarray]):
         arrays = {k: np.ascontiguousarray(encoding[k], dtype=np.int64) for k in self.input_names}
