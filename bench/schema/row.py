@@ -290,7 +290,8 @@ class Memory(Part):
     gpu_max_memory_allocated_mb: float | None = f("PyTorch on CUDA: `torch.cuda.max_memory_allocated`", None)
     gpu_max_memory_reserved_mb: float | None = f("PyTorch on CUDA: `torch.cuda.max_memory_reserved`", None)
     gpu_nvml_used_peak_mb: float | None = f("CUDA rows with pynvml: sampled peak of the device's used memory "
-                                            "(all processes)", None)
+                                            "(all processes) above a baseline read before the variant loads",
+                                            None)
     gpu_nvml_process_peak_mb: float | None = f("... and of this process's share; absent when NVML never "
                                                "lists the process", None)
 
