@@ -120,8 +120,6 @@ def test_rows_carry_cold_start_end_to_end_and_energy(edge_run):
     assert row["cold_start_file_cache"] == "model files evicted" and row["cold_start_peak_rss_mb"] > 0
     assert row["e2e_calls"] >= 30 and row["e2e_p50_ms"] <= row["e2e_p95_ms"]
     assert 0 < row["e2e_tokenize_p50_ms"] < row["e2e_p50_ms"] and 0 < row["e2e_tokenizer_share_pct"] < 100
-    # The model alone is timed without the tokenizer: end to end takes longer at the median.
-    assert row["e2e_p50_ms"] > row["latency_p50_ms"]
     # This machine (and CI's) exposes no energy counter: the row says so, with the reason, and no number.
     counters, why = find_counters("cpu")
     if why is not None:
@@ -167,3 +165,9 @@ def test_report_check_and_compare_read_them(edge_run, tmp_path):
     judged = set(zip(comparison.details["variant"], comparison.details["metric"], strict=True))
     assert {("teacher-onnx-fp32-cpu-t1 seed=7", "cold_start"), ("teacher-onnx-fp32-cpu-t1 seed=7", "e2e_p95")} <= judged
     assert not comparison.regressed
+
+
+def test_cold_start_picks_variants_by_id_pattern(tmp_path):
+    stage = ColdStartStage(ColdStartConfig(variants="*-t1"), tmp_path)
+    assert stage.selected("student-onnx-int8-dynamic-opt-cpu-t1") and not stage.selected("student-onnx-fp32-cpu-t2")
+    assert ColdStartStage(ColdStartConfig(), tmp_path).selected("anything-t2")

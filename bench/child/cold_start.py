@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     spec_path, out_path, spawned_at = Path(argv[0]), Path(argv[1]), float(argv[2])
     from bench.common.lifetime import die_with_parent
     from bench.schema.child import ChildSpec
-    from bench.schema.row import COLD_START_PHASES
+    from bench.schema.scenario_parts import COLD_START_PHASES
 
     die_with_parent()
     spec = ChildSpec.model_validate_json(spec_path.read_bytes())

@@ -16,7 +16,9 @@ COLUMNS = {"latency_p50_ms": "p50 ms (model)", "e2e_p50_ms": "end-to-end p50 ms"
            "cold_start_first_call": "first call ms", "energy_mj_per_inference": "energy mJ/inference"}
 PHASES = ("interpreter", "import", "tokenizer_load", "model_load", "first_call")  # spawn to the first answer
 NOTES = ("End to end: text in, label out at batch 1 (fast tokenizer, input conversion, model, softmax), the "
-         "tokenizer's share of that time beside it; p50 (model) is the SingleStream call alone. Cold start: a "
+         "tokenizer's share of that time beside it; p50 (model) is the SingleStream call alone, timed in its own "
+         "pass at another moment of the run (compare the two within a row with care; between variants the "
+         "interleaved speedup is the robust number). Cold start: a "
          "fresh process from spawn to its first answer, median over the starts, with the artifact's files "
          "dropped from the page cache before each (the libraries' stay cached). Energy: machine-wide counters "
          "(RAPL/powercap, amd_energy, NVML) over the SingleStream pass, never an estimate; where none was "

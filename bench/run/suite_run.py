@@ -313,7 +313,8 @@ def _measure_variants(ctx: RunContext, built: Built, done: set[str], rounds: Spe
         measured = Measured(variant, spec, rounds_side)
         speedup = rounds.measure(measured) if rounds and isinstance(result, ChildResult) else Speedup()
         server = serving.measure(measured) if served and isinstance(result, ChildResult) else None
-        cold_start = cold.measure(measured) if cold and isinstance(result, ChildResult) else None
+        started = cold is not None and cold.selected(variant.id) and isinstance(result, ChildResult)
+        cold_start = cold.measure(measured) if started else None
         wall = time.perf_counter() - t0
         progress.measured(wall)
         measure_wall[variant.id + tag] = round(wall, 2)

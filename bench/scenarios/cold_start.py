@@ -13,6 +13,7 @@ where you have the rights (docs/measurement.md).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import statistics
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from bench.launch.environment import child_env, last_line
 from bench.scenarios.base import Measured
-from bench.schema.row import COLD_START_PHASES, ColdStart
+from bench.schema.scenario_parts import COLD_START_PHASES, ColdStart
 from bench.spec.measure import ColdStartConfig
 
 TOTAL = ("interpreter", "import", "tokenizer_load", "model_load", "first_call")  # spawn to the first answer
@@ -44,6 +45,10 @@ def evict(folder: Path) -> None:
 class ColdStartStage:
     def __init__(self, config: ColdStartConfig, work_dir: Path, tag: str = "", allocator: str = "system"):
         self.config, self.work_dir, self.tag, self.allocator = config, Path(work_dir), tag, allocator
+
+    def selected(self, variant_id: str) -> bool:
+        patterns = self.config.variants
+        return patterns is None or any(fnmatch.fnmatchcase(variant_id, p) for p in patterns)
 
     def measure(self, measured: Measured) -> ColdStart:
         """Every start, in order; the first that fails ends the scenario with its reason (the row stands)."""

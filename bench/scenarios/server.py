@@ -26,7 +26,7 @@ from bench.launch.rounds import shared_cpus
 from bench.scenarios.base import Measured
 from bench.schema.child import ChildSpec
 from bench.schema.load import LoadResult, LoadSpec
-from bench.schema.row import ServerEntry, ServerLoad, ServerScenario
+from bench.schema.scenario_parts import ServerEntry, ServerLoad, ServerScenario
 from bench.serve.spec import Limits, ServeSpec
 from bench.spec.measure import BatchingConfig, ServerConfig
 

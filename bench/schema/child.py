@@ -15,7 +15,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from bench.schema.row import CHILD_PARTS, Part, TaskMetrics
+from bench.schema.part import Part
+from bench.schema.row import CHILD_PARTS, TaskMetrics
 from bench.schema.variant import Variant
 from bench.spec.suite import MeasureConfig
 from bench.tasks.table import METRIC_NAMES, EvalSplit, Task, Texts, compute_metrics

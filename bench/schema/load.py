@@ -9,7 +9,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from bench.schema.row import Part, ServerLoad
+from bench.schema.part import Part
+from bench.schema.scenario_parts import ServerLoad
 
 
 class LoadSpec(Part):

@@ -10,9 +10,10 @@ from typing import Annotated
 
 from pydantic import Field
 
+from bench.backends.runtime import SERVE_MAX_TEXTS
 from bench.common.errors import BenchError
 from bench.schema.child import ChildSpec
-from bench.schema.row import Part
+from bench.schema.part import Part
 from bench.schema.variant import Variant
 from bench.spec.measure import BatchingConfig
 
@@ -23,7 +24,7 @@ class Limits(Part):
     """What one request may hold; beyond it: 413 (body) or 422 (texts), with the limit named."""
 
     max_body_bytes: Annotated[int, Field(gt=0)] = 1 * MiB
-    max_texts: Annotated[int, Field(gt=0)] = 256  # texts in one request
+    max_texts: Annotated[int, Field(gt=0)] = SERVE_MAX_TEXTS  # texts in one request (runtimes' shape ranges cover it)
     max_text_chars: Annotated[int, Field(gt=0)] = 20_000  # characters in one text (a pair: each sentence)
     max_queue: Annotated[int, Field(gt=0)] = 1024  # texts waiting for the model; beyond: 503
 

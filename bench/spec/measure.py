@@ -55,6 +55,9 @@ class ColdStartConfig(_Strict):
     # needed); the libraries' files stay cached. false: every start after the first reads a warm cache.
     evict_model_files: bool = True
     timeout_s: PositiveFloat = 300  # per start; over it the start is killed and the entry says so
+    variants: Annotated[list[str], Field(min_length=1)] | None = None  # id patterns (`*-t1`) to start; None: all
+
+    _lists = field_validator("variants", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 
 
 class EndToEndConfig(_Strict):
