@@ -45,8 +45,8 @@ def test_an_out_of_profile_batch_is_one_line_naming_its_shape():
 
 
 def test_serve_limit_is_bench_serves():
-    from bench.backends.runtime import SERVE_MAX_TEXTS
     from bench.serve.spec import Limits
+    from bench.spec.measure import SERVE_MAX_TEXTS
 
     assert SERVE_MAX_TEXTS == Limits().max_texts
 

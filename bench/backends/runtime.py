@@ -10,11 +10,6 @@ import numpy as np
 
 from bench.tasks.table import Texts, as_texts
 
-# bench serve answers up to this many texts in one request and runs such a request as one batch: runtimes
-# with fixed shape ranges (TensorRT profiles) must cover it. bench/serve/spec.py's Limits.max_texts defaults
-# to it.
-SERVE_MAX_TEXTS = 256
-
 
 class Runtime(Protocol):
     name: str

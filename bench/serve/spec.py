@@ -10,12 +10,11 @@ from typing import Annotated
 
 from pydantic import Field
 
-from bench.backends.runtime import SERVE_MAX_TEXTS
 from bench.common.errors import BenchError
 from bench.schema.child import ChildSpec
 from bench.schema.part import Part
 from bench.schema.variant import Variant
-from bench.spec.measure import BatchingConfig
+from bench.spec.measure import SERVE_MAX_TEXTS, BatchingConfig
 
 MiB = 2**20
 

@@ -12,6 +12,9 @@ from bench.spec.training import NonNegativeFloat, PositiveFloat, PositiveInt, _S
 
 # measure.threads' default, and the threads every build-time parity check runs its runtimes with.
 DEFAULT_THREADS = 2
+# bench serve answers up to this many texts in one request and runs them as one batch: runtimes with fixed
+# shape ranges (TensorRT profiles) cover it, and bench/serve/spec.py's Limits.max_texts defaults to it.
+SERVE_MAX_TEXTS = 256
 
 
 class GridConfig(_Strict):

@@ -48,7 +48,7 @@ def _providers(device: str, gpu_provider: str, model_path: Path) -> list:
     if gpu_provider == "tensorrt":
         import onnx
 
-        from bench.backends.runtime import SERVE_MAX_TEXTS
+        from bench.spec.measure import SERVE_MAX_TEXTS
 
         # ORT's TensorRT provider builds engines on first run; cache them next to the model. The profile
         # covers bench serve's largest request at the model's longest sequence.

@@ -18,8 +18,8 @@ def engine_profile(c: Compressor) -> dict:
     """[batch, sequence] shapes the engine must accept: parity batches (16), the accuracy pass, the
     grid and the Offline batches, the Server scenario's batching, and bench serve's largest request,
     up to the suite's max_length (or the grid's longest cell)."""
-    from bench.backends.runtime import SERVE_MAX_TEXTS
     from bench.backends.tensorrt.engine import profile_for
+    from bench.spec.measure import SERVE_MAX_TEXTS
 
     m, grid = c.suite.measure, c.suite.measure.grid
     server = [b.max_batch for b in m.server.batching] if m.server else [1]
