@@ -148,3 +148,15 @@ def test_tiny_teacher_end_to_end_through_the_measuring_child(built):
         assert row["parity_max_abs_diff"] is not None and 0 <= row["score"] <= 1
     assert rows["int8-static"]["calibration_samples"] == 40
     assert rows["fp32"]["artifact"] == built["fp32"].path.name  # the cached IR, not a rebuild
+
+
+@needs_nncf
+def test_bench_plan_bills_the_openvino_steps_as_cached_once_built(built):
+    from bench.plan import format_plan
+    from bench.run.bill import make_bill
+
+    suite, root = built["suite"], built["root"]
+    plan = make_plan(suite, str(root / "suite.yaml"))
+    text = format_plan(plan, suite, make_bill(suite, plan, built["data"], root / "cache", root / "results"))
+    assert "cached  convert  teacher -> openvino-fp32 " in text
+    assert "cached  quantize teacher -> openvino-int8-static " in text and "to build: nothing" in text
