@@ -138,6 +138,8 @@ def _measure(spec: ChildSpec, sampler, rss_before: int, loaded: dict | None) -> 
     row["onnx_op_domains"] = getattr(runtime, "op_domains", None)
     if getattr(runtime, "session_options", None):
         row["ort_session_options"] = runtime.session_options
+    if getattr(runtime, "inference_precision", None):
+        row["inference_precision"] = runtime.inference_precision  # OpenVINO: what the compiled model runs at
     # Which cores the child may run on: with fewer cores than threads, numbers are not comparable.
     row["cpu_affinity"] = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     row["interop_threads"] = 1

@@ -28,7 +28,7 @@ def _color(model: str) -> str:
     return COLORS.get(model) or _PALETTE[sum(map(ord, model)) % len(_PALETTE)]
 
 
-MARKERS = {"pytorch": "o", "onnx": "s", "tensorrt": "^"}  # by format (bench/spec/names.py)
+MARKERS = {"pytorch": "o", "onnx": "s", "tensorrt": "^", "openvino": "D"}  # by format (bench/spec/names.py)
 
 
 def _marker(fmt: str) -> str:

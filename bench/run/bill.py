@@ -35,6 +35,8 @@ ACTIONS = [  # (kind prefix, action, singular, plural)
     ("onnx", "export", "ONNX export", "ONNX exports"),
     ("pytorch", "convert", "conversion", "conversions"),
     ("tensorrt", "engine", "TensorRT engine", "TensorRT engines"),
+    ("openvino-int8", "quantize", "NNCF quantization", "NNCF quantizations"),
+    ("openvino", "convert", "OpenVINO IR conversion", "OpenVINO IR conversions"),
 ]
 TRAINED = ("teacher", "teacher-logits", "student-general", "student")
 

@@ -119,6 +119,8 @@ class RuntimeFacts(Part):
     ort_session_options: dict[str, Any] | None = f(
         "ONNX rows: intra/inter-op threads, execution mode, graph optimisation level, `enable_cpu_mem_arena`, "
         "`enable_mem_pattern`, `enable_mem_reuse`, the provider's options, `io_binding`", None)
+    inference_precision: str | None = f("OpenVINO rows: the precision the compiled model runs its float ops at, "
+                                        "read back from it, not the hint asked for (`f32`, `bf16`, `f16`)", None)
 
 
 class TaskMetrics(Part):

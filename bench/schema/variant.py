@@ -14,7 +14,7 @@ from pydantic.dataclasses import dataclass
 @dataclass(frozen=True, order=True, config=ConfigDict(extra="forbid"))
 class Variant:
     model: str = Field(description="`teacher`, `student` or a name under `students:`")
-    format: str = Field(description="`pytorch`, `onnx` or `tensorrt` (bench/backends/)")
+    format: str = Field(description="`pytorch`, `onnx`, `tensorrt` or `openvino` (bench/backends/)")
     precision: str = Field(description="`fp32`, `fp16`, `bf16`, `int8-dynamic`, `int8-static` or `int8`")
     device: str = Field(description="`cpu` or `cuda`")
     threads: int = Field(gt=0, description="intra-op threads of the measuring child")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # One per folder under bench/backends/ (docs/formats.md: adding a backend).
-FORMAT_NAMES = ("pytorch", "onnx", "tensorrt")
+FORMAT_NAMES = ("pytorch", "onnx", "tensorrt", "openvino")
 # Every precision some format accepts, in the order messages list them.
 PRECISIONS = ("fp32", "fp16", "bf16", "int8-dynamic", "int8-static", "int8")
 

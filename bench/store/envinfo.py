@@ -12,7 +12,8 @@ from pathlib import Path
 import psutil
 
 LIBRARIES = ["bench", "torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime",
-             "onnxruntime-gpu", "tensorrt", "datasets", "accelerate", "numpy", "pandas", "tokenizers"]
+             "onnxruntime-gpu", "tensorrt", "openvino", "nncf", "datasets", "accelerate", "numpy", "pandas",
+             "tokenizers"]
 CPU_FLAGS = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16", "fma"]
 
 

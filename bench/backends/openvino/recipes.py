@@ -1,0 +1,123 @@
+"""OpenVINO artifacts from a trained model, each a step in the artifact cache with parity against the FP32
+PyTorch source (like every recipe, bench/build/compress.py):
+
+    ir fp32         openvino.convert_model(the ONNX export) -> openvino_model.xml/.bin, FP32 weights
+    ir int8-static  nncf.quantize(the FP32 IR, train calibration examples, transformer preset)
+
+Why from the ONNX export rather than optimum-intel's export (OVModelForSequenceClassification): the ONNX
+recipe's graph is already parity-checked and cached, so the IR is that graph and nothing else (the
+comparison with ONNX Runtime is then runtime against runtime on one graph); optimum-intel would trace the
+PyTorch model a second time through its own export path and patches, with its own version pins, and adds a
+heavy dependency the conversion does not need. An ONNX source (`teacher.source: model.onnx`) converts the
+same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.backends.onnx import recipes as onnx_recipes
+
+if TYPE_CHECKING:
+    from bench.build.compress import Compressor
+    from bench.store.artifacts import Artifact
+
+MODEL_XML = "openvino_model.xml"
+# NNCF's post-training quantization settings in the INT8 artifact's key (NNCF defaults otherwise).
+NNCF_MODEL_TYPE = "transformer"
+CALIBRATION_BATCH = 1  # one example per calibration item, unpadded: the shapes SingleStream runs
+
+
+def _versions() -> dict:
+    from bench.store.envinfo import library_versions
+
+    # Not in the Compressor's CONVERTERS: adding them there would change every existing artifact's key.
+    return library_versions(["openvino", "nncf"])
+
+
+def fp32(c: Compressor, model: Artifact) -> Artifact:
+    """The ONNX export (or ONNX source) converted to IR, weights kept FP32 on disk."""
+    from bench.backends.onnx.export import copy_sidecars
+
+    graph = onnx_recipes.export(c, model)
+    atol = c.suite.measure.parity_atol
+    kind = f"openvino-fp32-{model.kind}"
+
+    def build(out: Path) -> dict:
+        import openvino as ov
+
+        copy_sidecars(graph.path, out)
+        ov_model = ov.convert_model(str(graph.path / "model.onnx"))
+        # save_model compresses weights to FP16 by default: an fp32 artifact keeps FP32 weights.
+        ov.save_model(ov_model, str(out / MODEL_XML), compress_to_fp16=False)
+        return {"openvino_version": ov.get_version(), "compress_to_fp16": False,
+                **c.parity(model, out, "openvino", kind, atol)}
+
+    spec = {"converter": "openvino.convert_model(onnx)", "compress_to_fp16": False, "parity_atol": atol,
+            "openvino_libs": _versions(), **c.parity_spec()}
+    return c.store.get_or_build(kind, spec, [graph], build)
+
+
+def calibration_inputs(c: Compressor, tokenizer, input_names: list[str]) -> list[dict]:
+    """The compressor's calibration examples (the train examples static ONNX INT8 calibrates on), one
+    tokenised example per item, as the IR's int64 inputs."""
+    import numpy as np
+
+    texts = c.calibration_texts()
+    items = []
+    for i in range(len(texts)):
+        enc = texts.take([i]).encode(tokenizer, truncation=True, max_length=c.max_length, return_tensors="np")
+        items.append({k: np.ascontiguousarray(enc[k], dtype=np.int64) for k in input_names})
+    return items
+
+
+def int8_static(c: Compressor, model: Artifact) -> Artifact:
+    """NNCF post-training quantization of the FP32 IR with the transformer preset."""
+    from bench.backends.onnx.export import copy_sidecars
+    from bench.backends.onnx.quantize import calibration_hash
+
+    base = fp32(c, model)
+    texts = c.calibration_texts()
+    kind = f"openvino-int8-static-{model.kind}"
+
+    def build(out: Path) -> dict:
+        import nncf
+        import openvino as ov
+        from transformers import AutoTokenizer
+
+        copy_sidecars(base.path, out)
+        ov_model = ov.Core().read_model(str(base.path / MODEL_XML))
+        names = [i.get_any_name() for i in ov_model.inputs]
+        items = calibration_inputs(c, AutoTokenizer.from_pretrained(base.path), names)
+        quantized = nncf.quantize(ov_model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER,
+                                  subset_size=len(items))
+        ov.save_model(quantized, str(out / MODEL_XML), compress_to_fp16=False)
+        return {"openvino_version": ov.get_version(), "nncf_version": nncf.__version__,
+                "calibration_hash": calibration_hash(texts), "calibration_samples": len(items),
+                "quant_format": "nncf-fakequantize", **int8_facts(out / MODEL_XML),
+                **c.parity(model, out, "openvino", kind, None)}
+
+    spec = {"quantizer": "nncf.quantize", "model_type": NNCF_MODEL_TYPE, "calibration": calibration_hash(texts),
+            "calibration_samples": len(texts), "calibration_batch": CALIBRATION_BATCH,
+            "max_length": c.max_length, "openvino_libs": _versions(), **c.parity_spec()}
+    return c.store.get_or_build(kind, spec, [base], build)
+
+
+def int8_facts(xml: Path) -> dict:
+    """MatMuls fed by a FakeQuantize (quantized) or not, read from the saved IR."""
+    import openvino as ov
+
+    matmuls = [op for op in ov.Core().read_model(str(xml)).get_ordered_ops() if op.get_type_name() == "MatMul"]
+
+    def quantized(op) -> bool:
+        return any(inp.get_source_output().get_node().get_type_name() in ("FakeQuantize", "FakeConvert")
+                   for inp in op.inputs())
+
+    q = sum(quantized(op) for op in matmuls)
+    return {"int8_matmul_ops": q, "fp_matmul_ops": len(matmuls) - q,
+            "int8_matmul_coverage_pct": round(100 * q / len(matmuls), 1) if matmuls else None}
+
+
+def ir(c: Compressor, model: Artifact, precision: str) -> Artifact:
+    return {"fp32": fp32, "int8-static": int8_static}[precision](c, model)
