@@ -160,3 +160,13 @@ def test_bench_plan_bills_the_openvino_steps_as_cached_once_built(built):
     text = format_plan(plan, suite, make_bill(suite, plan, built["data"], root / "cache", root / "results"))
     assert "cached  convert  teacher -> openvino-fp32 " in text
     assert "cached  quantize teacher -> openvino-int8-static " in text and "to build: nothing" in text
+
+
+def test_nncf_telemetry_is_off_in_bench():
+    """NNCF consents to its own telemetry when no consent file exists; bench withdraws it for its process."""
+    import nncf.telemetry.wrapper as wrapper
+
+    from bench.backends.openvino.recipes import _nncf_without_telemetry
+
+    _nncf_without_telemetry()
+    assert wrapper.telemetry._impl.consent is False

@@ -59,6 +59,19 @@ def fp32(c: Compressor, model: Artifact) -> Artifact:
     return c.store.get_or_build(kind, spec, [graph], build)
 
 
+def _nncf_without_telemetry():
+    """nncf, with its usage telemetry off for this process. NNCF sends events to Google Analytics unless a
+    consent file in ~/intel says no (it creates its telemetry with the opt-in dialog disabled); bench sends
+    nothing anywhere and writes nothing to the user's home, so it withdraws the consent in memory."""
+    import nncf
+
+    impl = getattr(getattr(getattr(nncf, "telemetry", None), "wrapper", None), "telemetry", None)
+    impl = getattr(impl, "_impl", None)
+    if impl is not None and hasattr(impl, "consent"):
+        impl.consent = False
+    return nncf
+
+
 def calibration_inputs(c: Compressor, tokenizer, input_names: list[str]) -> list[dict]:
     """The compressor's calibration examples (the train examples static ONNX INT8 calibrates on), one
     tokenised example per item, as the IR's int64 inputs."""
@@ -82,9 +95,10 @@ def int8_static(c: Compressor, model: Artifact) -> Artifact:
     kind = f"openvino-int8-static-{model.kind}"
 
     def build(out: Path) -> dict:
-        import nncf
         import openvino as ov
         from transformers import AutoTokenizer
+
+        nncf = _nncf_without_telemetry()
 
         copy_sidecars(base.path, out)
         ov_model = ov.Core().read_model(str(base.path / MODEL_XML))
