@@ -162,6 +162,7 @@ def test_bench_plan_bills_the_openvino_steps_as_cached_once_built(built):
     assert "cached  quantize teacher -> openvino-int8-static " in text and "to build: nothing" in text
 
 
+@needs_nncf
 def test_nncf_telemetry_is_off_in_bench():
     """NNCF consents to its own telemetry when no consent file exists; bench withdraws it for its process."""
     import nncf.telemetry.wrapper as wrapper
