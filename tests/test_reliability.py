@@ -97,7 +97,7 @@ def test_concurrent_runs_share_the_cache_and_the_run_dir(tiny_suite, tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0], [o[-1500:] for o in outs]
     logs = "".join(outs)
     for kind in ("teacher", "teacher-logits", "student", "onnx-teacher", "onnx-student"):
-        built = re.findall(rf"INFO bench\.artifacts: build {kind}-[0-9a-f]{{16}}\n", logs)
+        built = re.findall(rf"INFO bench\.store\.artifacts: build {kind}-[0-9a-f]{{16}}\n", logs)
         assert len(built) == 1, (kind, built)  # built once, reused by the others
     assert "waiting for another bench run on" in logs
     for rid in ("a", "b"):
