@@ -132,3 +132,21 @@ def write_tiny_onnx_artifact(out: Path, hidden: int = 64, layers: int = 2) -> Pa
 @pytest.fixture(scope="session")
 def tiny_onnx_artifact(tmp_path_factory) -> Path:
     return write_tiny_onnx_artifact(tmp_path_factory.mktemp("tiny-onnx"))
+
+
+def trained_tiny_teacher(tmp: Path):
+    """The tiny suite's teacher, trained into an artifact store under `tmp`, and a Compressor on it (40
+    calibration examples): what the GPU-path tests convert and measure."""
+    from bench.build.compress import Compressor
+    from bench.build.pipeline import build_teacher
+    from bench.data.load import load_task_data
+    from bench.spec.suite import load_suite
+    from bench.store.artifacts import ArtifactStore
+
+    path = tmp / "suite.yaml"
+    path.write_text(TINY_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=160, n_eval=64)
+                    + "quantize: {calibration_samples: 40}\n")
+    suite = load_suite(path)
+    data = load_task_data(suite.data, suite.task, suite.seed)
+    store = ArtifactStore(tmp / "artifacts")
+    return build_teacher(suite, data, store, suite.seed), Compressor(suite, data, store)

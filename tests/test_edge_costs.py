@@ -107,6 +107,7 @@ def edge_run(tmp_path_factory):
     return run_suite(suite, root / "results", run_id="r", cache_dir=root / "cache")
 
 
+@pytest.mark.slow  # shares one tiny-suite run with cold starts (~25 s)
 def test_rows_carry_cold_start_end_to_end_and_energy(edge_run):
     [row] = read_rows(edge_run)
     assert row["status"] == "ok", row.get("error")
@@ -128,6 +129,7 @@ def test_rows_carry_cold_start_end_to_end_and_energy(edge_run):
         assert row["energy_status"] == "measured" and row["energy_mj_per_inference"] >= 0
 
 
+@pytest.mark.slow  # shares one tiny-suite run with cold starts (~25 s)
 def test_a_cold_start_that_fails_is_an_entry_with_the_reason_not_a_hang(edge_run, tmp_path):
     spec = ChildSpec.model_validate_json(next((edge_run / "logs").glob("*.cold-start.spec.json")).read_bytes())
     broken = tmp_path / "broken"
@@ -142,6 +144,7 @@ def test_a_cold_start_that_fails_is_an_entry_with_the_reason_not_a_hang(edge_run
     assert part.cold_start_error.startswith("start 1: exit code 1: ") and "log:" in part.cold_start_error
 
 
+@pytest.mark.slow  # shares one tiny-suite run with cold starts (~25 s)
 def test_report_check_and_compare_read_them(edge_run, tmp_path):
     from bench.gate.check import NOT_MEASURED, check_run
     from bench.gate.compare import compare_runs, parse_tolerances

@@ -169,22 +169,9 @@ def test_cuda_libraries_are_preloaded_only_without_torch(monkeypatch):
 # ---------------------------------------------------------------- the INT8 engine's source graph
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from conftest import FIXTURE_DATA, TINY_SUITE
+    from conftest import trained_tiny_teacher
 
-    from bench.build.compress import Compressor
-    from bench.build.pipeline import build_teacher
-    from bench.data.load import load_task_data
-    from bench.spec.suite import load_suite
-    from bench.store.artifacts import ArtifactStore
-
-    tmp = tmp_path_factory.mktemp("gpu-paths")
-    path = tmp / "suite.yaml"
-    path.write_text(TINY_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=160, n_eval=64)
-                    + "quantize: {calibration_samples: 40}\n")
-    suite = load_suite(path)
-    data = load_task_data(suite.data, suite.task, suite.seed)
-    store = ArtifactStore(tmp / "artifacts")
-    return build_teacher(suite, data, store, suite.seed), Compressor(suite, data, store)
+    return trained_tiny_teacher(tmp_path_factory.mktemp("gpu-paths"))
 
 
 def test_int8_engine_source_is_fp16_around_its_qdq_nodes(trained):
