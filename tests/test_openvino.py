@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURE_DATA, TINY_SUITE
 
+from bench.backends.openvino.format import cpu_capabilities
 from bench.plan import make_plan
 from bench.spec.suite import load_suite
 
@@ -21,9 +22,13 @@ needs_nncf = pytest.mark.skipif(not (HAS_OPENVINO and HAS_NNCF),
                                 reason="openvino and nncf are not installed (pip install '.[openvino]')")
 
 OV_SUITE = TINY_SUITE.replace(
+    # Trained until it fits its train rows: the held-out train examples accuracy control validates on are
+    # then ones it gets right, and quantization can cost some (an untrained model predicts one class).
+    "finetune: {{epochs: 1, lr: 1.0e-3,", "finetune: {{epochs: 12, lr: 3.0e-3,").replace(
     "  - {{model: [teacher, student], format: [pytorch, onnx], precision: fp32, device: cpu}}",
-    "  - {{model: teacher, format: openvino, precision: [fp32, int8-static], device: cpu}}",
-) + "quantize: {{calibration_samples: 40}}\n"
+    "  - {{model: teacher, format: openvino, precision: [fp32, bf16, int8-static], quant: [default, accuracy-control], "
+    "device: cpu}}",
+) + "quantize: {{calibration_samples: 40, accuracy_control: {{validation_samples: 60}}}}\n"
 
 
 def _suite_file(root):
@@ -39,6 +44,35 @@ def test_the_plan_skips_openvino_with_the_reason_when_it_is_not_installed(tmp_pa
     assert plan.variants == []
     assert {s.reason for s in plan.skipped} == {
         "openvino: the package is not installed (pip install 'bench-bert[openvino]')"}
+
+
+def test_accuracy_control_is_an_openvino_recipe_each_format_ignoring_the_others_names(tmp_path):
+    from bench.common.errors import BenchError
+
+    onnx_only = OV_SUITE.replace("format: openvino,", "format: onnx,")
+    (tmp_path / "a.yaml").write_text(onnx_only.format(data=FIXTURE_DATA / "sst2", n_train=160, n_eval=48))
+    with pytest.raises(BenchError, match=r"variants\[0\]\.quant: 'accuracy-control' is an OpenVINO recipe"):
+        load_suite(tmp_path / "a.yaml")
+    both = OV_SUITE.replace("format: openvino, precision: [fp32, bf16, int8-static], quant: [default, accuracy-control]",
+                            "format: [onnx, openvino], precision: int8-static, quant: [default, per-channel, "
+                            "accuracy-control]")
+    (tmp_path / "b.yaml").write_text(both.format(data=FIXTURE_DATA / "sst2", n_train=160, n_eval=48))
+    ids = {v.id for v in make_plan(load_suite(tmp_path / "b.yaml")).variants}
+    assert ids == {"teacher-onnx-int8-static-minmax-cpu-t1", "teacher-onnx-int8-static-minmax+per-channel-cpu-t1",
+                   "teacher-openvino-int8-static-cpu-t1", "teacher-openvino-int8-static+accuracy-control-cpu-t1"}
+
+
+def test_half_precision_is_skipped_with_the_reason_where_the_cpu_lacks_it(tmp_path, monkeypatch):
+    from bench.backends.openvino import format as ov_format
+
+    if not HAS_OPENVINO:
+        pytest.skip("openvino is not installed (pip install '.[openvino]')")
+    monkeypatch.setattr(ov_format, "cpu_capabilities", lambda: frozenset({"FP32", "INT8"}))
+    plan = make_plan(load_suite(_suite_file(tmp_path)))
+    [skipped] = plan.skipped
+    assert skipped.variant.precision == "bf16" and "lists no BF16 in OPTIMIZATION_CAPABILITIES (FP32, INT8)" in \
+        skipped.reason
+    assert "teacher-openvino-fp32-cpu-t1" in {v.id for v in plan.variants}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +93,8 @@ def built(tmp_path_factory):
     teacher = build_teacher(suite, data, store, suite.seed)
     c = Compressor(suite, data, store)
     return {"root": root, "suite": suite, "data": data, "teacher": teacher, "compressor": c,
-            "fp32": recipes.ir(c, teacher, "fp32"), "int8": recipes.ir(c, teacher, "int8-static")}
+            "fp32": recipes.ir(c, teacher, "fp32"), "int8": recipes.ir(c, teacher, "int8-static"),
+            "ac": recipes.ir(c, teacher, "int8-static", "accuracy-control")}
 
 
 @needs_openvino
@@ -96,7 +131,7 @@ def test_int8_is_nncf_calibrated_on_the_static_onnx_examples_with_parity(built):
 
 
 @needs_nncf
-def test_a_second_build_reuses_both_artifacts_under_the_same_keys(built):
+def test_a_second_build_reuses_the_artifacts_under_the_same_keys(built):
     from bench.backends.openvino import recipes
     from bench.build.compress import Compressor
     from bench.store.artifacts import ArtifactStore
@@ -104,8 +139,9 @@ def test_a_second_build_reuses_both_artifacts_under_the_same_keys(built):
     # A fresh store object on the same folder: what a second `bench run` sees.
     store = ArtifactStore(built["root"] / "cache")
     c = Compressor(built["suite"], built["data"], store)
-    for precision, first in (("fp32", built["fp32"]), ("int8-static", built["int8"])):
-        again = recipes.ir(c, built["teacher"], precision)
+    for precision, quant, first in (("fp32", "", built["fp32"]), ("int8-static", "", built["int8"]),
+                                    ("int8-static", "accuracy-control", built["ac"])):
+        again = recipes.ir(c, built["teacher"], precision, quant)
         assert again.reused and (again.kind, again.key, again.path) == (first.kind, first.key, first.path)
 
 
@@ -139,15 +175,24 @@ def test_tiny_teacher_end_to_end_through_the_measuring_child(built):
 
     root = built["root"]
     run = run_suite(root / "suite.yaml", root / "results", run_id="r", cache_dir=root / "cache")
-    rows = {r["precision"]: r for r in read_rows(run) if r["format"] == "openvino"}
-    assert set(rows) == {"fp32", "int8-static"}
-    for row in rows.values():
+    rows = {r["variant_id"].split("-", 2)[2].rsplit("-cpu", 1)[0]: r for r in read_rows(run)
+            if r["format"] == "openvino"}
+    has_bf16 = "BF16" in cpu_capabilities()
+    assert set(rows) == {"fp32", "int8-static", "int8-static+accuracy-control"} | ({"bf16"} if has_bf16 else set())
+    for name, row in rows.items():
         assert row["status"] == "ok", row.get("error")
-        assert row["inference_precision"] == "f32"  # the compiled model's own value, read back in the child
+        # the compiled model's own value, read back in the child: a row that ran bf16 says bf16
+        assert row["inference_precision"] == ("bf16" if name == "bf16" else "f32")
+        assert row["openvino_config"]["inference_precision"] == row["inference_precision"]
+        assert row["openvino_config"]["performance_hint"] == "LATENCY"
+        assert row["openvino_config"]["inference_num_threads"] == 1 and row["openvino_config"]["openvino"]
         assert row["latency_p50_ms"] > 0 and row["size_mb"] > 0 and row["params"] > 0
         assert row["parity_max_abs_diff"] is not None and 0 <= row["score"] <= 1
     assert rows["int8-static"]["calibration_samples"] == 40
     assert rows["fp32"]["artifact"] == built["fp32"].path.name  # the cached IR, not a rebuild
+    ac = rows["int8-static+accuracy-control"]
+    assert ac["accuracy_control"] == built["ac"].info["accuracy_control"]
+    assert ac["quant_nodes_excluded"] == built["ac"].info["nodes_excluded"]
 
 
 @needs_nncf
@@ -167,7 +212,89 @@ def test_nncf_telemetry_is_off_in_bench():
     """NNCF consents to its own telemetry when no consent file exists; bench withdraws it for its process."""
     import nncf.telemetry.wrapper as wrapper
 
-    from bench.backends.openvino.recipes import _nncf_without_telemetry
+    from bench.backends.openvino.recipes import nncf_without_telemetry
 
-    _nncf_without_telemetry()
+    nncf_without_telemetry()
     assert wrapper.telemetry._impl.consent is False
+
+
+@needs_nncf
+def test_accuracy_control_validates_on_held_out_train_examples_and_records_what_it_saw(built):
+    from bench.backends.openvino import recipes
+    from bench.backends.openvino.accuracy_control import Validator
+
+    art, c = built["ac"], built["compressor"]
+    assert art.kind == "openvino-int8-accuracy-control-teacher"
+    facts = art.info["accuracy_control"]
+    assert (facts["max_drop_pts"], facts["validation_samples"], facts["metric"]) == (1.0, 60, "accuracy")
+    # The validation examples: train examples after the calibration ones, none of them a calibration or
+    # eval example.
+    held, calibration = c.held_out_texts(60), c.calibration_texts()
+    dev = set(built["data"].texts("validation").first)
+    assert not (set(held.first) & set(calibration.first)) and not (set(held.first) & dev)
+    # The recorded scores are the metric of each IR on those examples at f32, recomputed here.
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(built["fp32"].path)
+    items = list(zip(recipes.encode_each(c, held, tok, ["input_ids", "attention_mask", "token_type_ids"]),
+                     c.held_out_labels(60), strict=True))
+    v = Validator(built["data"].task)
+    xml = recipes.MODEL_XML
+    assert facts["fp32_score"] == v.score(built["fp32"].path / xml, items)
+    assert facts["int8_score_before"] == v.score(built["int8"].path / xml, items)  # NNCF's PTQ = the plain recipe
+    assert facts["int8_score"] == v.score(art.path / xml, items)
+    assert facts["drop_pts"] == round(100 * (facts["fp32_score"] - facts["int8_score"]), 3)
+    _check_reverted(art, built["int8"])
+
+
+def _check_reverted(art, plain):
+    """NNCF returns ops to float exactly when the plain quantization missed the bar, and then until it fits
+    (or none is left); the ops recorded are the plain recipe's quantized ops the result no longer quantizes."""
+    from bench.backends.openvino import recipes
+
+    facts = art.info["accuracy_control"]
+    plain_ops = recipes.quantized_ops(plain.path / recipes.MODEL_XML)
+    now = recipes.quantized_ops(art.path / recipes.MODEL_XML)
+    assert art.info["nodes_excluded"] == sorted(plain_ops - now) and now <= plain_ops
+    missed = 100 * (facts["fp32_score"] - facts["int8_score_before"]) > facts["max_drop_pts"]
+    assert (facts["reverted_ops"] > 0) == missed, facts
+    assert facts["drop_pts"] <= facts["max_drop_pts"] or not now, facts
+
+
+@pytest.mark.slow
+@needs_nncf
+def test_accuracy_control_returns_ops_to_float_when_int8_misses_the_bar(tmp_path):
+    """STS-B (Pearson, continuous: any INT8 noise moves it) with a bar of zero: the plain INT8 misses it, and
+    NNCF returns ops to float until the metric is back (or every op is)."""
+    from glue_fixtures import write_glue_fixture
+
+    from bench.backends.openvino import recipes
+    from bench.build.compress import Compressor
+    from bench.build.pipeline import build_teacher
+    from bench.data.load import load_task_data
+    from bench.store.artifacts import ArtifactStore
+
+    write_glue_fixture("stsb", tmp_path / "stsb", n_train=160, n_dev=24)
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(f"""
+name: ac-stsb
+task: stsb
+data: {{path: "{tmp_path / 'stsb'}", max_length: 32}}
+teacher:
+  source: tiny:layers=1,hidden=32,heads=2,intermediate=64,vocab=300
+  finetune: {{epochs: 6, lr: 3.0e-3, batch_size: 16, logging_steps: 50}}
+variants:
+  - {{model: teacher, format: openvino, precision: int8-static, quant: accuracy-control}}
+quantize: {{calibration_samples: 40, accuracy_control: {{max_drop_pts: 0, validation_samples: 100}}}}
+measure: {{parity_samples: 8}}
+""")
+    suite = load_suite(suite_file)
+    data = load_task_data(suite.data, suite.task_def, suite.seed)
+    store = ArtifactStore(tmp_path / "cache")
+    c = Compressor(suite, data, store)
+    teacher = build_teacher(suite, data, store, suite.seed)
+    art = recipes.ir(c, teacher, "int8-static", "accuracy-control")
+    facts = art.info["accuracy_control"]
+    assert facts["metric"] == "pearson" and facts["validation_samples"] == 100
+    _check_reverted(art, recipes.ir(c, teacher, "int8-static"))
+    assert facts["reverted_ops"] > 0, facts  # Pearson moved under INT8 on this model: the restoring path ran

@@ -47,7 +47,7 @@ def test_unimplemented_and_unavailable_are_skipped_with_reason(write_suite, tmp_
     reasons = {s.variant.id: s.reason for s in plan.skipped}
     # int8-static expands over the suite's calibrators (default: minmax) and runs on CPU.
     assert {v.id for v in plan.variants} >= {"student-onnx-int8-static-minmax-cpu-t1"}
-    assert "planned for cuda devices only" in reasons["student-pytorch-fp16-cpu-t1"]
+    assert "fp16 on cpu: pytorch plans it for cuda devices only" in reasons["student-pytorch-fp16-cpu-t1"]
     import torch
 
     if not torch.cuda.is_available():

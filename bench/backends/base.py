@@ -36,6 +36,8 @@ class Format:
     # Precisions whose artifact is a graph of quantized nodes the sensitivity pass can keep in float one
     # by one (bench/tune/node_ranking.py).
     node_quantized_precisions: ClassVar[frozenset[str]] = frozenset()
+    # fp16/bf16 the format runs on a CPU (the plan skips the others there: they are planned for cuda).
+    cpu_half_precisions: ClassVar[frozenset[str]] = frozenset()
 
     def converts_at_load(self, precision: str) -> bool:
         """The runtime converts the trained weights when it loads them: the artifact's size on disk is not

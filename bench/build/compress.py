@@ -26,6 +26,7 @@ from bench.backends.onnx import recipes as onnx_recipes
 from bench.backends.pytorch import recipes as pytorch_recipes
 from bench.backends.tensorrt import recipes as tensorrt_recipes
 from bench.data.load import TaskData
+from bench.data.splits import split_texts
 from bench.schema.variant import Variant
 from bench.spec.measure import DEFAULT_THREADS
 from bench.spec.suite import Suite
@@ -40,8 +41,6 @@ CONVERTERS = ["torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxr
 class Compressor:
     def __init__(self, suite: Suite, data: TaskData, store: ArtifactStore):
         self.suite, self.data, self.store = suite, data, store
-        from bench.data.splits import split_texts
-
         # The first parity_samples examples of the primary eval split (all of them when 0).
         self.parity_texts = split_texts(data, "validation").head(suite.measure.parity_samples or None)
         self.max_length = suite.data.max_length
@@ -74,19 +73,27 @@ class Compressor:
         start = self.suite.quantize.calibration_samples
         return self._train_slice(start, start + n)
 
+    def held_out_labels(self, n: int) -> list:
+        """The labels of held_out_texts(n), in the same order."""
+        labels = self.data.labels("train")
+        start = self.suite.quantize.calibration_samples
+        return [labels[i] for i in self._train_positions(start, start + n)]
+
     def _train_slice(self, start: int, stop: int) -> Texts:
+        return split_texts(self.data, "train").take(self._train_positions(start, stop))
+
+    def _train_positions(self, start: int, stop: int) -> list[int]:
         import random
 
-        from bench.data.splits import eval_splits, split_texts
+        from bench.data.splits import eval_splits
 
         train = split_texts(self.data, "train")
         dev = {s.texts.example(i) for s in eval_splits(self.data) for i in range(len(s.texts))}
         order = list(range(len(train)))
         random.Random(self.suite.seed).shuffle(order)
         picked = [i for i in order if train.example(i) not in dev][start:stop]
-        texts = train.take(picked)
-        assert not dev.intersection(texts.example(i) for i in range(len(texts)))
-        return texts
+        assert not dev.intersection(train.example(i) for i in picked)
+        return picked
 
     def calibration_sentences(self) -> list[str]:
         """The calibration examples as one string each (Texts.joined)."""

@@ -140,6 +140,7 @@ def _measure(spec: ChildSpec, sampler, rss_before: int, loaded: dict | None) -> 
         row["ort_session_options"] = runtime.session_options
     if getattr(runtime, "inference_precision", None):
         row["inference_precision"] = runtime.inference_precision  # OpenVINO: what the compiled model runs at
+        row["openvino_config"] = runtime.compile_config
     # Which cores the child may run on: with fewer cores than threads, numbers are not comparable.
     row["cpu_affinity"] = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     row["interop_threads"] = 1

@@ -32,8 +32,8 @@ class Plan:
 def _skip_reason(v: Variant, measure: MeasureConfig) -> str | None:
     """Device-wide reasons first (no GPU, half precision on CPU), then the format's own."""
     fmt = backends.get(v.format)
-    if v.device == "cpu" and v.precision in ("fp16", "bf16"):
-        return f"{v.precision} on cpu: planned for cuda devices only"
+    if v.device == "cpu" and v.precision in ("fp16", "bf16") and v.precision not in fmt.cpu_half_precisions:
+        return f"{v.precision} on cpu: {v.format} plans it for cuda devices only"
     if v.device == "cuda" and not probes.cuda_available():
         return "cuda: no GPU (torch.cuda.is_available() is False)"
     return fmt.skip_reason(v, measure)

@@ -94,6 +94,7 @@ def _artifact_facts(artifact, fmt, size_bytes: int | None) -> ArtifactFacts:
         quant_format=info.get("quant_format") or _older_int8_format(artifact.kind),
         quant_op_types=info.get("op_types"),
         quant_nodes_excluded=info.get("nodes_excluded", [] if _older_int8_format(artifact.kind) else None),
+        accuracy_control=info.get("accuracy_control"),
         calibration_hash=info.get("calibration_hash"), calibration_samples=info.get("calibration_samples"))
 
 

@@ -89,8 +89,13 @@ class ArtifactFacts(Part):
     quant_format: str | None = f("ONNX INT8 rows: `qdq` (static, Quantize/DequantizeLinear pairs) or `qoperator` "
                                  "(integer operators; dynamic INT8 always)", None)
     quant_op_types: list[str] | None = f("ONNX INT8 rows: the op types quantized when not the default list", None)
-    quant_nodes_excluded: list[str] | None = f("ONNX INT8 rows: nodes kept in float (`nodes_to_exclude`, or "
-                                               "`bench tune`'s sensitivity pass)", None)
+    quant_nodes_excluded: list[str] | None = f("INT8 rows: nodes kept in float (ONNX: `nodes_to_exclude`, or "
+                                               "`bench tune`'s sensitivity pass; OpenVINO accuracy control: the "
+                                               "ops NNCF returned to float)", None)
+    accuracy_control: dict[str, Any] | None = f(
+        "OpenVINO `+accuracy-control` rows: NNCF's bar and what it saw on the held-out train examples it "
+        "validated on: `max_drop_pts`, `validation_samples`, `metric`, `fp32_score`, `int8_score_before` (plain "
+        "quantization), `int8_score` (returned model), `drop_pts`, `reverted_ops`", None)
     calibration_hash: str | None = f("int8-static: sha256 of the calibration texts", None)
     calibration_samples: int | None = f("int8-static: how many train examples calibrated", None)
 
@@ -121,6 +126,9 @@ class RuntimeFacts(Part):
         "`enable_mem_pattern`, `enable_mem_reuse`, the provider's options, `io_binding`", None)
     inference_precision: str | None = f("OpenVINO rows: the precision the compiled model runs its float ops at, "
                                         "read back from it, not the hint asked for (`f32`, `bf16`, `f16`)", None)
+    openvino_config: dict[str, Any] | None = f(
+        "OpenVINO rows: what the compiled model reports: `device`, `openvino` (version), `performance_hint`, "
+        "`num_streams`, `inference_num_threads`, `inference_precision`", None)
 
 
 class TaskMetrics(Part):

@@ -36,6 +36,21 @@ BUILTIN_RECIPES: dict[str, QuantRecipe] = {
     "per-channel": QuantRecipe(per_channel=True),
     "qoperator": QuantRecipe(quant_format="qoperator"),
 }
+# OpenVINO's recipes (format openvino, precision int8-static): NNCF's, not ORT's quantizer, so they are names
+# rather than QuantRecipes. `accuracy-control`: nncf.quantize_with_accuracy_control (`quantize.accuracy_control`).
+OPENVINO_RECIPES = ("accuracy-control",)
+
+
+class AccuracyControlConfig(_Strict):
+    """OpenVINO `quant: accuracy-control`: NNCF quantizes, measures the drop against the same model's FP32 IR on
+    held-out train examples, and returns the ops that cost the most to float until the drop fits."""
+
+    # NNCF's max_drop, absolute, in points x100 of the task's primary metric (1.0: 0.01 accuracy).
+    max_drop_pts: Annotated[float, Field(ge=0, le=100)] = 1.0
+    # Held-out train examples NNCF validates on: after the calibration ones in the same shuffle, never an
+    # eval example (bench tune's sensitivity pass ranks on the same ones).
+    validation_samples: PositiveInt = 300
+    max_reverted_ops: PositiveInt | None = None  # NNCF's max_num_iterations: ops it may return; default: any
 
 
 class QuantizeConfig(_Strict):
@@ -66,6 +81,7 @@ class QuantizeConfig(_Strict):
     # this CPU at 512: 3.5 s (MiniLM student) to 7 s (teacher) per graph; at TensorRT's 2048: 26 to 52 s.
     entropy_bins: Annotated[int, Field(ge=256, le=8192)] = 512
     recipes: dict[RecipeName, QuantRecipe] = {}  # named variations, picked per variants line with `quant:`
+    accuracy_control: AccuracyControlConfig = AccuracyControlConfig()  # OpenVINO's `quant: accuracy-control`
 
     _lists = field_validator("calibrators", mode="before")(classmethod(lambda cls, v: _as_list(v)))
 
@@ -73,7 +89,7 @@ class QuantizeConfig(_Strict):
     def _recipe_names(self) -> QuantizeConfig:
         if "default" in self.recipes:
             raise ValueError("recipes: 'default' names the suite-wide settings, pick another name")
-        taken = sorted(set(self.recipes) & set(BUILTIN_RECIPES))
+        taken = sorted(set(self.recipes) & {*BUILTIN_RECIPES, *OPENVINO_RECIPES})
         if taken:  # one name, one graph: `+per-channel` means the same in every suite that compares
             raise ValueError(f"recipes: {taken[0]!r} is a built-in recipe, pick another name")
         return self

@@ -37,6 +37,8 @@ from bench.spec.messages import _format_error, _key
 from bench.spec.names import FORMAT_NAMES, PRECISIONS
 from bench.spec.quantize import (  # noqa: F401  (re-exported: the schema is one namespace)
     BUILTIN_RECIPES,
+    OPENVINO_RECIPES,
+    AccuracyControlConfig,
     Calibrator,
     QuantizeConfig,
     QuantRecipe,
@@ -76,8 +78,9 @@ class VariantSpec(_Strict):
     # skip-layernorm, gelu) before quantization/conversion. Other formats ignore it.
     graph: list[Graph] = ["plain"]
     threads: list[Annotated[int, Field(gt=0, le=1024)]] | None = None  # overrides measure.threads for this line
-    # ONNX INT8 only: quantizer recipes (`default`: the suite-wide `quantize:` settings, or a name under
-    # `quantize.recipes`, or a built-in: per-channel, qoperator). Other variants ignore it.
+    # INT8 recipes. ONNX: `default` (the suite-wide `quantize:` settings), a name under `quantize.recipes`, or a
+    # built-in (per-channel, qoperator). OpenVINO int8-static: `default` (NNCF's PTQ) or `accuracy-control`
+    # (`quantize.accuracy_control`). Each format ignores the other's names; other variants ignore them all.
     quant: list[RecipeName | Literal["default"]] = ["default"]
 
     _lists = field_validator("model", "format", "precision", "device", "graph", "threads", "quant",
@@ -167,9 +170,14 @@ class Suite(_Strict):
                         raise ValueError(f"{where}[{i}].model: unknown model {model!r} "
                                          f"(this suite defines: {', '.join(sorted(known))})")
                 for name in spec.quant:
-                    if name != "default" and name not in self.quantize.all_recipes:
+                    if name in OPENVINO_RECIPES:
+                        if "openvino" not in spec.format:
+                            raise ValueError(f"{where}[{i}].quant: {name!r} is an OpenVINO recipe (NNCF's); this "
+                                             f"line has no format openvino")
+                    elif name != "default" and name not in self.quantize.all_recipes:
+                        known = sorted([*self.quantize.all_recipes, *OPENVINO_RECIPES])
                         raise ValueError(f"{where}[{i}].quant: unknown recipe {name!r} (quantize.recipes and "
-                                         f"the built-ins define: {', '.join(sorted(self.quantize.all_recipes))})")
+                                         f"the built-ins define: {', '.join(known)})")
         return self
 
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.backends.base import Format
+from bench.spec.quantize import OPENVINO_RECIPES
 
 
 class OnnxFormat(Format):
@@ -23,7 +24,8 @@ class OnnxFormat(Format):
     def quant_recipes(self, precision, names):
         if precision not in ("int8-dynamic", "int8-static"):
             return [""]
-        return list(dict.fromkeys("" if n == "default" else n for n in names))
+        # OpenVINO's recipe names are NNCF's, not ORT recipes: ignored here, as ORT's are there.
+        return list(dict.fromkeys("" if n == "default" else n for n in names if n not in OPENVINO_RECIPES)) or [""]
 
     def skip_reason(self, variant, measure):
         from bench.backends.probes import gpu_mismatches, ort_providers

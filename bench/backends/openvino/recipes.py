@@ -2,7 +2,9 @@
 PyTorch source (like every recipe, bench/build/compress.py):
 
     ir fp32         openvino.convert_model(the ONNX export) -> openvino_model.xml/.bin, FP32 weights
+    ir bf16, fp16   the FP32 IR's files (hard links), parity-checked at that inference precision
     ir int8-static  nncf.quantize(the FP32 IR, train calibration examples, transformer preset)
+    ir int8-static+accuracy-control   nncf.quantize_with_accuracy_control (accuracy_control.py)
 
 Why from the ONNX export rather than optimum-intel's export (OVModelForSequenceClassification): the ONNX
 recipe's graph is already parity-checked and cached, so the IR is that graph and nothing else (the
@@ -29,7 +31,7 @@ NNCF_MODEL_TYPE = "transformer"
 CALIBRATION_BATCH = 1  # one example per calibration item, unpadded: the shapes SingleStream runs
 
 
-def _versions() -> dict:
+def versions() -> dict:
     from bench.store.envinfo import library_versions
 
     # Not in the Compressor's CONVERTERS: adding them there would change every existing artifact's key.
@@ -55,11 +57,11 @@ def fp32(c: Compressor, model: Artifact) -> Artifact:
                 **c.parity(model, out, "openvino", kind, atol)}
 
     spec = {"converter": "openvino.convert_model(onnx)", "compress_to_fp16": False, "parity_atol": atol,
-            "openvino_libs": _versions(), **c.parity_spec()}
+            "openvino_libs": versions(), **c.parity_spec()}
     return c.store.get_or_build(kind, spec, [graph], build)
 
 
-def _nncf_without_telemetry():
+def nncf_without_telemetry():
     """nncf, with its usage telemetry off for this process. NNCF sends events to Google Analytics unless a
     consent file in ~/intel says no (it creates its telemetry with the opt-in dialog disabled); bench sends
     nothing anywhere and writes nothing to the user's home, so it withdraws the consent in memory."""
@@ -72,17 +74,49 @@ def _nncf_without_telemetry():
     return nncf
 
 
-def calibration_inputs(c: Compressor, tokenizer, input_names: list[str]) -> list[dict]:
-    """The compressor's calibration examples (the train examples static ONNX INT8 calibrates on), one
-    tokenised example per item, as the IR's int64 inputs."""
+def encode_each(c: Compressor, texts, tokenizer, input_names: list[str]) -> list[dict]:
+    """One tokenised example per item, unpadded (the shapes SingleStream runs), as the IR's int64 inputs."""
     import numpy as np
 
-    texts = c.calibration_texts()
     items = []
     for i in range(len(texts)):
         enc = texts.take([i]).encode(tokenizer, truncation=True, max_length=c.max_length, return_tensors="np")
         items.append({k: np.ascontiguousarray(enc[k], dtype=np.int64) for k in input_names})
     return items
+
+
+def calibration_inputs(c: Compressor, tokenizer, input_names: list[str]) -> list[dict]:
+    """The compressor's calibration examples (the train examples static ONNX INT8 calibrates on)."""
+    return encode_each(c, c.calibration_texts(), tokenizer, input_names)
+
+
+def half(c: Compressor, model: Artifact, precision: str) -> Artifact:
+    """bf16 or fp16: the FP32 IR run at that inference precision. The files are the FP32 IR's (hard links
+    where the file system allows); the artifact of its own holds the parity measured at that precision."""
+    from bench.backends.openvino.runtime import INFERENCE_PRECISION
+
+    base = fp32(c, model)
+    kind = f"openvino-{precision}-{model.kind}"
+
+    def build(out: Path) -> dict:
+        import os
+        import shutil
+
+        import openvino as ov
+
+        from bench.store.artifacts import MANIFEST
+
+        for f in base.path.iterdir():
+            if f.is_file() and f.name != MANIFEST:
+                try:
+                    os.link(f, out / f.name)
+                except OSError:
+                    shutil.copy2(f, out / f.name)
+        return {"openvino_version": ov.get_version(), "inference_precision": INFERENCE_PRECISION[precision],
+                **c.parity(model, out, "openvino", kind, None, precision=precision)}
+
+    spec = {"inference_precision": INFERENCE_PRECISION[precision], "openvino_libs": versions(), **c.parity_spec()}
+    return c.store.get_or_build(kind, spec, [base], build)
 
 
 def int8_static(c: Compressor, model: Artifact) -> Artifact:
@@ -98,7 +132,7 @@ def int8_static(c: Compressor, model: Artifact) -> Artifact:
         import openvino as ov
         from transformers import AutoTokenizer
 
-        nncf = _nncf_without_telemetry()
+        nncf = nncf_without_telemetry()
 
         copy_sidecars(base.path, out)
         ov_model = ov.Core().read_model(str(base.path / MODEL_XML))
@@ -114,8 +148,18 @@ def int8_static(c: Compressor, model: Artifact) -> Artifact:
 
     spec = {"quantizer": "nncf.quantize", "model_type": NNCF_MODEL_TYPE, "calibration": calibration_hash(texts),
             "calibration_samples": len(texts), "calibration_batch": CALIBRATION_BATCH,
-            "max_length": c.max_length, "openvino_libs": _versions(), **c.parity_spec()}
+            "max_length": c.max_length, "openvino_libs": versions(), **c.parity_spec()}
     return c.store.get_or_build(kind, spec, [base], build)
+
+
+def quantized_ops(xml: Path) -> set[str]:
+    """Names of the ops an input of which comes through a FakeQuantize (NNCF's INT8 ops), from the saved IR."""
+    import openvino as ov
+
+    return {op.get_friendly_name() for op in ov.Core().read_model(str(xml)).get_ordered_ops()
+            if op.get_type_name() not in ("FakeQuantize", "FakeConvert")
+            and any(i.get_source_output().get_node().get_type_name() in ("FakeQuantize", "FakeConvert")
+                    for i in op.inputs())}
 
 
 def int8_facts(xml: Path) -> dict:
@@ -133,5 +177,11 @@ def int8_facts(xml: Path) -> dict:
             "int8_matmul_coverage_pct": round(100 * q / len(matmuls), 1) if matmuls else None}
 
 
-def ir(c: Compressor, model: Artifact, precision: str) -> Artifact:
+def ir(c: Compressor, model: Artifact, precision: str, quant: str = "") -> Artifact:
+    if precision == "int8-static" and quant == "accuracy-control":
+        from bench.backends.openvino.accuracy_control import int8_accuracy_control
+
+        return int8_accuracy_control(c, model)
+    if precision in ("bf16", "fp16"):
+        return half(c, model, precision)
     return {"fp32": fp32, "int8-static": int8_static}[precision](c, model)

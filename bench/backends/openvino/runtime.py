@@ -17,7 +17,7 @@ import openvino as ov
 
 # The inference precision each variant precision runs its float ops at. int8-static: NNCF's INT8 ops, and
 # the ops left in float at f32 as ONNX Runtime's static INT8 runs them (bf16 would be a variant of its own).
-INFERENCE_PRECISION = {"fp32": "f32", "int8-static": "f32"}
+INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8-static": "f32"}
 
 
 def _type_name(value) -> str:
