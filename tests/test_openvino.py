@@ -298,3 +298,69 @@ measure: {{parity_samples: 8}}
     assert facts["metric"] == "pearson" and facts["validation_samples"] == 100
     _check_reverted(art, recipes.ir(c, teacher, "int8-static"))
     assert facts["reverted_ops"] > 0, facts  # Pearson moved under INT8 on this model: the restoring path ran
+
+
+def _encodings(built, n: int = 12) -> tuple:
+    from bench.backends.tokenizer import FastTokenizer  # the measuring child's tokenizer
+
+    tok = FastTokenizer(built["fp32"].path)
+    texts = built["data"].texts("validation").head(n)
+    return tok, texts
+
+
+@needs_openvino
+def test_offline_runs_in_the_throughput_hint_with_the_latency_paths_outputs(built):
+    from bench.backends.openvino.runtime import OpenVinoRuntime
+    from bench.scenarios.offline import measure_offline, offline_batches
+
+    runtime = OpenVinoRuntime(built["fp32"].path / "openvino_model.xml", threads=2, precision="fp32")
+    tp = runtime.for_throughput()
+    assert tp.config["performance_hint"] == "THROUGHPUT" and tp.config["inference_precision"] == "f32"
+    assert tp.config["inference_num_threads"] == 2 and tp.config["num_streams"] >= 1 and tp.config["infer_requests"] >= 1
+    tok, texts = _encodings(built)
+    natives = [runtime.prepare(b) for b in offline_batches(tok, texts, 48, 4, sort_by_length=True)]
+    outs = tp.run_all(natives, keep_outputs=True)
+    for x, out in zip(natives, outs, strict=True):  # every batch, in order, through the queue
+        np.testing.assert_allclose(out, runtime.logits(runtime.run(x)), atol=1e-5)
+    [entry] = measure_offline(runtime, tok, texts, 48, {"batch_sizes": [4], "sort_by_length": True, "min_seconds": 0})
+    assert entry["runtime_config"] == tp.config and entry["samples"] == 12 and entry["samples_per_s"] > 0
+
+
+@needs_nncf
+def test_the_op_profile_reads_openvinos_performance_counters_by_layer_and_kernel_precision(built):
+    from bench.backends.openvino.runtime import OpenVinoRuntime
+    from bench.child.op_profile import profile_runtime
+    from bench.schema.op_kinds import by_kind
+
+    tok, texts = _encodings(built, 6)
+    kinds = {}
+    for name, precision in (("fp32", "fp32"), ("int8", "int8-static")):
+        runtime = OpenVinoRuntime(built[name].path / "openvino_model.xml", threads=1, precision=precision)
+        stream = [runtime.prepare(texts.take([i]).encode(tok)) for i in range(len(texts))]
+        out = profile_runtime(runtime, stream, calls=6)
+        assert out["op_profile_source"] == "openvino performance counters (CPU)" and out["op_profile_calls"] == 6
+        assert out["op_profile_kernel_ms"] > 0 and abs(sum(o["share_pct"] for o in out["op_profile"]) - 100) < 0.1
+        kinds[name] = by_kind(out["op_profile"])
+    # The FP32 IR's matmuls run float kernels; NNCF's INT8 IR runs its FullyConnected layers on i8 kernels.
+    assert kinds["fp32"]["float matmul"] > 0 and kinds["fp32"]["int8 matmul"] == 0
+    assert kinds["int8"]["int8 matmul"] > 0
+
+
+@needs_nncf
+def test_params_count_weights_not_nncfs_scales(built):
+    from bench.backends.openvino.runtime import OpenVinoRuntime
+
+    fp32 = OpenVinoRuntime(built["fp32"].path / "openvino_model.xml", 1, "fp32").params
+    int8 = OpenVinoRuntime(built["int8"].path / "openvino_model.xml", 1, "int8-static").params
+    # NNCF stores weights as int8 with per-channel dequantization scales, plus SmoothQuant's activation scales:
+    # the scales are not counted, so the INT8 IR has the FP32 one's weights and no more than 2 % besides.
+    assert fp32 <= int8 <= 1.02 * fp32, (fp32, int8)
+
+
+def test_openvino_layers_get_their_kind_from_the_layer_type_and_kernel_precision():
+    from bench.schema.op_kinds import kind_of
+
+    assert kind_of("FullyConnected (i8)") == "int8 matmul" and kind_of("FullyConnected (f32)") == "float matmul"
+    assert kind_of("FullyConnected (bf16)") == "float matmul" and kind_of("FakeQuantize (f32)") == "quantize/dequantize"
+    assert kind_of("Subgraph (i8)") == "fused" and kind_of("MVN (f32)") == "other"
+    assert kind_of("MatMul") == "float matmul" and kind_of("QLinearMatMul") == "int8 matmul"  # ORT's unchanged

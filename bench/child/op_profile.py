@@ -3,8 +3,9 @@
 ONNX Runtime: a second session on the same model with `enable_profiling` (the profiler slows every
 call, so the timed session never has it on), the kernel events (`cat: Node`, `*_kernel_time`) of the
 profiled calls summed per op type. PyTorch: `torch.profiler` (CPU activities) around the same calls,
-self time per operator. Both after warmup, at batch 1 over the real dev stream. TensorRT per-layer
-time needs an IProfiler and is not wired: its rows have no profile.
+self time per operator. OpenVINO: its performance counters (PERF_COUNT) on a second compilation, per
+executed layer type and kernel precision. All after warmup, at batch 1 over the real dev stream. TensorRT
+per-layer time needs an IProfiler and is not wired: its rows have no profile.
 
 Each op type has a kind, which is what explains a compression step:
 
@@ -83,12 +84,36 @@ def profile_torch(runtime, stream: list, calls: int, warmup: int = 5) -> dict:
     return summarise(total, counts, calls, "torch.profiler (CPU self time)")
 
 
+def profile_openvino(runtime, stream: list, calls: int, warmup: int = 5) -> dict:
+    """OpenVINO's performance counters: a second compilation with PERF_COUNT on (same threads, hint and
+    inference precision), real time per executed layer summed by layer type and the precision its kernel ran
+    at (`FullyConnected (i8)`: the plugin's fused layers, not the IR's ops)."""
+    from bench.backends.openvino.runtime import compile_for
+
+    compiled, _ = compile_for(runtime.core, runtime.model_path, runtime.device, runtime.threads, runtime.precision,
+                              "LATENCY", PERF_COUNT=True)
+    request = compiled.create_infer_request()
+    for i in range(warmup):
+        request.infer(stream[i % len(stream)], share_inputs=True)
+    total, counts = defaultdict(float), defaultdict(int)
+    for i in range(calls):
+        request.infer(stream[i % len(stream)], share_inputs=True)
+        for layer in request.get_profiling_info():  # this call's counters
+            if str(layer.status).endswith(".EXECUTED"):
+                op = f"{layer.node_type} ({layer.exec_type.rsplit('_', 1)[-1].lower()})"  # brgemm_avx512_I8 -> i8
+                total[op] += layer.real_time.total_seconds() * 1e3
+                counts[op] += 1
+    return summarise(total, counts, calls, f"openvino performance counters ({runtime.device})")
+
+
 def profile_runtime(runtime, stream: list, calls: int) -> dict:
     """The op profile of a loaded CPU runtime (bench.backends.runtime), or {} where none is wired (GPU, TensorRT)."""
     if runtime.name == "onnxruntime" and runtime.providers[0] == "CPUExecutionProvider":
         return profile_onnx(runtime, stream, calls)
     if runtime.name == "pytorch" and runtime.device.type == "cpu":
         return profile_torch(runtime, stream, calls)
+    if runtime.name == "openvino":
+        return profile_openvino(runtime, stream, calls)
     return {}
 
 

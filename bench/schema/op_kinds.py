@@ -14,7 +14,23 @@ _FUSED = {"Attention", "MultiHeadAttention", "SkipLayerNormalization", "SkipSimp
 _FLOAT_MATMUL = {"MatMul", "Gemm", "aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::baddbmm"}
 
 
+# OpenVINO's CPU plugin layers, named `<layer type> (<kernel precision>)` (bench/child/op_profile.py).
+_OV_MATMUL = {"FullyConnected", "FullyConnectedQuantizedLegacy", "FullyConnectedQuantized", "MatMul", "Gemm"}
+_OV_FUSED = {"Subgraph", "MHA", "ScaledDotProductAttention"}  # snippets (fused eltwise/attention), fused MHA
+_INT_PRECISIONS = {"i8", "u8", "i4", "u4"}
+
+
+def _openvino_kind(layer: str, precision: str) -> str:
+    if layer in _OV_MATMUL:
+        return "int8 matmul" if precision in _INT_PRECISIONS else "float matmul"
+    if layer == "FakeQuantize":
+        return "quantize/dequantize"
+    return "fused" if layer in _OV_FUSED else "other"
+
+
 def kind_of(op: str) -> str:
+    if op.endswith(")") and " (" in op:
+        return _openvino_kind(*op[:-1].split(" (", 1))
     if op in _QDQ:
         return "quantize/dequantize"
     if op in _INT8 or op.startswith(("QLinear", "quantized::")):

@@ -206,6 +206,8 @@ class OfflineEntry(Part):
     gpu_nvml_used_peak_mb: float | None = None
     gpu_nvml_process_peak_mb: float | None = None
     energy_mj_per_sample: float | None = None  # over the timed passes, where a counter is readable
+    # OpenVINO: the THROUGHPUT-hint compilation Offline ran in (streams, threads, requests in flight)
+    runtime_config: dict[str, Any] | None = None
 
 
 class Latency(Part):
@@ -241,7 +243,8 @@ class Latency(Part):
         "with `measure.offline`: one entry per batch size: the whole eval split with dynamic padding "
         "(tokenised untimed): `batch_size`, `sort_by_length`, `samples`, `batches`, `passes`, `wall_s`, "
         "`samples_per_s`, `tokens_per_s` (real), `padded_tokens_per_s`, `padding_pct`, and that pass's "
-        "`peak_rss_sampled_mb` and `energy_mj_per_sample` (where `energy_status` is `measured`)", None)
+        "`peak_rss_sampled_mb` and `energy_mj_per_sample` (where `energy_status` is `measured`); OpenVINO rows "
+        "run it with the THROUGHPUT hint and say so in `runtime_config`", None)
     energy_status: str | None = f("`measured`, or `unavailable: <why>` (no readable powercap/RAPL, amd_energy or "
                                   "NVML counter); never an estimate (bench/measure/energy.py)", None)
     energy_counters: list[str] | None = f("the counters read (`powercap:intel-rapl:0 (package-0)`, "

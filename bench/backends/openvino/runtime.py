@@ -25,44 +25,79 @@ def _type_name(value) -> str:
     return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
 
 
+def compile_for(core, model_path: Path, device: str, threads: int, precision: str, hint: str, **extra):
+    """The IR compiled with `hint` (LATENCY or THROUGHPUT), fixed threads and the inference precision pinned;
+    with what the compiled model reports about itself (never the hints asked for)."""
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": hint, **extra}
+    if precision in INFERENCE_PRECISION:
+        config["INFERENCE_PRECISION_HINT"] = INFERENCE_PRECISION[precision]
+    compiled = core.compile_model(str(model_path), device, config)
+    facts = {"device": device, "openvino": ov.get_version(),
+             "performance_hint": str(compiled.get_property("PERFORMANCE_HINT")),
+             "inference_num_threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
+             "num_streams": int(compiled.get_property("NUM_STREAMS")),
+             "inference_precision": _type_name(compiled.get_property("INFERENCE_PRECISION_HINT"))}
+    wanted = config.get("INFERENCE_PRECISION_HINT")
+    if wanted is not None and facts["inference_precision"] != wanted:
+        raise RuntimeError(f"{model_path}: OpenVINO compiled at {facts['inference_precision']}, not the {wanted} "
+                           f"asked for (precision {precision})")
+    return compiled, facts
+
+
+def _quantization_parameters(op) -> list[str]:
+    """Names of the constants `op` takes as quantization parameters rather than weights."""
+    sources = [i.get_source_output().get_node() for i in op.inputs()]
+    kind = op.get_type_name()
+    if kind == "FakeQuantize":  # data, input_low, input_high, output_low, output_high
+        return [n.get_friendly_name() for n in sources[1:] if n.get_type_name() == "Constant"]
+    if kind in ("Multiply", "Subtract") and any(_is_decompressed_weight(n) for n in sources):
+        return [n.get_friendly_name() for n in sources if n.get_type_name() == "Constant"]
+    return []
+
+
+def _is_decompressed_weight(node) -> bool:
+    """Convert(8-bit Constant), or Subtract(that, zero point): an 8-bit weight on its way back to float."""
+    if node.get_type_name() == "Subtract":
+        return any(_is_decompressed_weight(i.get_source_output().get_node()) for i in node.inputs())
+    if node.get_type_name() != "Convert":
+        return False
+    src = node.input(0).get_source_output().get_node()
+    return src.get_type_name() == "Constant" and src.get_output_element_type(0) in (ov.Type.i8, ov.Type.u8)
+
+
 class OpenVinoRuntime:
     name = "openvino"
 
     def __init__(self, model_path: Path, threads: int, precision: str = "fp32", device: str = "CPU"):
-        self.model_path = Path(model_path)
+        self.model_path, self.threads, self.precision, self.device = Path(model_path), threads, precision, device
         self.core = ov.Core()
-        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
-        if precision in INFERENCE_PRECISION:
-            config["INFERENCE_PRECISION_HINT"] = INFERENCE_PRECISION[precision]
-        self.compiled = self.core.compile_model(str(self.model_path), device, config)
+        self.compiled, self.compile_config = compile_for(self.core, self.model_path, device, threads, precision,
+                                                         "LATENCY")
         self.request = self.compiled.create_infer_request()
         self.input_names = [i.get_any_name() for i in self.compiled.inputs]
         self.output = self.compiled.output(0)
-        # What the compiled model actually uses (never the hint asked for): the row records it.
-        self.inference_precision = _type_name(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
-        self.compile_config = {
-            "device": device, "openvino": ov.get_version(),
-            "performance_hint": str(self.compiled.get_property("PERFORMANCE_HINT")),
-            "inference_num_threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")),
-            "num_streams": int(self.compiled.get_property("NUM_STREAMS")),
-            "inference_precision": self.inference_precision,
-        }
-        wanted = config.get("INFERENCE_PRECISION_HINT")
-        if wanted is not None and self.inference_precision != wanted:
-            raise RuntimeError(f"{model_path}: OpenVINO compiled at {self.inference_precision}, not the {wanted} "
-                               f"asked for (precision {precision})")
+        self.inference_precision = self.compile_config["inference_precision"]  # the row records it
 
     @cached_property
     def params(self) -> int:
         """Weight elements: float and 8-bit constants with more than one element (read after the load,
-        from the IR, as ONNX rows count initialisers)."""
+        from the IR, as ONNX rows count initialisers), not NNCF's quantization parameters: a FakeQuantize's
+        ranges, and the scales and zero points that dequantize an 8-bit weight (Convert -> Subtract/Multiply)."""
         weight_types = {ov.Type.f32, ov.Type.f16, ov.Type.bf16, ov.Type.i8, ov.Type.u8}
+        ops = self.core.read_model(str(self.model_path)).get_ordered_ops()
+        excluded = {name for op in ops for name in _quantization_parameters(op)}
         total = 0
-        for op in self.core.read_model(str(self.model_path)).get_ordered_ops():
-            if op.get_type_name() == "Constant" and op.get_output_element_type(0) in weight_types:
+        for op in ops:
+            if op.get_type_name() == "Constant" and op.get_output_element_type(0) in weight_types \
+                    and op.get_friendly_name() not in excluded:
                 n = int(np.prod(list(op.get_output_shape(0)), dtype=np.int64))
                 total += n if n > 1 else 0
         return total
+
+    def for_throughput(self) -> OpenVinoThroughput:
+        """The same IR compiled with the throughput hint (streams, parallel requests) for the Offline scenario:
+        what an OpenVINO user runs for offline work."""
+        return OpenVinoThroughput(self)
 
     def prepare(self, encoding: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: np.ascontiguousarray(encoding[k], dtype=np.int64) for k in self.input_names}
@@ -74,3 +109,30 @@ class OpenVinoRuntime:
 
     def logits(self, output) -> np.ndarray:
         return np.asarray(output).astype(np.float32, copy=False)
+
+
+class OpenVinoThroughput:
+    """The THROUGHPUT-hint compilation: the plugin splits the threads into streams, and `run_all` keeps its
+    optimal number of requests in flight (an AsyncInferQueue) until every input has run."""
+
+    def __init__(self, latency: OpenVinoRuntime):
+        self.compiled, facts = compile_for(latency.core, latency.model_path, latency.device, latency.threads,
+                                           latency.precision, "THROUGHPUT")
+        requests = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self.queue = ov.AsyncInferQueue(self.compiled, requests)
+        self.config = facts | {"infer_requests": requests}
+        self.prepare = latency.prepare
+        self._outputs: dict[int, np.ndarray] | None = None
+        self.queue.set_callback(self._done)
+
+    def _done(self, request, index):
+        if self._outputs is not None:
+            self._outputs[index] = np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+    def run_all(self, natives: list, keep_outputs: bool = False) -> list | None:
+        """Every input through the queue; returns when all have finished (their outputs, in order, if asked)."""
+        self._outputs = {} if keep_outputs else None
+        for i, x in enumerate(natives):
+            self.queue.start_async(x, i, share_inputs=True)
+        self.queue.wait_all()
+        return [self._outputs[i] for i in range(len(natives))] if keep_outputs else None
