@@ -364,3 +364,31 @@ def test_openvino_layers_get_their_kind_from_the_layer_type_and_kernel_precision
     assert kind_of("FullyConnected (bf16)") == "float matmul" and kind_of("FakeQuantize (f32)") == "quantize/dequantize"
     assert kind_of("Subgraph (i8)") == "fused" and kind_of("MVN (f32)") == "other"
     assert kind_of("MatMul") == "float matmul" and kind_of("QLinearMatMul") == "int8 matmul"  # ORT's unchanged
+
+
+@pytest.mark.slow  # a tiny-suite tune over two runtimes: ~1 min
+@needs_nncf
+def test_bench_tune_searches_openvino_candidates_beside_onnx_runtime(tmp_path):
+    import json
+
+    from bench.cli import main
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(TINY_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=160, n_eval=48) + """tune:
+  space:
+    - {model: student, format: [onnx, openvino], precision: [fp32, int8-static], quant: [default, accuracy-control]}
+  max_drop_pts: 50
+quantize: {calibration_samples: 40, calibrators: [minmax], accuracy_control: {validation_samples: 60}}
+""")
+    profile = tmp_path / "roomy.yaml"
+    profile.write_text("threads: 1\nmax_size_mb: 100\n")
+    assert main(["tune", str(suite), "--profile", str(profile), "--results-dir", str(tmp_path / "results"),
+                 "--run-id", "t"]) == 0
+    run_dir = tmp_path / "results" / "tiny" / "t"
+    tune = json.loads((run_dir / "tune.json").read_text())
+    ids = [c["variant"] for c in tune["candidates"]]
+    assert ids == ["student-onnx-fp32-cpu-t1", "student-openvino-fp32-cpu-t1", "student-onnx-int8-static-minmax-cpu-t1",
+                   "student-openvino-int8-static-cpu-t1", "student-openvino-int8-static+accuracy-control-cpu-t1"]
+    assert all(c["status"] == "measured" for c in tune["candidates"]), tune["candidates"]
+    plan = make_plan(load_suite(run_dir / "chosen-suite.yaml"))
+    assert [v.id for v in plan.variants] == [tune["chosen"]]

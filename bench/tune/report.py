@@ -79,7 +79,8 @@ def chosen_suite(result: TuneResult, suite_path: Path) -> dict:
         data["quantize"]["calibrators"] = [v.calibration]
     if v.quant:  # the recipe written out, whether the suite, a built-in or the sensitivity pass made it
         data["variants"][0]["quant"] = [v.quant]
-        data["quantize"]["recipes"] = {v.quant: result.recipes[v.quant].model_dump(exclude_none=True)}
+        if v.quant in result.recipes:  # an ORT recipe; OpenVINO's (accuracy-control) are names, set in quantize
+            data["quantize"]["recipes"] = {v.quant: result.recipes[v.quant].model_dump(exclude_none=True)}
     if suite.seeds:
         data["seeds"] = [suite.training_seeds[0]]
     data.pop("tune", None)
@@ -158,7 +159,7 @@ def write_outputs(result: TuneResult, suite_path: Path) -> None:
         "sensitivity": {base: ranking if isinstance(ranking, str) else [asdict(n) for n in ranking]
                         for base, ranking in result.sensitivity.items()},
         "recipes": {c.variant.quant: result.recipes[c.variant.quant].model_dump(exclude_none=True)
-                    for c in result.candidates if c.variant.quant}})
+                    for c in result.candidates if c.variant.quant in result.recipes}})
     (result.run_dir / "tune.md").write_text(to_markdown(result), encoding="utf-8")
     suite_file = result.run_dir / "chosen-suite.yaml"
     if chosen:

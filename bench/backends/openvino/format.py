@@ -34,6 +34,9 @@ class OpenVinoFormat(Format):
     devices = frozenset({"cpu"})
     weight_suffixes = (".xml", ".bin")  # IR topology and weights
     cpu_half_precisions = frozenset(HALF_CAPABILITY)  # where the CPU has the instructions (skip_reason)
+    # bench tune: an IR conversion costs about an ONNX export; NNCF's quantization about static ONNX INT8's
+    # (accuracy control, `quant:`, after the plain one: cheap_first sorts recipes last).
+    search_cost = {"fp32": 2, "bf16": 2, "fp16": 2, "int8-static": 6}
 
     def calibrations(self, precision, quantize):
         # NNCF picks its own range estimators (the transformer preset), not ORT's calibrators: one variant.
