@@ -25,13 +25,13 @@ def _type_name(value) -> str:
     return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
 
 
-def compile_for(core, model_path: Path, device: str, threads: int, precision: str, hint: str, **extra):
+def compile_for(core, model_path: Path | ov.Model, device: str, threads: int, precision: str, hint: str, **extra):
     """The IR compiled with `hint` (LATENCY or THROUGHPUT), fixed threads and the inference precision pinned;
     with what the compiled model reports about itself (never the hints asked for)."""
     config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": hint, **extra}
     if precision in INFERENCE_PRECISION:
         config["INFERENCE_PRECISION_HINT"] = INFERENCE_PRECISION[precision]
-    compiled = core.compile_model(str(model_path), device, config)
+    compiled = core.compile_model(model_path if isinstance(model_path, ov.Model) else str(model_path), device, config)
     facts = {"device": device, "openvino": ov.get_version(),
              "performance_hint": str(compiled.get_property("PERFORMANCE_HINT")),
              "inference_num_threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
