@@ -392,3 +392,23 @@ quantize: {calibration_samples: 40, calibrators: [minmax], accuracy_control: {va
     assert all(c["status"] == "measured" for c in tune["candidates"]), tune["candidates"]
     plan = make_plan(load_suite(run_dir / "chosen-suite.yaml"))
     assert [v.id for v in plan.variants] == [tune["chosen"]]
+
+
+@needs_nncf
+def test_bench_serve_takes_an_openvino_ir_folder_and_answers_as_the_measuring_child_would(built):
+    from fastapi.testclient import TestClient
+
+    from bench.backends.runtime import batched_logits
+    from bench.serve.app import create_app
+    from bench.serve.model import Predictor
+    from bench.serve.spec import from_artifact_dir
+
+    spec = from_artifact_dir(built["int8"].path)  # openvino_model.xml: the format from the files
+    assert spec.variant.format == "openvino"
+    predictor = Predictor(spec)
+    assert predictor.runtime.name == "openvino" and predictor.runtime.inference_precision == "f32"
+    texts = built["data"].texts("validation").head(8).first
+    expected = batched_logits(predictor.runtime, predictor.tokenizer, texts, spec.max_length, 1).argmax(-1).tolist()
+    with TestClient(create_app(spec, predictor)) as client:
+        answers = client.post("/predict", json={"texts": texts}).json()["predictions"]
+    assert [a["label"] for a in answers] == expected

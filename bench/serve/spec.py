@@ -104,12 +104,14 @@ def from_artifact_dir(path: Path, fmt: str | None = None, precision: str = "fp32
     if fmt is None:
         if (path / "model.onnx").is_file():
             fmt = "onnx"
+        elif (path / "openvino_model.xml").is_file():
+            fmt = "openvino"
         elif any(path.glob("*.engine")):
             fmt = "tensorrt"
         elif any(path.glob("*.safetensors")):
             fmt = "pytorch"
         else:
-            raise BenchError(f"{path}: no model.onnx, *.engine or *.safetensors; say --format")
+            raise BenchError(f"{path}: no model.onnx, openvino_model.xml, *.engine or *.safetensors; say --format")
     config = json.loads(config_path.read_text())
     num_labels = len(config.get("id2label") or {}) or config.get("num_labels", 2)
     id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
