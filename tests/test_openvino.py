@@ -186,6 +186,7 @@ def test_tiny_teacher_end_to_end_through_the_measuring_child(built):
         assert row["openvino_config"]["inference_precision"] == row["inference_precision"]
         assert row["openvino_config"]["performance_hint"] == "LATENCY"
         assert row["openvino_config"]["inference_num_threads"] == 1 and row["openvino_config"]["openvino"]
+        assert row["openvino_config"]["shapes"] == "dynamic"
         assert row["latency_p50_ms"] > 0 and row["size_mb"] > 0 and row["params"] > 0
         assert row["parity_max_abs_diff"] is not None and 0 <= row["score"] <= 1
     assert rows["int8-static"]["calibration_samples"] == 40

@@ -195,9 +195,12 @@ def _machine_line(run: dict) -> str:
         return ""
     cpu, v = env.get("cpu", {}), env.get("versions", {})
     flags = ", ".join(f for f, on in cpu.get("flags", {}).items() if on)
+    # The runtimes that measured rows are named when installed (openvino and nncf are an extra).
+    extra = "".join(f", {lib} {v[lib]}" for lib in ("openvino", "nncf") if v.get(lib))
     return (f"Machine: {cpu.get('model')} ({cpu.get('logical_cores')} logical cores; {flags}), "
             f"{env.get('memory_gb')} GB, Python {env.get('python')}; torch {v.get('torch')}, "
-            f"transformers {v.get('transformers')}, onnxruntime {v.get('onnxruntime')}; git {env.get('git_sha')}.")
+            f"transformers {v.get('transformers')}, onnxruntime {v.get('onnxruntime')}{extra}; "
+            f"git {env.get('git_sha')}.")
 
 
 def _title(runs: list[Run]) -> str:

@@ -128,7 +128,7 @@ class RuntimeFacts(Part):
                                         "read back from it, not the hint asked for (`f32`, `bf16`, `f16`)", None)
     openvino_config: dict[str, Any] | None = f(
         "OpenVINO rows: what the compiled model reports: `device`, `openvino` (version), `performance_hint`, "
-        "`num_streams`, `inference_num_threads`, `inference_precision`", None)
+        "`num_streams`, `inference_num_threads`, `inference_precision`, `shapes` (`dynamic`)", None)
 
 
 class TaskMetrics(Part):

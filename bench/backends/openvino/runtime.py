@@ -36,7 +36,9 @@ def compile_for(core, model_path: Path | ov.Model, device: str, threads: int, pr
              "performance_hint": str(compiled.get_property("PERFORMANCE_HINT")),
              "inference_num_threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
              "num_streams": int(compiled.get_property("NUM_STREAMS")),
-             "inference_precision": _type_name(compiled.get_property("INFERENCE_PRECISION_HINT"))}
+             "inference_precision": _type_name(compiled.get_property("INFERENCE_PRECISION_HINT")),
+             # dynamic: any [batch, sequence] the IR was exported with (static buckets measured in docs/openvino.md)
+             "shapes": "static" if compiled.inputs[0].get_partial_shape().is_static else "dynamic"}
     wanted = config.get("INFERENCE_PRECISION_HINT")
     if wanted is not None and facts["inference_precision"] != wanted:
         raise RuntimeError(f"{model_path}: OpenVINO compiled at {facts['inference_precision']}, not the {wanted} "
