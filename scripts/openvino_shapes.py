@@ -4,7 +4,7 @@ bench compiles OpenVINO IRs with dynamic shapes (`openvino_config` in a row says
 alternative an OpenVINO user would try: the IR reshaped to [1, L] for a few bucket lengths L, each compiled
 once, every dev example padded (attention mask 0) to the smallest bucket that holds it. Both sides run the
 real dev stream at batch 1 with the latency hint and pinned f32/threads, in alternating rounds; the logits
-of the two are checked to agree first.
+of the two must agree within --atol first (exit 1 otherwise). SST-2's dev.tsv (a `sentence` column).
 
     python scripts/openvino_shapes.py IR_DIR --data ../shared/data/sst2/dev.tsv --threads 1 --rounds 6
 """
@@ -44,11 +44,14 @@ def main() -> int:
     p.add_argument("--buckets", default="16,32,64,128")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--atol", type=float, default=0.05, help="max |logit difference| bucketed vs dynamic")
     a = p.parse_args()
 
     tok = FastTokenizer(a.ir_dir)
     encodings = [tok([s], truncation=True, max_length=a.max_length) for s in dev_sentences(a.data)]
     buckets = sorted(int(b) for b in a.buckets.split(","))
+    if buckets[-1] < a.max_length:
+        p.error(f"--buckets: the largest, {buckets[-1]}, must hold --max-length {a.max_length}")
     core, xml = ov.Core(), a.ir_dir / "openvino_model.xml"
     dynamic, facts = compile_for(core, xml, "CPU", a.threads, a.precision, "LATENCY")
     static = {}
@@ -70,6 +73,10 @@ def main() -> int:
     reqs = {length: c.create_infer_request() for length, c in static.items()}
     worst = max(float(np.abs(dyn_req.infer(x)[0] - reqs[n].infer(y)[0]).max())
                 for x, (n, y) in zip(dyn_inputs[:64], bucket_inputs[:64], strict=True))
+
+    if worst > a.atol:  # padding to a bucket must not change the answer
+        print(f"bucketed logits differ from the dynamic ones by {worst:.3g} > --atol {a.atol}", file=sys.stderr)
+        return 1
 
     def time_dynamic() -> list[float]:
         out = []

@@ -413,3 +413,16 @@ def test_bench_serve_takes_an_openvino_ir_folder_and_answers_as_the_measuring_ch
     with TestClient(create_app(spec, predictor)) as client:
         answers = client.post("/predict", json={"texts": texts}).json()["predictions"]
     assert [a["label"] for a in answers] == expected
+
+
+@needs_nncf
+def test_accuracy_control_with_no_held_out_examples_left_is_one_line_naming_the_field(built):
+    from bench.backends.openvino import recipes
+    from bench.build.compress import Compressor
+    from bench.common.errors import BenchError
+
+    suite = built["suite"]
+    greedy = suite.model_copy(update={"quantize": suite.quantize.model_copy(update={"calibration_samples": 1000})})
+    c = Compressor(greedy, built["data"], built["compressor"].store)
+    with pytest.raises(BenchError, match=r"^quantize\.accuracy_control\.validation_samples: 0 held-out train"):
+        recipes.ir(c, built["teacher"], "int8-static", "accuracy-control")

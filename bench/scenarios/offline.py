@@ -45,12 +45,21 @@ def measure_offline(runtime, tokenizer, texts: Texts | list[str], max_length: in
                     sampler: PeakSampler | None = None, energy: EnergyMeter | None = None) -> list[dict]:
     """One entry per batch size; passes over the whole set repeat until config["min_seconds"]. With readable
     energy counters, each entry has the energy per sample over its timed passes."""
-    metered = energy is not None and energy.unavailable is None
     texts = as_texts(texts)
-    results = []
     # A runtime with a throughput mode of its own (OpenVINO's THROUGHPUT hint: streams, requests in flight)
     # runs Offline in it; the others call run() on one batch after another.
     throughput = runtime.for_throughput() if hasattr(runtime, "for_throughput") else None
+    try:
+        return _passes(runtime, throughput, tokenizer, texts, max_length, config, sampler, energy)
+    finally:
+        if throughput is not None:
+            throughput.close()  # its compilation and stream threads: not kept for the passes that follow
+
+
+def _passes(runtime, throughput, tokenizer, texts: Texts, max_length: int, config: dict,
+            sampler: PeakSampler | None, energy: EnergyMeter | None) -> list[dict]:
+    metered = energy is not None and energy.unavailable is None
+    results = []
     run_all = throughput.run_all if throughput is not None else (lambda xs: [runtime.run(x) for x in xs])
     for batch_size in config["batch_sizes"]:
         batches = offline_batches(tokenizer, texts, max_length, batch_size, config["sort_by_length"])

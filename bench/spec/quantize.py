@@ -50,7 +50,9 @@ class AccuracyControlConfig(_Strict):
     # Held-out train examples NNCF validates on: after the calibration ones in the same shuffle, never an
     # eval example (bench tune's sensitivity pass ranks on the same ones).
     validation_samples: PositiveInt = 300
-    max_reverted_ops: PositiveInt | None = None  # NNCF's max_num_iterations: ops it may return; default: any
+    # NNCF's max_num_iterations: rounds of returning a group of ops (a quantizer and the ops it feeds) to
+    # float; default: as many as it takes
+    max_iterations: PositiveInt | None = None
 
 
 class QuantizeConfig(_Strict):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bench.backends.openvino import recipes
+from bench.common.errors import BenchError
 from bench.tasks.table import compute_metrics, predictions
 
 if TYPE_CHECKING:
@@ -27,18 +28,23 @@ if TYPE_CHECKING:
 
 
 class Validator:
-    """NNCF's validation_fn: the task's primary metric over (inputs, label) items. NNCF calls it on the whole
-    set and on single items (to rank ops), so the scores bench records are its own calls (`score`)."""
+    """NNCF's validation_fn: the task's primary metric over (inputs, label) items, and each item's own score
+    (1/0 for a right/wrong label, minus the absolute error for a regression), which NNCF ranks examples by
+    (a primary metric of one example, Pearson or MCC, would be 0 for every one)."""
 
     def __init__(self, task):
         self.task = task
 
-    def __call__(self, compiled, items) -> tuple[float, None]:
+    def __call__(self, compiled, items) -> tuple[float, list[float]]:
         items = list(items)
         out = compiled.output(0)
         logits = np.concatenate([np.asarray(compiled(inputs)[out], dtype=np.float32) for inputs, _ in items])
         labels = [label for _, label in items]
-        return float(compute_metrics(self.task, labels, predictions(self.task, logits))[self.task.primary_metric]), None
+        preds = predictions(self.task, logits)
+        metric = compute_metrics(self.task, labels, preds)[self.task.primary_metric] if len(items) > 1 else 0.0
+        each = (-np.abs(preds - np.asarray(labels, dtype=np.float64)) if self.task.is_regression
+                else (preds == np.asarray(labels)).astype(np.float64))
+        return float(metric), [float(x) for x in each]
 
     def score(self, model, items) -> float:
         """The metric of an IR (path or ov.Model) compiled at f32, as NNCF validates."""
@@ -54,11 +60,15 @@ def int8_accuracy_control(c: Compressor, model: Artifact) -> Artifact:
     from bench.backends.onnx.quantize import calibration_hash
     from bench.store.artifacts import canonical_hash
 
-    base, plain = recipes.fp32(c, model), recipes.int8_static(c, model)
     ac = c.suite.quantize.accuracy_control
     texts = c.calibration_texts()
     n = ac.validation_samples
     held = c.held_out_texts(n)
+    if len(held) < 2:  # NNCF needs a metric over a set; a small train split leaves nothing after calibration
+        raise BenchError(f"quantize.accuracy_control.validation_samples: {len(held)} held-out train example(s) "
+                         f"left after the {c.suite.quantize.calibration_samples} calibration ones; use more train "
+                         "rows or fewer quantize.calibration_samples")
+    base, plain = recipes.fp32(c, model), recipes.int8_static(c, model)
     kind = f"openvino-int8-accuracy-control-{model.kind}"
 
     def build(out: Path) -> dict:
@@ -76,7 +86,8 @@ def int8_accuracy_control(c: Compressor, model: Artifact) -> Artifact:
         validation = list(zip(recipes.encode_each(c, held, tok, names), c.held_out_labels(n), strict=True))
         validate = Validator(c.data.task)
         restorer = AdvancedAccuracyRestorerParameters(
-            **({"max_num_iterations": ac.max_reverted_ops} if ac.max_reverted_ops else {}))
+            ranking_subset_size=len(validation),  # rank the ops on every validation example
+            **({"max_num_iterations": ac.max_iterations} if ac.max_iterations else {}))
         quantized = nncf.quantize_with_accuracy_control(
             ov_model, nncf.Dataset(calibration), nncf.Dataset(validation, lambda item: item[0]), validate,
             max_drop=ac.max_drop_pts / 100, drop_type=nncf.DropType.ABSOLUTE,
@@ -101,6 +112,7 @@ def int8_accuracy_control(c: Compressor, model: Artifact) -> Artifact:
             "calibration": calibration_hash(texts), "calibration_samples": len(texts),
             "calibration_batch": recipes.CALIBRATION_BATCH, "max_length": c.max_length,
             "validation": calibration_hash(held), "validation_labels": canonical_hash(c.held_out_labels(n))[:16],
-            "max_drop_pts": ac.max_drop_pts, "drop_type": "absolute", "max_reverted_ops": ac.max_reverted_ops,
+            "max_drop_pts": ac.max_drop_pts, "drop_type": "absolute", "max_iterations": ac.max_iterations,
+            "validation_fn": "primary metric, per-item correct/abs error", "ranking_subset": "all",
             "openvino_libs": recipes.versions(), **c.parity_spec()}
     return c.store.get_or_build(kind, spec, [base, plain], build)

@@ -115,7 +115,8 @@ class OpenVinoRuntime:
 
 class OpenVinoThroughput:
     """The THROUGHPUT-hint compilation: the plugin splits the threads into streams, and `run_all` keeps its
-    optimal number of requests in flight (an AsyncInferQueue) until every input has run."""
+    optimal number of requests in flight (an AsyncInferQueue) until every input has run. `close()` releases
+    the compilation and its stream threads (the callback holds no reference back to this object)."""
 
     def __init__(self, latency: OpenVinoRuntime):
         self.compiled, facts = compile_for(latency.core, latency.model_path, latency.device, latency.threads,
@@ -124,17 +125,25 @@ class OpenVinoThroughput:
         self.queue = ov.AsyncInferQueue(self.compiled, requests)
         self.config = facts | {"infer_requests": requests}
         self.prepare = latency.prepare
-        self._outputs: dict[int, np.ndarray] | None = None
-        self.queue.set_callback(self._done)
+        done: dict = {"outputs": None, "count": 0}
+        self._done = done
 
-    def _done(self, request, index):
-        if self._outputs is not None:
-            self._outputs[index] = np.array(request.get_output_tensor(0).data, dtype=np.float32)
+        def finished(request, index):  # runs once per completed request
+            done["count"] += 1
+            if done["outputs"] is not None:
+                done["outputs"][index] = np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+        self.queue.set_callback(finished)
 
     def run_all(self, natives: list, keep_outputs: bool = False) -> list | None:
         """Every input through the queue; returns when all have finished (their outputs, in order, if asked)."""
-        self._outputs = {} if keep_outputs else None
+        self._done.update(outputs={} if keep_outputs else None, count=0)
         for i, x in enumerate(natives):
             self.queue.start_async(x, i, share_inputs=True)
         self.queue.wait_all()
-        return [self._outputs[i] for i in range(len(natives))] if keep_outputs else None
+        if self._done["count"] != len(natives):  # a failed request never calls back: never time it as done
+            raise RuntimeError(f"{len(natives) - self._done['count']} of {len(natives)} OpenVINO requests failed")
+        return [self._done["outputs"][i] for i in range(len(natives))] if keep_outputs else None
+
+    def close(self) -> None:
+        self.queue = self.compiled = None
