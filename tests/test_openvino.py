@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURE_DATA, TINY_SUITE
 
-from bench.backends.openvino.format import cpu_capabilities
+from bench.backends.openvino.format import cpu_capabilities, ir
 from bench.plan import make_plan
 from bench.spec.suite import load_suite
 
@@ -80,7 +80,6 @@ def built(tmp_path_factory):
     """A tiny trained teacher and its two OpenVINO artifacts, in a cache the end-to-end run reuses."""
     if not (HAS_OPENVINO and HAS_NNCF):
         pytest.skip("openvino and nncf are not installed (pip install '.[openvino]')")
-    from bench.backends.openvino import recipes
     from bench.build.compress import Compressor
     from bench.build.pipeline import build_teacher
     from bench.data.load import load_task_data
@@ -93,8 +92,8 @@ def built(tmp_path_factory):
     teacher = build_teacher(suite, data, store, suite.seed)
     c = Compressor(suite, data, store)
     return {"root": root, "suite": suite, "data": data, "teacher": teacher, "compressor": c,
-            "fp32": recipes.ir(c, teacher, "fp32"), "int8": recipes.ir(c, teacher, "int8-static"),
-            "ac": recipes.ir(c, teacher, "int8-static", "accuracy-control")}
+            "fp32": ir(c, teacher, "fp32"), "int8": ir(c, teacher, "int8-static"),
+            "ac": ir(c, teacher, "int8-static", "accuracy-control")}
 
 
 @needs_openvino
@@ -132,7 +131,6 @@ def test_int8_is_nncf_calibrated_on_the_static_onnx_examples_with_parity(built):
 
 @needs_nncf
 def test_a_second_build_reuses_the_artifacts_under_the_same_keys(built):
-    from bench.backends.openvino import recipes
     from bench.build.compress import Compressor
     from bench.store.artifacts import ArtifactStore
 
@@ -141,7 +139,7 @@ def test_a_second_build_reuses_the_artifacts_under_the_same_keys(built):
     c = Compressor(built["suite"], built["data"], store)
     for precision, quant, first in (("fp32", "", built["fp32"]), ("int8-static", "", built["int8"]),
                                     ("int8-static", "accuracy-control", built["ac"])):
-        again = recipes.ir(c, built["teacher"], precision, quant)
+        again = ir(c, built["teacher"], precision, quant)
         assert again.reused and (again.kind, again.key, again.path) == (first.kind, first.key, first.path)
 
 
@@ -269,7 +267,6 @@ def test_accuracy_control_returns_ops_to_float_when_int8_misses_the_bar(tmp_path
     NNCF returns ops to float until the metric is back (or every op is)."""
     from glue_fixtures import write_glue_fixture
 
-    from bench.backends.openvino import recipes
     from bench.build.compress import Compressor
     from bench.build.pipeline import build_teacher
     from bench.data.load import load_task_data
@@ -294,10 +291,10 @@ measure: {{parity_samples: 8}}
     store = ArtifactStore(tmp_path / "cache")
     c = Compressor(suite, data, store)
     teacher = build_teacher(suite, data, store, suite.seed)
-    art = recipes.ir(c, teacher, "int8-static", "accuracy-control")
+    art = ir(c, teacher, "int8-static", "accuracy-control")
     facts = art.info["accuracy_control"]
     assert facts["metric"] == "pearson" and facts["validation_samples"] == 100
-    _check_reverted(art, recipes.ir(c, teacher, "int8-static"))
+    _check_reverted(art, ir(c, teacher, "int8-static"))
     assert facts["reverted_ops"] > 0, facts  # Pearson moved under INT8 on this model: the restoring path ran
 
 
@@ -417,7 +414,6 @@ def test_bench_serve_takes_an_openvino_ir_folder_and_answers_as_the_measuring_ch
 
 @needs_nncf
 def test_accuracy_control_with_no_held_out_examples_left_is_one_line_naming_the_field(built):
-    from bench.backends.openvino import recipes
     from bench.build.compress import Compressor
     from bench.common.errors import BenchError
 
@@ -425,4 +421,4 @@ def test_accuracy_control_with_no_held_out_examples_left_is_one_line_naming_the_
     greedy = suite.model_copy(update={"quantize": suite.quantize.model_copy(update={"calibration_samples": 1000})})
     c = Compressor(greedy, built["data"], built["compressor"].store)
     with pytest.raises(BenchError, match=r"^quantize\.accuracy_control\.validation_samples: 0 held-out train"):
-        recipes.ir(c, built["teacher"], "int8-static", "accuracy-control")
+        ir(c, built["teacher"], "int8-static", "accuracy-control")

@@ -60,11 +60,22 @@ class OpenVinoFormat(Format):
         return None
 
     def build(self, compressor, variant, model):
-        from bench.backends.openvino import recipes
-
-        return recipes.ir(compressor, model, variant.precision, variant.quant)
+        return ir(compressor, model, variant.precision, variant.quant)
 
     def runtime(self, path: Path, device, threads, precision, gpu_provider):
         from bench.backends.openvino.runtime import OpenVinoRuntime
 
         return OpenVinoRuntime(Path(path) / "openvino_model.xml", threads, precision)
+
+
+def ir(compressor, model, precision: str, quant: str = ""):
+    """The artifact of a precision and recipe (recipes.py; accuracy_control.py for `quant: accuracy-control`)."""
+    from bench.backends.openvino import recipes
+
+    if precision == "int8-static" and quant == "accuracy-control":
+        from bench.backends.openvino.accuracy_control import int8_accuracy_control
+
+        return int8_accuracy_control(compressor, model)
+    if precision in HALF_CAPABILITY:
+        return recipes.half(compressor, model, precision)
+    return {"fp32": recipes.fp32, "int8-static": recipes.int8_static}[precision](compressor, model)

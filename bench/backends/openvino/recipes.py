@@ -175,13 +175,3 @@ def int8_facts(xml: Path) -> dict:
     q = sum(quantized(op) for op in matmuls)
     return {"int8_matmul_ops": q, "fp_matmul_ops": len(matmuls) - q,
             "int8_matmul_coverage_pct": round(100 * q / len(matmuls), 1) if matmuls else None}
-
-
-def ir(c: Compressor, model: Artifact, precision: str, quant: str = "") -> Artifact:
-    if precision == "int8-static" and quant == "accuracy-control":
-        from bench.backends.openvino.accuracy_control import int8_accuracy_control
-
-        return int8_accuracy_control(c, model)
-    if precision in ("bf16", "fp16"):
-        return half(c, model, precision)
-    return {"fp32": fp32, "int8-static": int8_static}[precision](c, model)
