@@ -63,7 +63,7 @@ def int8_accuracy_control(c: Compressor, model: Artifact) -> Artifact:
     ac = c.suite.quantize.accuracy_control
     texts = c.calibration_texts()
     n = ac.validation_samples
-    held = c.held_out_texts(n)
+    held, labels = c.held_out_texts(n), c.held_out_labels(n)  # each a pass over the train split: once
     if len(held) < 2:  # NNCF needs a metric over a set; a small train split leaves nothing after calibration
         raise BenchError(f"quantize.accuracy_control.validation_samples: {len(held)} held-out train example(s) "
                          f"left after the {c.suite.quantize.calibration_samples} calibration ones; use more train "
@@ -82,8 +82,8 @@ def int8_accuracy_control(c: Compressor, model: Artifact) -> Artifact:
         ov_model = ov.Core().read_model(str(base.path / recipes.MODEL_XML))
         names = [i.get_any_name() for i in ov_model.inputs]
         tok = AutoTokenizer.from_pretrained(base.path)
-        calibration = recipes.encode_each(c, texts, tok, names)
-        validation = list(zip(recipes.encode_each(c, held, tok, names), c.held_out_labels(n), strict=True))
+        calibration = recipes.calibration_inputs(c, tok, names)
+        validation = list(zip(recipes.encode_each(c, held, tok, names), labels, strict=True))
         validate = Validator(c.data.task)
         restorer = AdvancedAccuracyRestorerParameters(
             ranking_subset_size=len(validation),  # rank the ops on every validation example
@@ -111,7 +111,7 @@ def int8_accuracy_control(c: Compressor, model: Artifact) -> Artifact:
     spec = {"quantizer": "nncf.quantize_with_accuracy_control", "model_type": recipes.NNCF_MODEL_TYPE,
             "calibration": calibration_hash(texts), "calibration_samples": len(texts),
             "calibration_batch": recipes.CALIBRATION_BATCH, "max_length": c.max_length,
-            "validation": calibration_hash(held), "validation_labels": canonical_hash(c.held_out_labels(n))[:16],
+            "validation": calibration_hash(held), "validation_labels": canonical_hash(labels)[:16],
             "max_drop_pts": ac.max_drop_pts, "drop_type": "absolute", "max_iterations": ac.max_iterations,
             "validation_fn": "primary metric, per-item correct/abs error", "ranking_subset": "all",
             "openvino_libs": recipes.versions(), **c.parity_spec()}

@@ -152,26 +152,27 @@ def int8_static(c: Compressor, model: Artifact) -> Artifact:
     return c.store.get_or_build(kind, spec, [base], build)
 
 
-def quantized_ops(xml: Path) -> set[str]:
-    """Names of the ops an input of which comes through a FakeQuantize (NNCF's INT8 ops), from the saved IR."""
+def _fed_by_fake_quantize(op) -> bool:
+    """An input of `op` comes through a FakeQuantize (or FakeConvert): NNCF quantized it."""
+    return any(i.get_source_output().get_node().get_type_name() in ("FakeQuantize", "FakeConvert")
+               for i in op.inputs())
+
+
+def _ops(xml: Path) -> list:
     import openvino as ov
 
-    return {op.get_friendly_name() for op in ov.Core().read_model(str(xml)).get_ordered_ops()
-            if op.get_type_name() not in ("FakeQuantize", "FakeConvert")
-            and any(i.get_source_output().get_node().get_type_name() in ("FakeQuantize", "FakeConvert")
-                    for i in op.inputs())}
+    return ov.Core().read_model(str(xml)).get_ordered_ops()
+
+
+def quantized_ops(xml: Path) -> set[str]:
+    """Names of the ops NNCF quantized (an input through a FakeQuantize), from the saved IR."""
+    return {op.get_friendly_name() for op in _ops(xml)
+            if op.get_type_name() not in ("FakeQuantize", "FakeConvert") and _fed_by_fake_quantize(op)}
 
 
 def int8_facts(xml: Path) -> dict:
     """MatMuls fed by a FakeQuantize (quantized) or not, read from the saved IR."""
-    import openvino as ov
-
-    matmuls = [op for op in ov.Core().read_model(str(xml)).get_ordered_ops() if op.get_type_name() == "MatMul"]
-
-    def quantized(op) -> bool:
-        return any(inp.get_source_output().get_node().get_type_name() in ("FakeQuantize", "FakeConvert")
-                   for inp in op.inputs())
-
-    q = sum(quantized(op) for op in matmuls)
+    matmuls = [op for op in _ops(xml) if op.get_type_name() == "MatMul"]
+    q = sum(_fed_by_fake_quantize(op) for op in matmuls)
     return {"int8_matmul_ops": q, "fp_matmul_ops": len(matmuls) - q,
             "int8_matmul_coverage_pct": round(100 * q / len(matmuls), 1) if matmuls else None}
