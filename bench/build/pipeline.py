@@ -115,7 +115,8 @@ def build_teacher(suite: Suite, data: TaskData, store: ArtifactStore, seed: int)
             source, data.task, corpus=data.sentences("train"), seed=seed,
             trust_remote_code=suite.trust_remote_code,
         )
-        return finetune(model, tokenizer, data, suite.teacher.finetune, suite.data.max_length, seed, out, work)
+        return finetune(model, tokenizer, data, suite.teacher.finetune, suite.data.max_length, seed, out, work,
+                        field="teacher.finetune")
 
     return store.get_or_build("teacher", spec, [], build, work_dir=True)
 
@@ -239,7 +240,7 @@ def build_student(suite: Suite, name: str, data: TaskData, store: ArtifactStore,
         train_logits = np.load(logits.path / "train_logits.npy") if logits is not None else None
         return distill(student, student_tokenizer, data, train_logits, cfg.distill, suite.data.max_length, seed, out,
                        teacher=teacher_model if cfg.distill.uses_teacher_internals else None, work_dir=work,
-                       subset_seed=suite.seed)
+                       subset_seed=suite.seed, field=f"{field_name}.distill")
 
     return store.get_or_build("student", spec, parents, build, work_dir=True)
 

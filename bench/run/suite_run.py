@@ -102,8 +102,16 @@ def _training(model) -> Training:
     info = model.info
     per_epoch = info.get("train_s_per_epoch") or (
         info.get("train_runtime_s") and round(info["train_runtime_s"] / info["epochs"], 2))
+    trained = info.get("train_rows") is not None
     return Training(train_dev_accuracy=info.get("dev_accuracy"), train_s_per_epoch=per_epoch,
-                    train_rows=info.get("train_rows"), train_loss_terms=info.get("loss"))
+                    train_rows=info.get("train_rows"), train_loss_terms=info.get("loss"),
+                    train_method=info.get("method") or ("full" if trained else None),
+                    lora_r=info.get("lora_r"), lora_alpha=info.get("lora_alpha"),
+                    trainable_params=info.get("trainable_params"), train_runtime_s=info.get("train_runtime_s"),
+                    train_peak_rss_mb=info.get("train_peak_rss_mb"),
+                    train_rss_growth_mb=info.get("train_rss_growth_mb"),
+                    train_peak_cuda_mb=info.get("train_peak_cuda_mb"),
+                    merge_parity_max_abs_diff=info.get("merge_parity_max_abs_diff"))
 
 
 @dataclass

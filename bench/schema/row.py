@@ -109,6 +109,19 @@ class Training(Part):
     train_rows: int | None = f("rows trained on", None)
     train_loss_terms: str | None = f("students: the loss terms switched on (`hard`, `soft+hard`, "
                                      "`soft+hard+hidden+attn`, ...)", None)
+    train_method: Literal["full", "lora"] | None = f("`full` (every weight trained) or `lora` (PEFT LoRA adapters, "
+                                                     "merged into the weights before export)", None)
+    lora_r: int | None = f("LoRA rank", None)
+    lora_alpha: float | None = f("LoRA alpha (the update is scaled by alpha / r)", None)
+    trainable_params: int | None = f("parameters the optimizer updated (LoRA: adapters and task head)", None)
+    train_runtime_s: float | None = f("training-loop wall time (a resumed build counts only its remaining steps)",
+                                      None)
+    train_peak_rss_mb: float | None = f("the training process's peak RSS during the training loop (sampled)", None)
+    train_rss_growth_mb: float | None = f("that peak minus the RSS when the loop started: activations, gradients "
+                                          "and optimizer state", None)
+    train_peak_cuda_mb: float | None = f("CUDA training: torch's allocator peak", None)
+    merge_parity_max_abs_diff: float | None = f("LoRA: max |Δlogit| between the PEFT model and its merged weights "
+                                                "on dev examples", None)
 
 
 # ------------------------------------------------------------------ written by the measuring child

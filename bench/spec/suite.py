@@ -48,6 +48,7 @@ from bench.spec.training import (  # noqa: F401  (re-exported: the schema is one
     DistillConfig,
     FinetuneConfig,
     GeneralDistillConfig,
+    LoraConfig,
     ModelName,
     NonNegativeFloat,
     PositiveFloat,
@@ -57,6 +58,8 @@ from bench.spec.training import (  # noqa: F401  (re-exported: the schema is one
     TeacherConfig,
     _Strict,
     check_student_shapes,
+    target_modules_error,
+    unmatched_target_modules,
 )
 from bench.tasks.table import GLUE_TASKS, Task
 
@@ -290,9 +293,30 @@ def _resolve_paths(suite: Suite, base: Path, file: str) -> Suite:
     resolved = suite.model_copy(update=update)
     try:
         _check_models_as_is(resolved, teacher_source)
+        _check_lora_targets(resolved, teacher_source)
     except BenchError as exc:
         raise BenchError(f"{file}: {exc}") from None
     return resolved
+
+
+def _check_lora_targets(suite: Suite, teacher_source) -> None:
+    """Every LoRA target module names a layer of the model it adapts: checked on the meta device from the
+    model's config (local and packaged sources; a hub model is checked when it loads)."""
+    from bench.tasks.sources import adaptable_module_names, parse_source
+
+    trainings = [("teacher.finetune", teacher_source, suite.teacher.finetune)]
+    for name, cfg in suite.all_students.items():
+        field = student_field(suite, name)
+        source = parse_source(cfg.source, f"{field}.source", allow_pickle=suite.allow_pickle) \
+            if cfg.init == "pretrained" else teacher_source
+        trainings.append((f"{field}.distill", source, cfg.distill))
+    for field, source, cfg in trainings:
+        if cfg is None or cfg.lora_settings is None:
+            continue
+        names = adaptable_module_names(source, suite.trust_remote_code)
+        missing = unmatched_target_modules(names or [], cfg.lora_settings.target_modules)
+        if names is not None and missing:
+            raise target_modules_error(field, source.spec, names, missing)
 
 
 def _check_models_as_is(suite: Suite, source) -> None:

@@ -22,6 +22,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
+class LoraConfig(_Strict):
+    """PEFT's LoRA (peft.LoraConfig): low-rank updates on the target modules, the rest frozen; the task
+    head is trained in full (PEFT's `modules_to_save` for sequence classification). Merged into the
+    base weights after training, so every downstream variant sees a plain model."""
+
+    r: Annotated[int, Field(gt=0, le=4096)] = 8
+    alpha: PositiveFloat = 16.0  # the update is scaled by alpha / r
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    # Linear layers by name, matched as PEFT matches them (the module's name or its last dotted parts).
+    # The default is the LoRA paper's choice for BERT: the attention's query and value projections.
+    target_modules: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]+$")]], Field(min_length=1)] = [
+        "query", "value"]
+    bias: Literal["none", "all", "lora_only"] = "none"
+
+
+def unmatched_target_modules(module_names: list[str], targets: list[str]) -> list[str]:
+    """The targets no module name matches the way PEFT matches them (equal, or a dotted suffix)."""
+    return [t for t in targets if not any(n == t or n.endswith("." + t) for n in module_names)]
+
+
+def target_modules_error(field: str, model: str, module_names: list[str], missing: list[str]) -> BenchError:
+    leaves = sorted({n.rsplit(".", 1)[-1] for n in module_names if n})
+    return BenchError(f"{field}.lora.target_modules: no module named {missing[0]!r} in {model} (its linear and "
+                      f"embedding layers: {', '.join(leaves)})")
+
+
 class FinetuneConfig(_Strict):
     epochs: Annotated[float, Field(gt=0, le=1000)] = 1.0
     lr: PositiveFloat = 5e-5
@@ -40,11 +66,27 @@ class FinetuneConfig(_Strict):
     # A killed run resumes from its last complete checkpoint (written every checkpoint_steps
     # optimizer steps, or at every eval with early stopping). Not part of the artifact key.
     checkpoint_steps: PositiveInt = 500
+    # full: every weight trains. lora: PEFT's LoRA adapters (`lora:`), merged into the weights afterwards.
+    method: Literal["full", "lora"] = "full"
+    lora: LoraConfig | None = None  # with method: lora; None there means LoraConfig's defaults
+
+    @model_validator(mode="after")
+    def _lora_with_method(self) -> FinetuneConfig:
+        if self.lora is not None and self.method != "lora":
+            raise ValueError("lora: LoRA settings need method: lora")
+        return self
+
+    @property
+    def lora_settings(self) -> LoraConfig | None:
+        return (self.lora or LoraConfig()) if self.method == "lora" else None
 
     def key_fields(self) -> dict:
         """The settings that change what training produces: the artifact cache keys on these."""
-        # optim only when not the stock one: suites written before it keep their artifacts.
-        return self.model_dump(exclude={"checkpoint_steps"} | ({"optim"} if self.optim == "adamw_torch" else set()))
+        # optim and method only when not the stock ones: suites written before them keep their artifacts.
+        stock = {"checkpoint_steps"} | ({"optim"} if self.optim == "adamw_torch" else set())
+        if self.method == "full":
+            return self.model_dump(exclude=stock | {"method", "lora"})
+        return self.model_dump(exclude=stock | {"lora"}) | {"lora": self.lora_settings.model_dump()}
 
 
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
@@ -91,6 +133,10 @@ class DistillConfig(FinetuneConfig):
     def _some_loss(self) -> DistillConfig:
         if self.alpha_soft + self.alpha_hard + self.alpha_hidden + self.alpha_attn == 0:
             raise ValueError("alpha_soft + alpha_hard + alpha_hidden + alpha_attn must be > 0")
+        if self.method == "lora" and self.hidden_projection:
+            # The projection is a training aid outside the adapter: PEFT would freeze it and its
+            # checkpoints would not carry it.
+            raise ValueError("hidden_projection: not available with method: lora")
         return self
 
     @property
@@ -126,6 +172,8 @@ class GeneralDistillConfig(FinetuneConfig):
             raise ValueError("alpha_ce + alpha_mlm + alpha_cos must be > 0")
         if self.early_stopping_patience is not None:
             raise ValueError("early_stopping_patience: general distillation has no dev metric to stop on")
+        if self.method != "full":
+            raise ValueError("method: general distillation trains every weight (method: full)")
         return self
 
 

@@ -173,24 +173,46 @@ def head_config(task: Task | int) -> dict:
     return fields
 
 
+def _tiny_config(t: dict, vocab_size: int, head: dict):
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=vocab_size, hidden_size=t["hidden"], num_hidden_layers=t["layers"],
+                      num_attention_heads=t["heads"], intermediate_size=t["intermediate"],
+                      max_position_embeddings=512, **head)
+
+
+def adaptable_module_names(source: ModelSource, trust_remote_code: bool = False) -> list[str] | None:
+    """Names of the linear and embedding modules (what a LoRA adapter can target) of the source as a
+    sequence classifier, built on the meta device from its config: no weights read, nothing downloaded.
+    None when that needs the hub or the source is an ONNX graph."""
+    if source.kind not in ("tiny", "package", "local"):
+        return None
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    try:
+        config = _tiny_config(source.tiny, source.tiny["vocab"], {}) if source.kind == "tiny" else \
+            AutoConfig.from_pretrained(str(source.path), trust_remote_code=trust_remote_code)
+        with torch.device("meta"):
+            model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):  # the load itself reports it, with the field, when the build runs
+        return None
+    return [name for name, m in model.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Embedding))]
+
+
 def load_for_classification(
     source: ModelSource, task: Task | int, *, corpus: Iterable[str] = (), seed: int = 0,
     trust_remote_code: bool = False,
 ):
     """(model, tokenizer) with a fresh head for `task` (see head_config) on the source's encoder."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers import logging as hf_logging
 
     head = head_config(task)
     if source.kind == "tiny":
-        t = source.tiny
-        tokenizer = tiny_tokenizer(corpus, t["vocab"])
-        config = BertConfig(
-            vocab_size=len(tokenizer), hidden_size=t["hidden"], num_hidden_layers=t["layers"],
-            num_attention_heads=t["heads"], intermediate_size=t["intermediate"], max_position_embeddings=512,
-            **head,
-        )
+        tokenizer = tiny_tokenizer(corpus, source.tiny["vocab"])
+        config = _tiny_config(source.tiny, len(tokenizer), head)
         torch.manual_seed(seed)
         return AutoModelForSequenceClassification.from_config(config), tokenizer
 

@@ -27,13 +27,16 @@ from bench.train.finetune import (
     EpochSeededTrainer,
     callbacks,
     finetune,
+    prepare_model,
     run_summary,
     save_trained,
     task_metrics,
     train_resumable,
     training_arguments,
+    training_cost,
     work_folder,
 )
+from bench.train.footprint import PeakMemory
 from bench.train.losses import (
     attention_loss,
     hard_loss,
@@ -195,15 +198,15 @@ def train_subset(n_rows: int, cfg: DistillConfig, subset_seed: int) -> list[int]
 
 def distill(student, tokenizer, data: TaskData, teacher_logits: np.ndarray | None, cfg: DistillConfig,
             max_length: int, seed: int, out_dir: Path, *, teacher=None, work_dir: Path | None = None,
-            subset_seed: int = 0) -> dict:
+            subset_seed: int = 0, field: str = "distill") -> dict:
     """Train the student (its head made for data.task) with the suite's loss terms; save it
     (safetensors) and return a summary. Only the hard loss switched on: plain fine-tuning through
     the plain Trainer (the baseline)."""
     task: Task = data.task
     rows = train_subset(len(data.splits["train"]), cfg, subset_seed)
     if not (cfg.uses_teacher_logits or cfg.uses_teacher_internals):
-        return finetune(student, tokenizer, data, cfg, max_length, seed, out_dir, work_dir, train_rows=rows) | {
-            "loss": "hard"}
+        return finetune(student, tokenizer, data, cfg, max_length, seed, out_dir, work_dir, train_rows=rows,
+                        field=field) | {"loss": "hard"}
     train = data.splits["train"]
     if cfg.uses_teacher_logits:
         train = train.add_column("teacher_logits", [row.tolist() for row in teacher_logits])
@@ -222,6 +225,8 @@ def distill(student, tokenizer, data: TaskData, teacher_logits: np.ndarray | Non
                                  f"from the teacher's {teacher.config.hidden_size}; set hidden_projection: true")
             torch.manual_seed(seed)
             attach_projection(student, teacher, layer_map)
+    student = prepare_model(student, cfg, field, seed)
+    memory = PeakMemory()
     with work_folder(work_dir) as work:
         trainer = DistillationTrainer(
             model=student,
@@ -232,17 +237,17 @@ def distill(student, tokenizer, data: TaskData, teacher_logits: np.ndarray | Non
             eval_dataset=dev,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=task_metrics(task),
-            callbacks=callbacks(cfg),
+            callbacks=[*callbacks(cfg), memory],
             loss_cfg=cfg,
             teacher=teacher if cfg.uses_teacher_internals else None,
             layer_map=layer_map,
             regression=task.is_regression,
         )
         result = train_resumable(trainer, work)
-        info = run_summary(trainer, result, cfg, len(train), task)
+        info = run_summary(trainer, result, cfg, len(train), task) | training_cost(trainer, cfg, memory)
     if hasattr(student, "distill_projection"):
         del student.distill_projection  # a training aid, not part of the deployed model
-    save_trained(trainer, tokenizer, out_dir)
+    info |= save_trained(trainer, tokenizer, out_dir, data.texts("validation"), max_length)
     info |= {"loss": "+".join(term for term, alpha in loss_weights(cfg).items() if alpha > 0), "layer_map": layer_map}
     log.info("distilled: %s", info)
     return info

@@ -24,6 +24,8 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from bench.data.load import TaskData, tokenize
 from bench.spec.suite import FinetuneConfig
 from bench.tasks.table import Task, compute_metrics, predictions
+from bench.train.footprint import PeakMemory
+from bench.train.lora import is_peft, merge_adapter, parameter_counts, with_lora
 
 log = logging.getLogger(__name__)
 
@@ -170,16 +172,37 @@ def train_resumable(trainer: Trainer, work_dir: Path):
     return trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
 
-def save_trained(trainer: Trainer, tokenizer, out_dir: Path) -> None:
+def prepare_model(model, cfg: FinetuneConfig, field: str, seed: int):
+    """The model training updates: itself (method: full), or wrapped with LoRA adapters (method: lora)."""
+    lora = cfg.lora_settings
+    return model if lora is None else with_lora(model, lora, field, seed)
+
+
+def training_cost(trainer: Trainer, cfg: FinetuneConfig, memory: PeakMemory) -> dict:
+    """Method, trainable parameters and peak memory of the training loop, for the artifact's info."""
+    lora = cfg.lora_settings
+    method = {"method": cfg.method} | ({"lora_r": lora.r, "lora_alpha": lora.alpha,
+                                        "lora_target_modules": list(lora.target_modules)} if lora else {})
+    return method | parameter_counts(trainer.model) | memory.summary()
+
+
+def save_trained(trainer: Trainer, tokenizer, out_dir: Path, dev=None, max_length: int = 128) -> dict:
     """Weights as safetensors, tokenizer, training arguments and log history as JSON.
     (Trainer.save_model would also write training_args.bin, a pickle: nothing we ship is one.)
-    Under DDP only the main process writes."""
+    A LoRA model is saved merged, after a parity check on up to 32 `dev` examples (Texts); returns that
+    check. Under DDP only the main process writes."""
     if not trainer.is_world_process_zero():
-        return
-    trainer.model.save_pretrained(str(out_dir), safe_serialization=True)
+        return {}
+    model, parity = trainer.model, {}
+    if is_peft(model):
+        sample = dev.take(range(min(32, len(dev))))
+        batch = sample.encode(tokenizer, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        model, parity = merge_adapter(model, batch.to(next(model.parameters()).device))
+    model.save_pretrained(str(out_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(out_dir))
     (out_dir / "training_args.json").write_text(trainer.args.to_json_string())
     (out_dir / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    return parity
 
 
 def run_summary(trainer: Trainer, result, cfg: FinetuneConfig, n_rows: int, task: Task) -> dict:
@@ -203,13 +226,16 @@ def run_summary(trainer: Trainer, result, cfg: FinetuneConfig, n_rows: int, task
 
 
 def finetune(model, tokenizer, data: TaskData, cfg: FinetuneConfig, max_length: int, seed: int, out_dir: Path,
-             work_dir: Path | None = None, train_rows=None) -> dict:
-    """Fine-tune `model` (its head made for data.task) on the train split (or `train_rows` of it),
-    evaluate on dev, save safetensors + tokenizer to out_dir. Checkpoints go to work_dir, and a rerun
-    resumes from them. The loss is the model's own: cross-entropy, or the MSE for a regression."""
+             work_dir: Path | None = None, train_rows=None, field: str = "finetune") -> dict:
+    """Fine-tune `model` (its head made for data.task) on the train split (or `train_rows` of it), every
+    weight or (cfg.method lora) LoRA adapters merged afterwards; evaluate on dev, save safetensors +
+    tokenizer to out_dir. Checkpoints go to work_dir, and a rerun resumes from them. The loss is the
+    model's own: cross-entropy, or the MSE for a regression. `field`: the suite's section, for errors."""
+    model = prepare_model(model, cfg, field, seed)
     train = data.splits["train"] if train_rows is None else data.splits["train"].select(train_rows)
     train = tokenize(train, tokenizer, max_length)
     dev = tokenize(data.splits["validation"], tokenizer, max_length)
+    memory = PeakMemory()
     with work_folder(work_dir) as work:
         trainer = EpochSeededTrainer(
             model=model,
@@ -218,10 +244,10 @@ def finetune(model, tokenizer, data: TaskData, cfg: FinetuneConfig, max_length: 
             eval_dataset=dev,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=task_metrics(data.task),
-            callbacks=callbacks(cfg),
+            callbacks=[*callbacks(cfg), memory],
         )
         result = train_resumable(trainer, work)
-        info = run_summary(trainer, result, cfg, len(train), data.task)
-    save_trained(trainer, tokenizer, out_dir)
+        info = run_summary(trainer, result, cfg, len(train), data.task) | training_cost(trainer, cfg, memory)
+    info |= save_trained(trainer, tokenizer, out_dir, data.texts("validation"), max_length)
     log.info("fine-tuned: %s", info)
     return info
