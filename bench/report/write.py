@@ -18,6 +18,8 @@ import pandas as pd
 from bench.common.errors import BenchError
 from bench.common.paths import confined
 from bench.gate.check import load_profile
+from bench.report.adaptation import NOTES as METHOD_NOTES
+from bench.report.adaptation import method_table
 from bench.report.decision import decision_sections
 from bench.report.edge_costs import cold_start_plot, edge_section, edge_table
 from bench.report.ops import op_plot, op_table, profiled, step_sentences
@@ -143,6 +145,9 @@ def training_table(df: pd.DataFrame) -> pd.DataFrame:
         "per seed": g["score"].apply(lambda a: ", ".join(f"{100 * x:.2f}" for x in a)),
         "train s/epoch": g["train_s_per_epoch"].mean(),
     })
+    if "train_method" in rows and (rows["train_method"] == "lora").any():
+        out.insert(0, "method", g.apply(lambda r: f"lora r{int(r['lora_r'].iloc[0])}"
+                                        if r["train_method"].iloc[0] == "lora" else "full", include_groups=False))
     if "teacher" in out.index:
         out.insert(5, "% of teacher", out[dev] / out.loc["teacher", dev] * 100)
     return out.reset_index()
@@ -286,6 +291,9 @@ def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: lis
             notes=[f"{dev} of the PyTorch FP32 model on the whole eval split, mean and sample std over seeds. "
                    f"{step}{'a' if step else 'A'} difference smaller than the seed spread is not a win. Train "
                    "s/epoch: wall time of the training loop (a resumed build counts only its remaining steps)."]))
+    methods = method_table(df)
+    if not methods.empty:
+        out.append(Section("Full fine-tuning vs LoRA", methods, floatfmt=".4g", missing="—", notes=METHOD_NOTES))
     multi = summary[summary["seeds"].str.contains(",")]
     if len(multi):
         title = "Accuracy per seed" if metric == "accuracy" else f"{score_header(metric)} per seed"

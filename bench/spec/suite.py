@@ -313,6 +313,11 @@ def _check_lora_targets(suite: Suite, teacher_source) -> None:
     for field, source, cfg in trainings:
         if cfg is None or cfg.lora_settings is None:
             continue
+        import importlib.util
+
+        if importlib.util.find_spec("peft") is None:
+            raise BenchError(f"{field}.method: lora trains through PEFT, which is not installed "
+                             "(pip install 'bench-bert[lora]')")
         names = adaptable_module_names(source, suite.trust_remote_code)
         missing = unmatched_target_modules(names or [], cfg.lora_settings.target_modules)
         if names is not None and missing:
