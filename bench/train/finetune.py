@@ -246,7 +246,10 @@ def finetune(model, tokenizer, data: TaskData, cfg: FinetuneConfig, max_length: 
             compute_metrics=task_metrics(data.task),
             callbacks=[*callbacks(cfg), memory],
         )
-        result = train_resumable(trainer, work)
+        try:
+            result = train_resumable(trainer, work)
+        finally:
+            memory.stop()
         info = run_summary(trainer, result, cfg, len(train), data.task) | training_cost(trainer, cfg, memory)
     info |= save_trained(trainer, tokenizer, out_dir, data.texts("validation"), max_length)
     log.info("fine-tuned: %s", info)

@@ -1,6 +1,7 @@
 """What a training run costs in memory: the process's peak RSS during the training loop, sampled in a
 background thread, and the growth over the RSS at its start (activations, gradients, optimizer state:
-what the method itself needs). On CUDA, torch's allocator peak too.
+what the method itself needs). On CUDA, torch's allocator peak too. A resumed run loads its checkpoint
+before the loop starts, so its growth leaves out the restored optimizer state.
 
 Freed memory the C allocator keeps would hide a later run's growth when several models train in one
 process, so the heap is trimmed (glibc malloc_trim) before the baseline is read.
@@ -33,6 +34,7 @@ class PeakMemory(TrainerCallback):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.start_rss = self.peak_rss = 0
+        self.peak_cuda: int | None = None
 
     def _sample(self) -> None:
         while not self._stop.wait(SAMPLE_INTERVAL_S):
@@ -47,15 +49,21 @@ class PeakMemory(TrainerCallback):
         self._thread.start()
 
     def on_train_end(self, args, state, control, **kwargs):
+        self.stop()
+        self.peak_rss = max(self.peak_rss, self._process.memory_info().rss)
+        if torch.cuda.is_available():  # read now: the dev evaluation after training is not training
+            self.peak_cuda = torch.cuda.max_memory_allocated()
+
+    def stop(self) -> None:
+        """Ends the sampling thread; also called when training raised (on_train_end never ran)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.peak_rss = max(self.peak_rss, self._process.memory_info().rss)
 
     def summary(self) -> dict:
         mib = 2**20
         out = {"train_peak_rss_mb": round(self.peak_rss / mib, 1),
                "train_rss_growth_mb": round((self.peak_rss - self.start_rss) / mib, 1)}
-        if torch.cuda.is_available():
-            out["train_peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / mib, 1)
+        if self.peak_cuda is not None:
+            out["train_peak_cuda_mb"] = round(self.peak_cuda / mib, 1)
         return out
