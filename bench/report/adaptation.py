@@ -72,6 +72,7 @@ def method_table(df: pd.DataFrame) -> pd.DataFrame:
                "± std", "Δ vs full (pts)", "INT8 drop, PyTorch (pts)", "INT8 drop, ONNX (pts)"]
     order = out.assign(_full=out["method"] != "full").sort_values(["params", "_training", "_full", "rank"],
                                                                     ascending=[False, True, True, True], kind="stable")
+    order = order.assign(rank=[int(r) if pd.notna(r) else "—" for r in order["rank"]])  # not "nan" for full
     return order[columns].reset_index()
 
 
