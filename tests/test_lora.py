@@ -156,6 +156,7 @@ def lora_run(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # shares the module's tiny LoRA run (~50 s): kept out of the default run's budget
 def test_rows_carry_the_method_and_the_training_cost(lora_run):
     rows = {r["variant_id"]: r for r in read_rows(lora_run / "results" / "lora-run" / "a")}
     teacher, full, lora = (rows[f"{m}-pytorch-fp32-cpu-t1"] for m in ("teacher", "full", "lora"))
@@ -170,6 +171,7 @@ def test_rows_carry_the_method_and_the_training_cost(lora_run):
     assert lora["params"] == full["params"], "the merged student is the plain architecture"
 
 
+@pytest.mark.slow  # shares the module's tiny LoRA run (~50 s): kept out of the default run's budget
 def test_a_lora_teacher_distils_from_its_merged_model(lora_run):
     """The teacher artifact is the merged model (plain keys; the adapted weights moved, the frozen ones did not),
     and the cached logits students distil from are that model's."""
@@ -193,6 +195,7 @@ def test_a_lora_teacher_distils_from_its_merged_model(lora_run):
     np.testing.assert_allclose(np.load(logits / "train_logits.npy"), again, atol=1e-5)
 
 
+@pytest.mark.slow  # shares the module's tiny LoRA run (~50 s): kept out of the default run's budget
 def test_the_report_compares_full_and_lora(lora_run):
     run = lora_run / "results" / "lora-run" / "a"
     assert main(["report", str(run), "--out", str(lora_run / "report")]) == 0
