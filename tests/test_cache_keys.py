@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import bench.backends.onnx.quantize as quantize
 import bench.build.compress as compress
 from bench.build.pipeline import build_all
 from bench.data.load import load_task_data
@@ -34,6 +35,8 @@ PINNED_INT8_DYNAMIC = ["997b666ea63a6265", "fe6c0a144b7744cd"]
 def test_smoke_suite_artifact_keys_are_unchanged(monkeypatch):
     monkeypatch.delenv("BENCH_DATA_DIR", raising=False)  # the fixture data, whatever the machine has
     monkeypatch.setattr(compress, "library_versions", lambda names: {n: "pinned" for n in names})
+    # Pinned on a VNNI machine: static INT8's `reduce_range: auto` resolves by the CPU (and is keyed).
+    monkeypatch.setattr(quantize, "cpu_has_vnni", lambda: True)
     suite = load_suite(SMOKE)
     plan = make_plan(suite, str(SMOKE))
     store = DryRunStore(Path("/nonexistent-bench-cache"))

@@ -255,6 +255,7 @@ def test_without_vnni_dynamic_int8_has_u8_weights_at_full_range(setup, monkeypat
     from bench.backends.onnx import quantize
 
     *_, teacher, comp = setup
+    monkeypatch.setattr(quantize, "cpu_has_vnni", lambda: True)
     with_vnni = comp.onnx_int8_dynamic(teacher, "plain")
     monkeypatch.setattr(quantize, "cpu_has_vnni", lambda: False)
     q = comp.onnx_int8_dynamic(teacher, "plain")

