@@ -38,7 +38,8 @@ def _cmd_run(args) -> int:
     from bench.run.suite_run import run_suite
 
     shard = parse_shard(args.shard) if args.shard else None
-    run_dir = run_suite(Path(args.suite), Path(args.results_dir), args.run_id, shard, cache_dir=args.cache_dir)
+    run_dir = run_suite(Path(args.suite), Path(args.results_dir), args.run_id, shard, cache_dir=args.cache_dir,
+                        cluster=args.cluster)
     print(run_dir)
     status = json.loads((run_dir / "run.json").read_text())["status"]
     return 0 if status == "finished" else 1  # a crashed, timed-out or over-budget variant fails the run
@@ -220,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR") or None,
                    help="artifact cache folder, e.g. one CI keeps between runs "
                         "(default: $BENCH_CACHE_DIR, else <results-dir>/artifacts)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="a Ray cluster (host:port, or auto): build once, measure on each of the suite's "
+                        "cluster.targets (docs/cluster.md); default: here, in this process")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("quick", help="measure a model you already have (hub id, folder, .onnx) in one line; "

@@ -11,7 +11,6 @@ import json
 import logging
 import platform
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,11 @@ from bench.build.pipeline import Built, build_all, seed_tag
 from bench.common.errors import BenchError
 from bench.common.paths import confined
 from bench.data.load import load_task_data
-from bench.launch.isolate import run_isolated_serving
 from bench.plan import Plan, make_plan, shard_plan
 from bench.run.bill import Progress
 from bench.run.measure_key import measure_config_hash, measure_key
-from bench.scenarios.base import Measured
-from bench.scenarios.cold_start import ColdStartStage
-from bench.scenarios.interleave import SpeedupStage, reference_dir
-from bench.scenarios.server import ServerStage
+from bench.run.measure_variant import MeasureJob, Stages, measure_variant
+from bench.scenarios.interleave import reference_dir
 from bench.schema import (
     ArtifactFacts,
     Bookkeeping,
@@ -129,6 +125,8 @@ class RunContext:
     data: Any
     store_root: Path
     shard: tuple[int, int] | None = None
+    cluster: str | None = None  # a Ray cluster's address (bench/run/cluster.py); None: measure here
+    targets: list = field(default_factory=list)  # the suite's cluster targets (bench.run.cluster.Target)
     machine: Machine | None = None
     peaks: dict = field(default_factory=dict)
     measure_key: str = ""
@@ -141,7 +139,8 @@ class RunContext:
 
 
 def _row_for(ctx: RunContext, variant: Variant, built: Built, result: ChildResult | ChildFailure,
-             wall_s: float, scenarios: tuple[Speedup, ServerScenario | None, ColdStart | None]) -> Row:
+             wall_s: float, scenarios: tuple[Speedup, ServerScenario | None, ColdStart | None],
+             machine: Machine | None = None) -> Row:
     """The row from its parts: identity, outcome, artifact and training facts, what the child measured,
     roofline, the scenarios run across processes (interleaved speedup, Server, cold start), machine and
     bookkeeping. Validated strictly (bench.schema.Row.for_write)."""
@@ -156,7 +155,7 @@ def _row_for(ctx: RunContext, variant: Variant, built: Built, result: ChildResul
     bookkeeping = Bookkeeping(schema_version=SCHEMA_VERSION, measure_wall_s=round(wall_s, 2),
                               measure_key=ctx.measure_key)
     return Row.for_write(identity, outcome, facts, _training(built.models[variant.model]), *measured, speedup,
-                         server or ServerScenario(), cold_start or ColdStart(), ctx.machine, bookkeeping,
+                         server or ServerScenario(), cold_start or ColdStart(), machine or ctx.machine, bookkeeping,
                          {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
@@ -179,11 +178,16 @@ def measure_spec(suite: Suite, variant: Variant, built: Built, data) -> ChildSpe
 
 def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: str | None = None,
               shard: tuple[int, int] | None = None, cache_dir: Path | None = None,
-              variant_ids: list[str] | None = None, suite: Suite | None = None) -> Path:
+              variant_ids: list[str] | None = None, suite: Suite | None = None, cluster: str | None = None) -> Path:
     """`cache_dir`: the artifact cache (default <results_root>/artifacts). `variant_ids`: measure only these
     of the plan (`bench tune` measures one candidate at a time into one run directory). `suite`: the suite
-    already loaded from `suite_path` (and possibly derived from it)."""
+    already loaded from `suite_path` (and possibly derived from it). `cluster`: a Ray cluster's address: build
+    there once and measure on each of the suite's `cluster.targets` (bench/run/cluster.py)."""
     suite = suite or load_suite(suite_path)
+    if cluster is not None and suite.cluster is None:
+        raise BenchError(f"--cluster: suite {suite.name} has no cluster.targets section (the machines to measure on)")
+    if cluster is not None and shard is not None:
+        raise BenchError("--cluster and --shard: a cluster measures every variant on every target; use one of them")
     if suite.measure.server:  # before any build: a missing package is an error now, not after training
         from bench.serve.extra import require_serve_extra
 
@@ -205,7 +209,7 @@ def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: st
     # One process per run directory at a time: a second `bench run --run-id` on it waits, then resumes.
     with file_lock(run_dir / ".lock", f"waiting for another bench run on {run_dir}"):
         return _run_locked(RunContext(suite, Path(suite_path), plan, run_dir, run_id, results_root, data, store_root,
-                                      shard))
+                                      shard, cluster))
 
 
 def _planned(run_dir: Path, plan: Plan) -> list[str]:
@@ -237,6 +241,8 @@ def _run_locked(ctx: RunContext) -> Path:
         "planned": _planned(run_dir, plan),
         "skipped": [{"variant": s.variant.id, "reason": s.reason} for s in plan.skipped],
     }
+    if ctx.cluster:
+        _join_cluster(ctx, run_info)
     write_json_atomic(run_dir / RUN_FILE, run_info)
     for s in plan.skipped:
         log.info("skip %s: %s", s.variant.id, s.reason)
@@ -246,14 +252,20 @@ def _run_locked(ctx: RunContext) -> Path:
     run_info["stages"] = {}
     planned = set(run_info["planned"])
     ctx.measure_key = measure_key(suite.measure, data.fingerprint)
-    ctx.progress = Progress(len(plan.variants) * len(suite.training_seeds), started)
+    per_seed = sum(not t.why_not(v) for v in plan.variants for t in ctx.targets) if ctx.cluster else len(plan.variants)
+    ctx.progress = Progress(per_seed * len(suite.training_seeds), started)
     ctx.run_info = run_info
     measure_wall = {}
     for seed in suite.training_seeds:  # train a seed's models, then measure them, then the next seed
-        built = build_all(suite, plan, data, store, seed)
+        if ctx.cluster:
+            from bench.run.cluster import build_on_cluster
+
+            built = build_on_cluster(suite, plan, data, store_root, seed)
+        else:
+            built = build_all(suite, plan, data, store, seed)
         run_info["stages"] |= built.stages
         write_json_atomic(run_dir / RUN_FILE, run_info)
-        measure_wall |= _measure_seed(ctx, built)
+        measure_wall |= _measure_seed_on_cluster(ctx, built) if ctx.cluster else _measure_seed(ctx, built)
     rows = [r for r in latest_rows(read_rows(run_dir)) if r["variant_id"] in planned
             and r.get("seed") in suite.training_seeds]
     run_info["stages"]["measure"] = {"wall_s": round(sum(measure_wall.values()), 2), "per_variant_s": measure_wall,
@@ -268,25 +280,15 @@ def _run_locked(ctx: RunContext) -> Path:
 def _measure_seed(ctx: RunContext, built: Built) -> dict:
     """Measure every planned variant of one training seed; returns wall seconds per variant. With
     measure.interleave, the reference's drift goes into run.json (`ctx.run_info`)."""
-    suite, plan, run_dir, measure_key = ctx.suite, ctx.plan, ctx.run_dir, ctx.measure_key
+    suite, plan, run_dir = ctx.suite, ctx.plan, ctx.run_dir
     ctx.progress = ctx.progress or Progress(len(plan.variants), time.perf_counter())
-    planned = {v.id: v for v in plan.variants}
-
-    def current(row: dict) -> bool:  # measured ok, from the same artifact, with the same settings
-        variant = planned.get(row.get("variant_id"))
-        return (variant is not None and row.get("seed") == built.seed and row.get("status") == "ok"
-                and row.get("measure_key") == measure_key
-                and row.get("artifact") == built.artifacts[variant.artifact_key].path.name)
-
-    done = {r["variant_id"] for r in latest_rows(read_rows(run_dir)) if current(r)}
+    done = measured_already(ctx, built)
     tag = seed_tag(suite, built.seed)
-    interleave = suite.measure.interleave
-    rounds = SpeedupStage(interleave, reference_dir(built), run_dir / "logs", tag, suite.measure.timeout_s) \
-        if interleave else nullcontext()
-    with rounds:
-        measure_wall = _measure_variants(ctx, built, done, rounds if interleave else None)
-    if interleave:
-        drift = rounds.drift()
+    with Stages(suite.measure, run_dir / "logs", tag, built.seed, reference_dir(built)) as stages:
+        measure_wall = _measure_variants(ctx, built, {variant_id for variant_id, target in done if target is None},
+                                         stages)
+    if stages.rounds:
+        drift = stages.rounds.drift()
         run_info = ctx.run_info if ctx.run_info is not None else json.loads((run_dir / RUN_FILE).read_text())
         run_info["reference_drift"] = (run_info.get("reference_drift") or {}) | drift
         write_json_atomic(run_dir / RUN_FILE, run_info)
@@ -297,62 +299,120 @@ def _measure_seed(ctx: RunContext, built: Built) -> dict:
     return measure_wall
 
 
-def _measure_variants(ctx: RunContext, built: Built, done: set[str], rounds: SpeedupStage | None) -> dict:
-    suite, plan, data, run_dir, progress = ctx.suite, ctx.plan, ctx.data, ctx.run_dir, ctx.progress
+def _join_cluster(ctx: RunContext, run_info: dict) -> None:
+    """Join the cluster, find each target's nodes, and plan as skipped what a target cannot measure."""
+    from bench.run.cluster import connect, find_targets
+
+    connect(ctx.cluster)
+    ctx.targets = find_targets(ctx.suite.cluster)
+    run_info["cluster"] = {"address": ctx.cluster, "targets": {
+        t.name: {"resource": t.resource, "hosts": t.hosts, "nodes": [n["NodeID"] for n in t.nodes]}
+        for t in ctx.targets}}
+    for target in ctx.targets:
+        log.info("target %s: %d node(s) declaring %r%s", target.name, len(target.nodes), target.resource,
+                 f" ({', '.join(target.hosts)})" if target.hosts else "")
+        for variant in ctx.plan.variants:
+            if reason := target.why_not(variant):
+                run_info["skipped"].append({"variant": variant.id, "target": target.name, "reason": reason})
+                log.info("skip %s on %s: %s", variant.id, target.name, reason)
+
+
+def _measure_seed_on_cluster(ctx: RunContext, built: Built) -> dict:
+    """Measure every planned variant of one seed on every target that can run it, in parallel across the
+    cluster; rows are written here as measurements return. Returns wall seconds per (variant, target)."""
+    from bench.run.cluster import artifact_dirs, measure_on_cluster
+
+    done, tag, measure_wall = measured_already(ctx, built), seed_tag(ctx.suite, built.seed), {}
+    jobs = []
+    for variant in ctx.plan.variants:
+        for target in ctx.targets:
+            if target.why_not(variant):
+                continue
+            if (variant.id, target.name) in done:
+                log.info("measured already in this run: %s%s on %s", variant.id, tag, target.name)
+                ctx.progress.skip()
+                continue
+            job = measure_job(ctx, variant, built, f"{tag}@{target.name}")
+            jobs.append((job, artifact_dirs(built, variant, job.reference_dir), target))
+
+    def on_row(job: MeasureJob, outcome, machine: Machine) -> None:
+        row = _row_for(ctx, job.variant, built, outcome.result, outcome.wall_s, outcome.scenarios, machine)
+        append_row(ctx.run_dir, row)
+        measure_wall[job.variant.id + job.tag] = round(outcome.wall_s, 2)
+        ctx.progress.measured(outcome.wall_s)
+        where = machine.host or machine.target
+        log.info("%s", ctx.progress.line(f"{job.variant.id}{job.tag} measured on {where}", time.perf_counter()))
+        log_row(row, outcome.wall_s)
+
+    measure_on_cluster(jobs, ctx.targets, ctx.suite.cluster.retries, on_row)
+    return measure_wall
+
+
+def measured_already(ctx: RunContext, built: Built) -> set[tuple[str, str | None]]:
+    """(variant id, target) of this seed's variants whose latest row is ok, from the same artifact and with
+    the same measurement settings: a resumed run does not measure them again."""
+    planned = {v.id: v for v in ctx.plan.variants}
+
+    def current(row: dict) -> bool:
+        variant = planned.get(row.get("variant_id"))
+        return (variant is not None and row.get("seed") == built.seed and row.get("status") == "ok"
+                and row.get("measure_key") == ctx.measure_key
+                and row.get("artifact") == built.artifacts[variant.artifact_key].path.name)
+
+    return {(r["variant_id"], r.get("target")) for r in latest_rows(read_rows(ctx.run_dir)) if current(r)}
+
+
+def measure_job(ctx: RunContext, variant: Variant, built: Built, tag: str) -> MeasureJob:
+    spec = measure_spec(ctx.suite, variant, built, ctx.data)
+    # The accuracy pass's predictions per example: the Server scenario compares the served answers with
+    # them, `bench tune` bootstraps the metric's drop from them (paired over the same examples).
+    spec.predictions_path = ctx.logs / f"{variant.id}{tag}.predictions.json"
+    return MeasureJob(variant, spec, ctx.logs, tag, built.seed, ctx.suite.measure, reference_dir(built))
+
+
+def _measure_variants(ctx: RunContext, built: Built, done: set[str], stages: Stages) -> dict:
+    suite, plan, run_dir, progress = ctx.suite, ctx.plan, ctx.run_dir, ctx.progress
     tag = seed_tag(suite, built.seed)
     measure_wall = {}
-    serving = ServerStage(suite.measure.server, run_dir / "logs", tag, built.seed) if suite.measure.server else None
-    cold = ColdStartStage(suite.measure.cold_start, run_dir / "logs", tag, suite.measure.allocator) \
-        if suite.measure.cold_start else None
     for variant in plan.variants:
         if variant.id in done:
             log.info("measured already in this run: %s%s", variant.id, tag)
             progress.skip()
             continue
-        t0 = time.perf_counter()
-        log.info("%s", progress.line(variant.id + tag, t0))
-        spec = measure_spec(suite, variant, built, data)
-        served = serving is not None and serving.selected(variant.id)
-        # The accuracy pass's predictions per example: the Server scenario compares the served answers with
-        # them, `bench tune` bootstraps the metric's drop from them (paired over the same examples).
-        spec.predictions_path = run_dir / "logs" / f"{variant.id}{tag}.predictions.json"
-        # With rounds, the measuring child stays up after its result and serves the variant's side of them.
-        result, rounds_side = run_isolated_serving(spec, run_dir / "logs", variant.id + tag, suite.measure.timeout_s,
-                                                   suite.measure.max_memory_mb, serve_rounds=rounds is not None)
-        measured = Measured(variant, spec, rounds_side)
-        speedup = rounds.measure(measured) if rounds and isinstance(result, ChildResult) else Speedup()
-        server = serving.measure(measured) if served and isinstance(result, ChildResult) else None
-        started = cold is not None and cold.selected(variant.id) and isinstance(result, ChildResult)
-        cold_start = cold.measure(measured) if started else None
-        wall = time.perf_counter() - t0
-        progress.measured(wall)
-        measure_wall[variant.id + tag] = round(wall, 2)
-        row = _row_for(ctx, variant, built, result, wall, (speedup, server, cold_start))
+        log.info("%s", progress.line(variant.id + tag, time.perf_counter()))
+        outcome = measure_variant(measure_job(ctx, variant, built, tag), stages)
+        progress.measured(outcome.wall_s)
+        measure_wall[variant.id + tag] = round(outcome.wall_s, 2)
+        row = _row_for(ctx, variant, built, outcome.result, outcome.wall_s, outcome.scenarios)
         append_row(run_dir, row)
-        if row.status == "ok":
-            log.info("  %s %.4f  p50 %.2f ms  p90 %.2f ms  (%.1f s)", row.metric, row.score,
-                     row.latency_p50_ms, row.latency_p90_ms, wall)
-            if row.speedup_vs_reference is not None:
-                log.info("  speedup vs %s %.3fx [%.3f, %.3f] over %d interleaved rounds", row.speedup_reference,
-                         row.speedup_vs_reference, row.speedup_ci_low, row.speedup_ci_high, len(row.speedup_rounds))
-            elif row.speedup_error:
-                log.warning("  speedup rounds: %s", row.speedup_error)
-            for entry in row.server or []:
-                log.log(logging.WARNING if entry.error else logging.INFO,
-                        "  server (%s): max %s qps with p99 <= %g ms%s", entry.batching,
-                        "none" if entry.max_qps is None else f"{entry.max_qps:g}", entry.p99_bound_ms,
-                        f"; {entry.error}" if entry.error else "")
-            if row.cold_start_ms is not None:
-                log.info("  cold start %.0f ms (%s)", row.cold_start_ms,
-                         ", ".join(f"{k} {v:.0f}" for k, v in row.cold_start_phases_ms.items()))
-            elif row.cold_start_error:
-                log.warning("  cold start: %s", row.cold_start_error)
-            if row.e2e_p50_ms is not None:
-                log.info("  end to end p50 %.2f ms, p95 %.2f ms (tokenizer %.0f %%)", row.e2e_p50_ms, row.e2e_p95_ms,
-                         row.e2e_tokenizer_share_pct)
-        else:
-            log.error("  %s: %s", row.status, row.error)
+        log_row(row, outcome.wall_s)
     return measure_wall
+
+
+def log_row(row: Row, wall: float) -> None:
+    if row.status != "ok":
+        log.error("  %s: %s", row.status, row.error)
+        return
+    log.info("  %s %.4f  p50 %.2f ms  p90 %.2f ms  (%.1f s)", row.metric, row.score,
+             row.latency_p50_ms, row.latency_p90_ms, wall)
+    if row.speedup_vs_reference is not None:
+        log.info("  speedup vs %s %.3fx [%.3f, %.3f] over %d interleaved rounds", row.speedup_reference,
+                 row.speedup_vs_reference, row.speedup_ci_low, row.speedup_ci_high, len(row.speedup_rounds))
+    elif row.speedup_error:
+        log.warning("  speedup rounds: %s", row.speedup_error)
+    for entry in row.server or []:
+        log.log(logging.WARNING if entry.error else logging.INFO,
+                "  server (%s): max %s qps with p99 <= %g ms%s", entry.batching,
+                "none" if entry.max_qps is None else f"{entry.max_qps:g}", entry.p99_bound_ms,
+                f"; {entry.error}" if entry.error else "")
+    if row.cold_start_ms is not None:
+        log.info("  cold start %.0f ms (%s)", row.cold_start_ms,
+                 ", ".join(f"{k} {v:.0f}" for k, v in row.cold_start_phases_ms.items()))
+    elif row.cold_start_error:
+        log.warning("  cold start: %s", row.cold_start_error)
+    if row.e2e_p50_ms is not None:
+        log.info("  end to end p50 %.2f ms, p95 %.2f ms (tokenizer %.0f %%)", row.e2e_p50_ms, row.e2e_p95_ms,
+                 row.e2e_tokenizer_share_pct)
 
 
 def train_suite(suite_path: Path, results_root: Path = Path("results"), models: list[str] | None = None,

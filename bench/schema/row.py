@@ -350,6 +350,11 @@ class Machine(Part):
     cpu_model: str | None = f("CPU model name", None)
     gpus: list[str] | None = f("GPU names", None)
     shard: str | None = f("`I/N` when measured with `--shard`", None)
+    target: str | None = f("the suite's cluster target it was measured on (`bench run --cluster`); reports, "
+                           "check and compare judge each target apart", None)
+    cluster_attempts: list[dict] | None = f("`bench run --cluster`: the attempts before this row whose node or "
+                                            "worker died ({node, error}), each run again on a node of the same "
+                                            "target", None)
 
 
 class Bookkeeping(Part):

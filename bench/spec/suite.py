@@ -16,6 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bench.common.errors import BenchError
+from bench.spec.cluster import ClusterConfig  # noqa: F401  (re-exported: the schema is one namespace)
 from bench.spec.data import (  # noqa: F401  (re-exported: the schema is one namespace)
     DATA_SUFFIXES,
     CustomTaskConfig,
@@ -138,6 +139,7 @@ class Suite(_Strict):
     quantize: QuantizeConfig = QuantizeConfig()
     measure: MeasureConfig = MeasureConfig()
     tune: TuneConfig | None = None  # read by `bench tune` only
+    cluster: ClusterConfig | None = None  # read by `bench run --cluster` only (bench/spec/cluster.py)
     # The edge profile the report's decision block judges (bench/spec/profiles/<name>.yaml or a YAML file);
     # `bench report --profile` overrides it.
     profile: Annotated[str, Field(min_length=1)] | None = None

@@ -71,8 +71,9 @@ def _complete_lines(path: Path) -> list[tuple[int, dict]]:
 
 
 def latest_rows(rows: list[dict]) -> list[dict]:
-    """The last row of each (variant, seed): a resumed run re-measures failed variants after them."""
-    latest = {(r["variant_id"], r.get("seed")): r for r in rows}
+    """The last row of each (variant, seed, cluster target): a resumed run re-measures failed variants after
+    them."""
+    latest = {(r["variant_id"], r.get("seed"), r.get("target")): r for r in rows}
     return list(latest.values())
 
 
