@@ -102,7 +102,7 @@ def _cmd_tune(args) -> int:
     if args.max_drop is not None and not args.max_drop >= 0:
         raise BenchError(f"--max-drop: expected points >= 0, got {args.max_drop}")
     result = tune(Path(args.suite), args.profile, args.objective, budget, args.max_drop, Path(args.results_dir),
-                  args.run_id, args.cache_dir)
+                  args.run_id, args.cache_dir, args.cluster, args.target)
     print(to_markdown(result))
     print(f"tune: {result.run_dir / 'tune.md'}, tune.json" + (", chosen-suite.yaml" if result.chosen else ""))
     return result.exit_code
@@ -172,11 +172,21 @@ def _cmd_compare(args) -> int:
 def _cmd_check(args) -> int:
     from bench.gate.check import check_run, format_markdown, load_profile
     from bench.gate.json_report import check_annotations, check_report
+    from bench.store.results import open_run
 
-    result = check_run(Path(args.run_dir), load_profile(args.profile), args.variant or None)
-    report = check_report(result)
-    _gate_output(format_markdown(result), report, check_annotations(report), args)
-    return result.exit_code
+    profile, run_dir = load_profile(args.profile), Path(args.run_dir)
+    # A run measured on several cluster targets: one verdict per target (a target is its own decision).
+    targets = [args.target] if args.target else open_run(run_dir).targets or [None]
+    if len(targets) > 1 and (args.json or args.annotations):
+        raise BenchError(f"--json/--annotations: {run_dir} was measured on targets {', '.join(targets)}; "
+                         "pass --target for each")
+    exit_code = 0
+    for target in targets:
+        result = check_run(run_dir, profile, args.variant or None, target=target)
+        report = check_report(result)
+        _gate_output(format_markdown(result), report, check_annotations(report), args)
+        exit_code = max(exit_code, result.exit_code)
+    return exit_code
 
 
 def _log_options(default) -> argparse.ArgumentParser:
@@ -293,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default=os.environ.get("BENCH_RESULTS_DIR", "results"))
     p.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR") or None,
                    help="artifact cache folder (default: $BENCH_CACHE_DIR, else <results-dir>/artifacts)")
+    p.add_argument("--cluster", metavar="ADDRESS", help="a Ray cluster (host:port, or auto): measure the candidates "
+                                                        "in parallel on one cluster target's nodes (docs/cluster.md)")
+    p.add_argument("--target", help="with --cluster: the suite's cluster target to tune for (needed when it has "
+                                    "several)")
     p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("serve", help="serve one variant over HTTP (POST /predict, GET /health) on 127.0.0.1, "
@@ -353,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a shipped profile (edge-cpu-1t, server-cpu, gpu-t4-like) or a YAML file")
     p.add_argument("--variant", action="append",
                    help="variant_id to judge (repeatable); default: every row the profile selects")
+    p.add_argument("--target", help="judge the rows of this cluster target (`bench run --cluster`); default: each "
+                                    "target of the run apart")
     p.add_argument("--json", metavar="FILE", help="also write the verdicts as JSON (docs/check.schema.json)")
     p.add_argument("--annotations", action="store_true",
                    help="also print GitHub annotations (::error per failed variant, ::warning per unmeasured budget)")

@@ -33,17 +33,19 @@ class Predictions:
     predictions: np.ndarray
 
 
-def _log_file(run_dir: Path, variant_id: str, seed: int | None, suffix: str) -> Path:
-    """logs/<variant>@seed<N><suffix> (a run of several training seeds), else logs/<variant><suffix>."""
-    logs = Path(run_dir) / "logs"
-    tagged = logs / f"{variant_id}@seed{seed}{suffix}"
-    return tagged if seed is not None and tagged.is_file() else logs / f"{variant_id}{suffix}"
+def _log_file(run_dir: Path, variant_id: str, seed: int | None, suffix: str, target: str | None = None) -> Path:
+    """logs/<variant>@seed<N><suffix> (a run of several training seeds), else logs/<variant><suffix>; with
+    `@<target>` before the suffix for a row measured on a cluster target (`bench run --cluster`)."""
+    logs, at = Path(run_dir) / "logs", f"@{target}" if target else ""
+    tagged = logs / f"{variant_id}@seed{seed}{at}{suffix}"
+    return tagged if seed is not None and tagged.is_file() else logs / f"{variant_id}{at}{suffix}"
 
 
-def load_predictions(run_dir: Path, variant_id: str, seed: int | None = None) -> Predictions:
+def load_predictions(run_dir: Path, variant_id: str, seed: int | None = None, target: str | None = None
+                     ) -> Predictions:
     """A measured variant's accuracy-pass predictions and the eval labels (its child spec) in `run_dir`."""
-    spec_file = _log_file(run_dir, variant_id, seed, ".spec.json")
-    path = _log_file(run_dir, variant_id, seed, ".predictions.json")
+    spec_file = _log_file(run_dir, variant_id, seed, ".spec.json", target)
+    path = _log_file(run_dir, variant_id, seed, ".predictions.json", target)
     if not path.is_file() or not spec_file.is_file():
         raise FileNotFoundError(f"{path}: no predictions (measured before bench wrote them); rerun the variant")
     spec = ChildSpec.model_validate_json(spec_file.read_bytes())
@@ -106,14 +108,16 @@ class DropJudge:
 
     def __init__(self, run_dir: Path | None, samples: int = BOOTSTRAP_SAMPLES, confidence: float = CONFIDENCE):
         self.run_dir, self.samples, self.confidence = run_dir, samples, confidence
-        self._cache: dict[tuple[str, int | None], Predictions | None] = {}
+        self._cache: dict[tuple[str, int | None, str | None], Predictions | None] = {}
 
-    def _predictions(self, variant_id: str, seed) -> Predictions | None:
+    def _predictions(self, row: dict) -> Predictions | None:
+        seed, target = row.get("seed"), row.get("target")
         seed = None if seed is None or seed != seed else int(seed)
-        key = (variant_id, seed)
+        target = target if isinstance(target, str) else None  # NaN in a frame of rows without targets
+        key = (row["variant_id"], seed, target)
         if key not in self._cache:
             try:
-                self._cache[key] = load_predictions(self.run_dir, variant_id, seed) if self.run_dir else None
+                self._cache[key] = load_predictions(self.run_dir, *key) if self.run_dir else None
             except (FileNotFoundError, ValueError):
                 self._cache[key] = None
         return self._cache[key]
@@ -122,8 +126,7 @@ class DropJudge:
         """The drop of `row` below `reference` (both result rows); `point` is their scores' difference x100."""
         if self.run_dir is None:
             return Drop(round(point, 4), confidence=self.confidence)
-        ref = self._predictions(reference["variant_id"], reference.get("seed"))
-        cand = self._predictions(row["variant_id"], row.get("seed"))
+        ref, cand = self._predictions(reference), self._predictions(row)
         if ref is None or cand is None or len(ref.labels) != len(cand.labels) or \
                 not np.array_equal(ref.labels, cand.labels):
             return Drop(round(point, 4), confidence=self.confidence)

@@ -208,6 +208,7 @@ class CheckResult:
     reason_lists: list[list[str]] = field(default_factory=list)  # table row i's reasons, one per item
     drops: list[dict[str, Drop]] = field(default_factory=list)  # table row i's accuracy drops, by budget key
     failed_keys: list[list[str]] = field(default_factory=list)  # table row i's failed budget keys
+    target: str | None = None  # the cluster target whose rows were judged (`bench run --cluster`)
 
     @property
     def passed(self) -> bool:
@@ -219,11 +220,17 @@ class CheckResult:
 
 
 def check_run(run_dir: Path, profile: Profile, variants: list[str] | None = None,
-              samples: int = BOOTSTRAP_SAMPLES, confidence: float = CONFIDENCE) -> CheckResult:
+              samples: int = BOOTSTRAP_SAMPLES, confidence: float = CONFIDENCE, target: str | None = None
+              ) -> CheckResult:
     """Judge the rows of `run_dir` selected by the profile's threads/device (and `variants`, if given);
-    accuracy drops on their paired bootstrap interval (`samples` resamples, `confidence`)."""
+    accuracy drops on their paired bootstrap interval (`samples` resamples, `confidence`). A run measured on
+    several cluster targets is judged one `target` at a time."""
     run_dir = Path(run_dir)
-    df = open_run(run_dir).frame()  # the latest row per (variant, seed): a resumed run re-measures
+    run = open_run(run_dir, target=target)
+    if target is None and len(run.targets) > 1:
+        raise BenchError(f"{run_dir}: measured on targets {', '.join(run.targets)}; each is judged apart: "
+                         "pass --target")
+    df = run.frame()  # the latest row per (variant, seed): a resumed run re-measures
     ok = df[df["status"] == "ok"]
     rows = RunRows(ok, DropJudge(run_dir, samples, confidence))
     selected = df
@@ -267,7 +274,7 @@ def check_run(run_dir: Path, profile: Profile, variants: list[str] | None = None
     columns = ["variant", "seed", "verdict", *profile.budgets(), "reasons", "not_measured", *extra]
     table = pd.DataFrame(out, columns=columns).sort_values(["variant", "seed"], ignore_index=True)
     reason_lists, drops, failed_keys = (table.pop(c).tolist() for c in extra)
-    return CheckResult(profile, run_dir, table, reason_lists, drops, failed_keys)
+    return CheckResult(profile, run_dir, table, reason_lists, drops, failed_keys, target)
 
 
 def format_markdown(result: CheckResult) -> str:
@@ -278,7 +285,8 @@ def format_markdown(result: CheckResult) -> str:
         else f"**PASS**: all {len(t)} variants within budget"
     budgets = ", ".join(f"{b} {getattr(p, b):g}" if not isinstance(getattr(p, b), tuple)
                         else f"{b} {list(getattr(p, b))}" for b in p.budgets()) or "none"
-    lines = [f"## Edge check: profile `{p.name}` on `{result.run_dir}`", "", head, "",
+    on = f" (target `{result.target}`)" if result.target else ""
+    lines = [f"## Edge check: profile `{p.name}` on `{result.run_dir}`{on}", "", head, "",
              f"Rows judged: threads={p.threads if p.threads is not None else 'any'}, device={p.device or 'any'}. "
              f"Budgets: {budgets}.", ""]
     if any(k in p.budgets() for k in DROP_KEYS):

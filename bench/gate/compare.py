@@ -41,6 +41,10 @@ from bench.gate.metrics import (
 )
 from bench.store.results import IDENTITY, RESULTS_FILE, Run, open_run
 
+# Rows pair on their identity and the cluster target they were measured on ("" on one machine): a row of
+# target a is never compared with one of target b.
+JOIN = [*IDENTITY, "target"]
+
 __all__ = ["ALPHA", "DEFAULT_TOLERANCES", "DETAIL_COLUMNS", "METRICS", "TABLE_COLUMNS", "UNITS", "Comparison",
            "Tolerance", "compare_runs", "format_markdown", "parse_tolerances"]
 
@@ -101,7 +105,7 @@ def _first_line(text) -> str:
 
 
 def _label(row) -> str:
-    return f"{row['variant_id']} seed={row['seed']}"
+    return f"{row['variant_id']}{'@' + row['target'] if row['target'] else ''} seed={row['seed']}"
 
 
 def _frame(run: Run, side: str, metrics: list[str]) -> pd.DataFrame:
@@ -110,6 +114,7 @@ def _frame(run: Run, side: str, metrics: list[str]) -> pd.DataFrame:
     missing = [c for c in [*IDENTITY, "status"] if c not in df.columns]
     if missing:
         raise BenchError(f"{side} {run.path / RESULTS_FILE}: rows lack identity columns {missing}")
+    df["target"] = df["target"].fillna("") if "target" in df else ""
     for col in ["latency_input", "error", *metrics]:
         if col not in df.columns:  # a task metric with no row field of its own: from `metrics` (primary split)
             df[col] = [m.get(col) if isinstance(m, dict) else None for m in df.get("metrics", [None] * len(df))]
@@ -237,8 +242,8 @@ def compare_runs(baseline_dir: Path, current_dir: Path, tolerances: dict[str, To
     primary = _primary(base_all, cur_all)
     tolerances = primary_tolerances(tolerances, primary)
     base, cur = base_all[base_all["status"] == "ok"], cur_all[cur_all["status"] == "ok"]
-    cols = list(dict.fromkeys([*IDENTITY, "variant", "latency_input", *metrics]))
-    joined = base[cols].merge(cur[cols].drop(columns="variant"), on=IDENTITY, how="outer",
+    cols = list(dict.fromkeys([*JOIN, "variant", "latency_input", *metrics]))
+    joined = base[cols].merge(cur[cols].drop(columns="variant"), on=JOIN, how="outer",
                               suffixes=("_base", "_cur"), indicator=True)
     both = joined[joined["_merge"] == "both"]
     rows, details = [], []
@@ -250,11 +255,11 @@ def compare_runs(baseline_dir: Path, current_dir: Path, tolerances: dict[str, To
     table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS[:-1], *extra, "note"]).sort_values("variant", ignore_index=True)
     detail = pd.DataFrame(details, columns=DETAIL_COLUMNS).sort_values("variant", kind="stable", ignore_index=True)
 
-    key = base_all.set_index(IDENTITY)["variant"].to_dict() | cur_all.set_index(IDENTITY)["variant"].to_dict()
+    key = base_all.set_index(JOIN)["variant"].to_dict() | cur_all.set_index(JOIN)["variant"].to_dict()
     one_side = joined[joined["_merge"] != "both"]
-    baseline_only = sorted(key[tuple(r[c] for c in IDENTITY)] for _, r in one_side.iterrows()
+    baseline_only = sorted(key[tuple(r[c] for c in JOIN)] for _, r in one_side.iterrows()
                            if r["_merge"] == "left_only")
-    current_only = sorted(key[tuple(r[c] for c in IDENTITY)] for _, r in one_side.iterrows()
+    current_only = sorted(key[tuple(r[c] for c in JOIN)] for _, r in one_side.iterrows()
                           if r["_merge"] == "right_only")
     bad = cur_all[cur_all["status"] != "ok"]
     failed = sorted(f"{r['variant']}: {r['status']}" + (f": {_first_line(r['error'])}" if r["error"] else "")

@@ -124,10 +124,12 @@ class Decision:
         return sorted(self.entries, key=lambda e: (len(e.failures), e.speed.key))[:n]
 
 
-def decide(run_dir: Path, profile: Profile) -> Decision:
-    """Judge `run_dir`'s rows against `profile` (bench check's code) and rank the passing ones by speed."""
-    result: CheckResult = check_run(run_dir, profile)
-    rows = {(r["variant_id"], _seed(r["seed"])): r for r in open_run(run_dir).frame().to_dict("records")}
+def decide(run_dir: Path, profile: Profile, target: str | None = None) -> Decision:
+    """Judge `run_dir`'s rows (those of one cluster `target`, if given) against `profile` (bench check's code)
+    and rank the passing ones by speed."""
+    result: CheckResult = check_run(run_dir, profile, target=target)
+    rows = {(r["variant_id"], _seed(r["seed"])): r
+            for r in open_run(run_dir, target=target).frame().to_dict("records")}
     entries, not_measured = [], []
     for i, rec in enumerate(result.table.to_dict("records")):
         row = rows[(rec["variant"], _seed(rec["seed"]))]

@@ -68,7 +68,7 @@ def decision_sections(runs: list[Run], summary: pd.DataFrame, profile: str | Non
             out.append(section(f"Decision{where}", css="decision",
                                lead=[f"The suite's profile could not be loaded here: {exc}"]))
             continue
-        lines = summary_lines(decide(run.path, loaded))
+        lines = summary_lines(decide(run.path, loaded, run.target))
         out.append(section(f"Decision for profile {loaded.name}{where}", css="decision", lead=lines[:1],
                            items=[line[2:] for line in lines[1:] if line.startswith("- ")], notes=[RULE_NOTE]))
     table = pareto_table(summary).rename(columns={"score": score_header})

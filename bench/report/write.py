@@ -25,6 +25,7 @@ from bench.report.edge_costs import cold_start_plot, edge_section, edge_table
 from bench.report.ops import op_plot, op_table, profiled, step_sentences
 from bench.report.render import Section, to_html, to_markdown
 from bench.report.server import NOTES, load_table, server_entries, server_loads, server_plot
+from bench.report.targets import target_line
 from bench.store.results import IDENTITY, Run, open_run, reference_mask, variant_label, with_score
 
 VARIANT_KEYS = [c for c in IDENTITY if c != "seed"]
@@ -209,7 +210,8 @@ def _machine_line(run: dict) -> str:
 
 
 def _title(runs: list[Run]) -> str:
-    return f"{runs[0].info.get('suite', '?')} — {', '.join(r.info.get('run_id', '?') for r in runs)}"
+    on = f", target {runs[0].target}" if runs[0].target else ""
+    return f"{runs[0].info.get('suite', '?')} — {', '.join(r.info.get('run_id', '?') for r in runs)}{on}"
 
 
 def _one_example(df: pd.DataFrame, metric: str = "accuracy") -> str:
@@ -233,6 +235,9 @@ def sections(df: pd.DataFrame, summary: pd.DataFrame, runs: list[Run], pngs: lis
     ops_png, server_png = images.get("ops"), images.get("server")
     first = runs[0].info
     intro = [_machine_line(first)] if _machine_line(first) else []
+    if runs[0].target:  # run.json's machine is the driver's; the rows say where they were measured
+        intro = [target_line(df, runs[0].target),
+                 *(line.replace("Machine:", "The driver's machine (run.json):", 1) for line in intro)]
     if first.get("data"):
         d = first["data"]
         intro.append(f"Data: {d['origin']} (train {d['train_rows']} rows, eval {d['eval_rows']} rows).")
@@ -340,7 +345,7 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
                  profile: str | None = None) -> Path:
     """reports/<name>/; `profile` (a name or file) decides the top block, else each run's suite `profile:`."""
     try:
-        from bench.report.plots import all_plots
+        from bench.report import plots  # noqa: F401  (matplotlib: checked before anything is written)
     except ImportError as exc:
         raise BenchError(f"bench report needs matplotlib ({exc}): pip install 'bench-bert[report]'") from None
 
@@ -348,12 +353,24 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
     if profile is not None:
         load_profile(profile)  # a bad --profile is one line, before anything is written
     runs = [open_run(d) for d in run_dirs]
+    name = name or "+".join(r.info.get("run_id", r.path.name) for r in runs)
+    out_dir = confined(out_root, name)  # a run_id from a downloaded run.json must not escape reports/
+    targets = sorted({t for r in runs for t in r.targets})
+    if len(targets) > 1:  # `bench run --cluster` on several targets: one report, and one decision, per target
+        from bench.report.targets import write_per_target
+
+        return write_per_target(runs, targets, out_dir, profile, write_one)
+    return write_one(runs, out_dir, profile)
+
+
+def write_one(runs: list[Run], out_dir: Path, profile: str | None = None) -> Path:
+    """The report of `runs`' rows (of one machine or cluster target) into `out_dir`."""
+    from bench.report.plots import all_plots
+
     df = pd.concat([r.frame() for r in runs], ignore_index=True)
     summary = summarise(df)
     if summary.empty:
-        raise BenchError(f"{run_dirs[0]}: no variant measured successfully; nothing to report")
-    name = name or "+".join(r.info.get("run_id", r.path.name) for r in runs)
-    out_dir = confined(out_root, name)  # a run_id from a downloaded run.json must not escape reports/
+        raise BenchError(f"{runs[0].path}: no variant measured successfully; nothing to report")
     out_dir.mkdir(parents=True, exist_ok=True)
     grid = grid_table(df)
     pngs = all_plots(summary, out_dir, grid, metric=primary_metric(df))

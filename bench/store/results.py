@@ -119,6 +119,7 @@ class Run:
     path: Path
     rows: list[dict]
     info: dict = field(default_factory=dict)
+    target: str | None = None  # only the rows measured on this cluster target (`bench run --cluster`)
 
     @property
     def run_id(self) -> str:
@@ -134,10 +135,25 @@ class Run:
 
     @property
     def skipped(self) -> list[dict]:
-        return self.info.get("skipped") or []
+        """What the plan skipped (and, on a cluster, what each target could not run), with the reasons."""
+        skipped = self.info.get("skipped") or []
+        return [s for s in skipped if self.target is None or s.get("target") in (None, self.target)]
+
+    @property
+    def targets(self) -> list[str]:
+        """The cluster targets its rows were measured on (`bench run --cluster`); [] for a run on one machine."""
+        return sorted({r["target"] for r in self.rows if r.get("target")})
+
+    def on_target(self, target: str) -> Run:
+        """This run's rows measured on `target`: each target is judged apart (its own decision)."""
+        if target not in self.targets:
+            raise BenchError(f"--target {target}: {self.path} has no rows measured on it "
+                             f"(its targets: {', '.join(self.targets) or 'none: it ran on one machine'})")
+        return Run(self.path, self.rows, self.info, target)
 
     def latest(self) -> list[dict]:
-        return latest_rows(self.rows)
+        rows = self.rows if self.target is None else [r for r in self.rows if r.get("target") == self.target]
+        return latest_rows(rows)
 
     def frame(self, raw: bool = False) -> pd.DataFrame:
         """The latest row per (variant, seed) as a DataFrame; raw latency samples dropped unless raw=True.
@@ -148,9 +164,10 @@ class Run:
         return pd.DataFrame([with_score(_with_identity_defaults(r)) for r in rows])
 
 
-def open_run(run_dir: Path | str, side: str = "") -> Run:
+def open_run(run_dir: Path | str, side: str = "", target: str | None = None) -> Run:
     """Read a run directory: every complete row checked against the schema (a field no part declares,
-    or a wrong type, is a one-line error naming the file, line and field), and run.json if present."""
+    or a wrong type, is a one-line error naming the file, line and field), and run.json if present.
+    `target`: only the rows measured on that cluster target (Run.on_target)."""
     run_dir = Path(run_dir)
     where = f"{side} {run_dir}" if side else str(run_dir)
     path = run_dir / RESULTS_FILE
@@ -167,7 +184,8 @@ def open_run(run_dir: Path | str, side: str = "") -> Run:
         raise BenchError(f"{side + ' ' if side else ''}{path}: no complete rows")
     info_path = run_dir / RUN_FILE
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    return Run(run_dir, rows, info)
+    run = Run(run_dir, rows, info)
+    return run.on_target(target) if target is not None else run
 
 
 def load_results(run_dir: Path, raw: bool = False) -> pd.DataFrame:

@@ -90,10 +90,31 @@ def settings_for(config: TuneConfig, profile: Profile, objective: str | None, bu
                     budget_s if budget_s is not None else config.budget_s, profile)
 
 
+def on_one_target(suite: Suite, target: str | None) -> Suite:
+    """The suite measuring on one of its cluster targets: a tune decides for one kind of machine."""
+    if suite.cluster is None:
+        raise BenchError(f"--cluster: suite {suite.name} has no cluster.targets section (the machines to measure on)")
+    names = list(suite.cluster.targets)
+    if target is None and len(names) > 1:
+        raise BenchError(f"--cluster: suite {suite.name} has targets {', '.join(names)}; a tune decides for one "
+                         "machine: pass --target")
+    target = target or names[0]
+    if target not in names:
+        raise BenchError(f"--target {target}: not a target of suite {suite.name} ({', '.join(names)})")
+    targets = {target: suite.cluster.targets[target]}
+    return suite.model_copy(update={"cluster": suite.cluster.model_copy(update={"targets": targets})})
+
+
 def tune(suite_path: Path, profile_name: str, objective: str | None = None, budget_s: float | None = None,
          max_drop_pts: float | None = None, results_root: Path = Path("results"), run_id: str | None = None,
-         cache_dir: Path | None = None) -> TuneResult:
+         cache_dir: Path | None = None, cluster: str | None = None, target: str | None = None) -> TuneResult:
+    """`cluster`: a Ray cluster's address: the candidates are measured in parallel on the nodes of one of the
+    suite's cluster targets (`target`), as one `bench run --cluster` (see Search.try_all_at_once)."""
     suite = load_suite(suite_path)
+    if target is not None and cluster is None:
+        raise BenchError("--target: only with --cluster (the target a cluster tune measures on)")
+    if cluster is not None:
+        suite = on_one_target(suite, target)
     profile = load_profile(profile_name)
     settings = settings_for(suite.tune or TuneConfig(), profile, objective, budget_s, max_drop_pts)
     if settings.objective == "samples_per_s" and suite.measure.offline is None:
@@ -110,9 +131,12 @@ def tune(suite_path: Path, profile_name: str, objective: str | None = None, budg
     log.info("tune %s: %d candidates (%d skipped), objective %s, max drop %.2f pts at %g%% confidence%s",
              suite.name, len(order), len(plan.skipped), settings.objective, settings.max_drop_pts,
              100 * settings.confidence, f", budget {settings.budget_s:g} s" if settings.budget_s else "")
-    search = Search(suite_path, searched, settings, references, results_root, run_id, cache_dir)
-    for v in order:
-        search.try_candidate(v)
+    search = Search(suite_path, searched, settings, references, results_root, run_id, cache_dir, cluster)
+    if cluster:
+        search.try_all_at_once(order)
+    else:
+        for v in order:
+            search.try_candidate(v)
     search.judge()
     from bench.tune.sensitivity import sensitivity_pass
 
@@ -130,14 +154,14 @@ class Search:
     directory every candidate is measured into, the candidates so far, the clock."""
 
     def __init__(self, suite_path: Path, suite: Suite, settings: Settings, references: list[Variant],
-                 results_root: Path, run_id: str, cache_dir: Path | None):
+                 results_root: Path, run_id: str, cache_dir: Path | None, cluster: str | None = None):
         from bench.data.load import load_task_data
         from bench.run.suite_run import run_suite
         from bench.store.artifacts import ArtifactStore, cache_root
 
         self.suite_path, self.suite, self.settings, self.references = suite_path, suite, settings, references
         self.started = time.perf_counter()
-        self.common = {"results_root": results_root, "run_id": run_id, "cache_dir": cache_dir}
+        self.common = {"results_root": results_root, "run_id": run_id, "cache_dir": cache_dir, "cluster": cluster}
         self.run_dir = run_suite(suite_path, variant_ids=[v.id for v in references], suite=suite, **self.common)
         self.data = load_task_data(suite.data, suite.task_def, suite.seed)
         self.store = ArtifactStore(cache_root(results_root, cache_dir))
@@ -175,6 +199,29 @@ class Search:
         if self.settings.objective == "size" or origin:  # size pruning and the exclusion steps need verdicts
             self.judge()
         return c
+
+    def try_all_at_once(self, variants: list[Variant]) -> None:
+        """On a cluster: every candidate not rejected on its built artifact (over max_size_mb) is measured in one
+        run, in parallel across the target's nodes. The size objective's pruning (no smaller than the best
+        passing candidate so far) is not applied: it only skips candidates that cannot win, so the choice is
+        the serial tune's; the budget is checked once, before."""
+        from bench.run.suite_run import run_suite
+
+        to_measure = []
+        for v in variants:
+            c = self.candidates.setdefault(v.id, Candidate(v))
+            if self.over_budget(c):
+                continue
+            reject = _reject_before_measuring(v, self, self.settings, {})
+            if reject:
+                c.status, c.reason = "rejected before measuring", reject
+                log.info("tune: %s rejected before measuring: %s", v.id, reject)
+                continue
+            to_measure.append(v)
+        if to_measure:
+            run_suite(self.suite_path, variant_ids=[v.id for v in to_measure], suite=self.suite, **self.common)
+        for v in to_measure:
+            self.candidates[v.id].status = "measured"
 
     def judge(self) -> None:
         judge(self.run_dir, list(self.candidates.values()), self.references, self.settings)
