@@ -16,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import FIXTURE_DATA
@@ -129,11 +130,86 @@ def test_check_report_and_compare_judge_each_target_apart(tmp_path, capsys):
         assert sub.startswith(f"# golden — baseline, target {target}\n")
         assert f"Target `{target}`: measured on host(s) node-{target}" in sub
 
+    # `bench merge` keeps every target's rows (a row per variant, seed and target).
+    assert main(["merge", str(run), "-o", str(tmp_path / "merged")]) == 0
+    merged = read_rows(tmp_path / "merged")
+    assert Counter(r["target"] for r in merged) == {"a": 4, "b": 4}
+
     from bench.gate.compare import compare_runs
 
     table = compare_runs(run, run).table  # a row of target a is paired with a's row only
     assert sorted(table["variant"]) == sorted(f"{json.loads(x)['variant_id']}@{t} seed=42" for t in "ab"
                                               for x in (GOLDEN / "baseline" / "results.jsonl").read_text().splitlines())
+
+
+def _artifact(folder: Path, files: dict[str, bytes]) -> Path:
+    from bench.store.artifacts import MANIFEST, file_sha256
+
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    (folder / MANIFEST).write_text(json.dumps({"files": {n: file_sha256(folder / n) for n in files}}))
+    return folder
+
+
+def test_a_measurement_node_checks_each_artifact_file_against_its_sha256(tmp_path):
+    from bench.store.artifacts import MANIFEST, folder_problem
+
+    folder = _artifact(tmp_path / "onnx-student-abc", {"model.onnx": b"graph bytes"})
+    assert folder_problem(folder) is None
+    (folder / "model.onnx").write_bytes(b"graph bytes, cut shor")  # what a half-synced share holds
+    assert folder_problem(folder) == f"{folder / 'model.onnx'} does not match its sha256 in {MANIFEST}"
+    assert "is the cache shared with it, or cluster.artifact_url set?" in folder_problem(tmp_path / "not-synced")
+
+
+def test_the_artifact_mirror_publishes_once_and_fetches_checked_copies(tmp_path):
+    from bench.common.errors import BenchError
+    from bench.store.artifacts import MANIFEST
+    from bench.store.mirror import check_url, fetch, publish
+
+    url = f"file://{tmp_path / 'bucket' / 'cache'}"  # any fsspec URL: s3:// with s3fs, gs:// with gcsfs
+    check_url(url)
+    built = _artifact(tmp_path / "build-node" / "onnx-student-abc",
+                      {"model.onnx": b"graph", "tokenizer/tokenizer.json": b"{}"})
+    assert publish(built, url) and not publish(built, url)  # a complete copy there: not uploaded again
+    remote = tmp_path / "bucket" / "cache" / "onnx-student-abc"
+    assert sorted(p.relative_to(remote).as_posix() for p in remote.rglob("*") if p.is_file()) == \
+        [MANIFEST, "model.onnx", "tokenizer/tokenizer.json"]
+
+    local = tmp_path / "target-node" / "cache" / "onnx-student-abc"
+    assert fetch(local, url) and (local / "tokenizer" / "tokenizer.json").read_bytes() == b"{}"
+    assert not fetch(local, url)  # here and whole: nothing downloaded
+    (local / "model.onnx").write_bytes(b"stale")
+    assert fetch(local, url) and (local / "model.onnx").read_bytes() == b"graph"  # a bad local copy is replaced
+
+    (remote / "model.onnx").write_bytes(b"tampered")
+    (local / "model.onnx").unlink()
+    with pytest.raises(BenchError, match=r"onnx-student-abc/model.onnx does not match its sha256"):
+        fetch(local, url)
+    assert not list(local.parent.glob(".tmp-fetch-*"))  # nothing half-fetched stays
+    with pytest.raises(BenchError, match=r"not published there"):
+        fetch(tmp_path / "target-node" / "cache" / "teacher-xyz", url)
+    with pytest.raises(BenchError, match=r"^cluster.artifact_url: nosuchscheme://x: "):
+        check_url("nosuchscheme://x")
+
+
+def test_a_node_declaring_a_target_twice_is_refused(monkeypatch):
+    ray = pytest.importorskip("ray", reason="the cluster extra (ray) is not installed")
+    from bench.common.errors import BenchError
+    from bench.run.cluster import find_targets
+    from bench.spec.cluster import ClusterConfig
+
+    nodes = [{"Alive": True, "NodeID": "f" * 56, "NodeManagerHostname": "box", "Resources": {"avx2": 2.0}},
+             {"Alive": False, "NodeID": "e" * 56, "NodeManagerHostname": "gone", "Resources": {"vnni": 1.0}}]
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    config = ClusterConfig(targets={"avx2": {}, "vnni": {}})
+    with pytest.raises(BenchError, match=r"declares avx2=2; declare it once per node"):
+        find_targets(config)
+    nodes[0]["Resources"]["avx2"] = 1.0
+    avx2, vnni = find_targets(config)
+    assert avx2.hosts == ["box"] and vnni.nodes == []  # a dead node is no node
+    assert "no alive node declares the resource 'vnni'" in vnni.why_not(SimpleNamespace(device="cpu"))
+    assert avx2.why_not(SimpleNamespace(device="cuda")) == "target avx2: its nodes have no GPU"
 
 
 # --- on a local multi-node Ray cluster -----------------------------------------------------------------------
@@ -212,6 +288,8 @@ def finished(proc: subprocess.Popen, results: Path, run_id: str = "r", timeout: 
 def test_every_variant_on_every_target_built_once(write_suite, tmp_path, local_cluster):
     cluster = local_cluster(**{"tgt-a": 1, "tgt-b": 1})
     suite = cluster_suite(write_suite, extra_targets=", c: {resource: tgt-c}")
+    bucket = tmp_path / "bucket"  # the fsspec mirror nodes without a shared folder fetch from
+    suite.write_text(suite.read_text() + f"  artifact_url: file://{bucket}\n")
     results = tmp_path / "results"
     assert finished(bench_run(suite, results, cluster.address), results) == 0
     run_dir = results / "tiny-cluster" / "r"
@@ -240,6 +318,8 @@ def test_every_variant_on_every_target_built_once(write_suite, tmp_path, local_c
     builds = re.findall(r"\((bench-build) pid=\d+\).* INFO build (\S+)", driver_log(results))
     assert Counter(name for _, name in builds) == Counter(artifacts)
     assert {p.parent.name for p in (results / "artifacts").rglob("manifest.json")} == artifacts
+    assert {p.parent.name for p in bucket.rglob("manifest.json")} == artifacts  # each published once
+    assert driver_log(results).count("INFO published ") == len(artifacts)
 
     # `bench report` judges each target apart.
     assert main(["report", str(run_dir), "--out", str(tmp_path / "reports")]) == 0

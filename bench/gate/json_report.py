@@ -126,7 +126,7 @@ def compare_report(c, fail_on_missing: bool = False) -> CompareReport:
         regressions += [Regression(variant=variant, metric=name,
                                    message=regression_message(variant, name, metrics[name])) for name in bad]
         variant_id, _, seed = variant.rpartition(" seed=")
-        variants.append(VariantResult(variant=variant, variant_id=variant_id,
+        variants.append(VariantResult(variant=variant, variant_id=variant_id.partition("@")[0],  # "@target"
                                       seed=int(seed) if seed.lstrip("-").isdigit() else None,
                                       verdict="regressed" if bad else "ok", metrics=metrics,
                                       note=notes.get(variant) or None))

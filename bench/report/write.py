@@ -360,7 +360,7 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
         from bench.report.targets import write_per_target
 
         return write_per_target(runs, targets, out_dir, profile, write_one)
-    return write_one(runs, out_dir, profile)
+    return write_one([r.on_target(targets[0]) for r in runs] if targets else runs, out_dir, profile)
 
 
 def write_one(runs: list[Run], out_dir: Path, profile: str | None = None) -> Path:

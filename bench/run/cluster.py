@@ -29,7 +29,8 @@ from bench.schema.child import ChildFailure
 from bench.schema.variant import Variant
 from bench.spec.cluster import ClusterConfig
 from bench.spec.suite import Suite
-from bench.store.artifacts import MANIFEST, ArtifactStore, file_sha256
+from bench.store.artifacts import ArtifactStore, folder_problem
+from bench.store.mirror import fetch, publish
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,10 @@ def connect(address: str) -> None:
     if ray.is_initialized():
         return
     try:
+        # The driver's offline switches reach the tasks; a node's own environment is left alone otherwise.
+        env = {k: v for k in ("HF_HUB_OFFLINE", "BENCH_OFFLINE") if (v := os.environ.get(k)) is not None}
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True,
-                 runtime_env={"env_vars": {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0")}})
+                 runtime_env={"env_vars": env} if env else None)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise BenchError(f"--cluster {address}: cannot join a Ray cluster there: {str(exc).splitlines()[0]}") \
             from None
@@ -80,9 +83,16 @@ def connect(address: str) -> None:
 def find_targets(config: ClusterConfig) -> list[Target]:
     """The suite's targets and their alive nodes; a node declaring a target's resource other than once is an
     error (two units would let two measurements share its cores)."""
-    import ray
 
-    alive = [n for n in ray.nodes() if n.get("Alive")]
+    alive = _alive_nodes()
+    if config.build_resource and not any(config.build_resource in n["Resources"] for n in alive):
+        raise BenchError(f"cluster.build_resource: no alive node declares {config.build_resource!r} "
+                         f"(ray start --resources='{{\"{config.build_resource}\": 1}}' on the build node)")
+    for node in alive:
+        declared = [name for name in config.targets if config.resource_of(name) in node["Resources"]]
+        if len(declared) > 1:  # two targets' measurements would share its cores
+            raise BenchError(f"cluster.targets: node {node['NodeManagerHostname']} ({node['NodeID'][:8]}) declares "
+                             f"the resources of targets {', '.join(declared)}; a node is one target")
     targets = []
     for name in config.targets:
         resource = config.resource_of(name)
@@ -98,13 +108,29 @@ def find_targets(config: ClusterConfig) -> list[Target]:
     return targets
 
 
+def _alive_nodes() -> list[dict]:
+    import ray
+
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
 def _build_task(suite: Suite, plan, data, store_root: Path, seed: int) -> Built:
-    """On the build node: every artifact of one seed, into the shared cache (reused when already there)."""
+    """On the build node: every artifact of one seed, into the cache (reused when already there), then published
+    at `cluster.artifact_url` when the nodes share no folder."""
     import torch
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(len(os.sched_getaffinity(0)))  # Ray sets OMP_NUM_THREADS to the task's num_cpus
-    return build_all(suite, plan, data, ArtifactStore(store_root), seed)
+    built = build_all(suite, plan, data, ArtifactStore(store_root), seed)
+    if suite.cluster.artifact_url:
+        for folder in built_folders(built):
+            if publish(folder, suite.cluster.artifact_url):
+                log.info("published %s at %s", folder.name, suite.cluster.artifact_url)
+    return built
+
+
+def built_folders(built: Built) -> list[Path]:
+    return list(dict.fromkeys(a.path for a in [*built.models.values(), *built.artifacts.values()]))
 
 
 def build_on_cluster(suite: Suite, plan, data, store_root: Path, seed: int) -> Built:
@@ -117,29 +143,20 @@ def build_on_cluster(suite: Suite, plan, data, store_root: Path, seed: int) -> B
     log.info("building on the cluster%s (seed %d)",
              f" (a node declaring {cfg.build_resource!r})" if cfg.build_resource else "", seed)
     try:
-        return ray.get(task.remote(suite, plan, data, store_root, seed))
+        built = ray.get(task.remote(suite, plan, data, store_root, seed))
     except ray.exceptions.RayTaskError as exc:  # the build's own error, raised again here as it would locally
         cause = exc.as_instanceof_cause()
         raise (cause.cause if isinstance(getattr(cause, "cause", None), BenchError) else cause) from None
+    if cfg.artifact_url:  # the driver's rows read the artifacts' facts (size on disk) from its own cache
+        for folder in built_folders(built):
+            fetch(folder, cfg.artifact_url)
+    return built
 
 
-def corrupt_artifact_file(folder: Path) -> str | None:
-    """The first file of a published artifact folder that does not match the sha256 its manifest records."""
-    import json
-
-    manifest = folder / MANIFEST
-    if not manifest.is_file():
-        return f"{folder}: no {MANIFEST} on this node (is the artifact cache shared with it?)"
-    for name, expected in json.loads(manifest.read_text()).get("files", {}).items():
-        path = folder / name
-        if not path.is_file() or file_sha256(path) != expected:
-            return f"{path} does not match its sha256 in {MANIFEST}"
-    return None
-
-
-def _measure_task(job, artifact_dirs: list[Path]):
-    """On a node of the target: check what arrived, then measure as `bench run` does. Returns the outcome and
-    where it was measured."""
+def _measure_task(job, artifact_dirs: list[Path], artifact_url: str | None):
+    """On a node of the target: fetch (from `artifact_url`) and check what it reads, then measure as `bench run`
+    does. Returns the outcome, where it was measured, and the measurement's files in `logs` (spec, predictions,
+    child logs) for the driver's run directory when the nodes share no folder."""
     import ray
 
     from bench.run.measure_variant import MeasureOutcome, Stages, measure_variant
@@ -150,12 +167,25 @@ def _measure_task(job, artifact_dirs: list[Path]):
     (job.logs / f"{job.variant.id}{job.tag}{NODE_FILE}").write_text(ray.get_runtime_context().get_node_id())
     env = environment()
     machine = Machine(host=env["hostname"], cpu_model=env["cpu"]["model"], gpus=env["gpus"])
-    bad = next(filter(None, map(corrupt_artifact_file, artifact_dirs)), None)
+    try:
+        for folder in artifact_dirs if artifact_url else []:
+            fetch(folder, artifact_url)
+        bad = next(filter(None, map(folder_problem, artifact_dirs)), None)
+    except BenchError as exc:
+        bad = str(exc)
     if bad:
         failure = ChildFailure(status="failed", error=f"artifact check on {machine.host}: {bad}")
-        return MeasureOutcome(failure, Speedup(), None, None, 0.0), machine
+        return MeasureOutcome(failure, Speedup(), None, None, 0.0), machine, {}
     with Stages.for_job(job) as stages:
-        return measure_variant(job, stages), machine
+        outcome = measure_variant(job, stages)
+    return outcome, machine, _own_files(job)
+
+
+def _own_files(job) -> dict[str, bytes]:
+    """This measurement's files in `logs`: its own (`<variant><tag>.*`) and its reference child's."""
+    mine, its_reference = f"{job.variant.id}{job.tag}.", f"{job.tag}-for-{job.variant.id}."
+    return {p.name: p.read_bytes() for p in job.logs.iterdir() if p.is_file() and (
+        p.name.startswith(mine) or p.name.startswith("reference-") and its_reference in p.name)}
 
 
 def artifact_dirs(built: Built, variant: Variant, reference_dir: Path | None) -> list[Path]:
@@ -168,9 +198,14 @@ def artifact_dirs(built: Built, variant: Variant, reference_dir: Path | None) ->
     return list(dict.fromkeys(dirs))
 
 
-def measure_on_cluster(jobs: list, targets: list[Target], retries: int, on_row) -> None:
+POLL_S = 5.0  # how often the driver looks for targets left without an alive node while it waits
+
+
+def measure_on_cluster(jobs: list, targets: list[Target], retries: int, on_row, artifact_url: str | None = None
+                       ) -> None:
     """Run every (job, artifact dirs, target) measurement, in parallel across the targets' nodes; `on_row(job,
-    target, outcome, machine)` is called in this process as each one returns."""
+    outcome, machine)` is called in this process as each one returns. A measurement whose target has no alive
+    node left fails instead of waiting for one forever."""
     import ray
 
     remote = ray.remote(_measure_task)
@@ -181,15 +216,31 @@ def measure_on_cluster(jobs: list, targets: list[Target], retries: int, on_row) 
                        name=f"bench-measure {job.variant.id}{job.tag}")
         if job.variant.device == "cuda":
             options["num_gpus"] = 1
-        pending[remote.options(**options).remote(job, dirs)] = (job, dirs, target, died)
+        pending[remote.options(**options).remote(job, dirs, artifact_url)] = (job, dirs, target, died)
+
+    def row(job, target: Target, outcome, machine: Machine | None, died: list[dict]) -> None:
+        machine = (machine or Machine(host=_host_of(died[-1]["node"]) if died else None)).model_copy(
+            update={"target": target.name, "cluster_attempts": died or None})
+        on_row(job, outcome, machine)
 
     for job, dirs, target in jobs:
         submit(job, dirs, target, [])
     while pending:
-        (ref,), _ = ray.wait(list(pending), num_returns=1)
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+        if not ready:
+            for ref in [r for r, (_, _, target, _) in pending.items() if not _alive_nodes_of(target)]:
+                job, _, target, died = pending.pop(ref)
+                ray.cancel(ref, force=True)
+                row(job, target, _failed(f"target {target.name}: no alive node declares {target.resource!r} any "
+                                         "more; not measured"), None, died)
+            continue
+        ref = ready[0]
         job, dirs, target, died = pending.pop(ref)
         try:
-            outcome, machine = ray.get(ref)
+            outcome, machine, files = ray.get(ref)
+            for name, data in files.items():  # a node with a folder of its own: its files land here too
+                if not (job.logs / name).exists():
+                    (job.logs / name).write_bytes(data)
         except ray.exceptions.RayTaskError as exc:  # bench's own code raised: the same error on any node
             cause = str(exc.as_instanceof_cause()).strip().splitlines()[-1]
             outcome, machine = _failed(f"on the cluster: {cause}"), None
@@ -197,16 +248,29 @@ def measure_on_cluster(jobs: list, targets: list[Target], retries: int, on_row) 
             node_file = job.logs / f"{job.variant.id}{job.tag}{NODE_FILE}"
             died = [*died, {"node": node_file.read_text() if node_file.is_file() else None,
                             "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"}]
-            if len(died) <= retries:
-                log.warning("%s%s: %s died (%s); again on a node of target %s (attempt %d of %d)", job.variant.id,
-                            job.tag, died[-1]["node"] or "its node", died[-1]["error"], target.name, len(died) + 1,
-                            retries + 1)
+            node_file.unlink(missing_ok=True)  # the next attempt writes its own
+            left = _alive_nodes_of(target)
+            if len(died) <= retries and left:
+                log.warning("%s%s: %s died (%s); again on a node of target %s (attempt %d of %d, %d node(s) alive)",
+                            job.variant.id, job.tag, died[-1]["node"] or "its node", died[-1]["error"], target.name,
+                            len(died) + 1, retries + 1, len(left))
                 submit(job, dirs, target, died)
                 continue
-            outcome, machine = _failed(f"the measurement's node or worker died {len(died)} times on target "
-                                       f"{target.name} (retries: {retries}); last: {died[-1]['error']}"), None
-        machine = (machine or Machine()).model_copy(update={"target": target.name, "cluster_attempts": died or None})
-        on_row(job, outcome, machine)
+            why = f"retries: {retries}" if left else "no alive node of the target left"
+            outcome, machine = _failed(f"the measurement's node or worker died {len(died)} time(s) on target "
+                                       f"{target.name} ({why}); last: {died[-1]['error']}"), None
+        row(job, target, outcome, machine, died)
+
+
+def _alive_nodes_of(target: Target) -> list[dict]:
+    return [n for n in _alive_nodes() if target.resource in n["Resources"]]
+
+
+def _host_of(node_id: str | None) -> str | None:
+    """The host name of a Ray node, dead or alive (Ray keeps dead nodes in its table)."""
+    import ray
+
+    return next((n["NodeManagerHostname"] for n in ray.nodes() if node_id and n["NodeID"] == node_id), None)
 
 
 def _failed(error: str):

@@ -54,18 +54,20 @@ class Stages(ExitStack):
     for the variants of one seed measured by one process; a context manager (the speedup's reference
     child closes on exit)."""
 
-    def __init__(self, measure: MeasureConfig, logs: Path, tag: str, seed: int, reference_dir: Path | None):
+    def __init__(self, measure: MeasureConfig, logs: Path, tag: str, seed: int, reference_dir: Path | None,
+                 reference_tag: str | None = None):
         super().__init__()
         self.rounds = None
         if measure.interleave:
             self.rounds = self.enter_context(
-                SpeedupStage(measure.interleave, reference_dir, logs, tag, measure.timeout_s))
+                SpeedupStage(measure.interleave, reference_dir, logs, tag, measure.timeout_s, reference_tag))
         self.serving = ServerStage(measure.server, logs, tag, seed) if measure.server else None
         self.cold = ColdStartStage(measure.cold_start, logs, tag, measure.allocator) if measure.cold_start else None
 
     @classmethod
     def for_job(cls, job: MeasureJob) -> Stages:
-        return cls(job.measure, job.logs, job.tag, job.seed, job.reference_dir)
+        """The stages of one measurement on a cluster node: its own reference child, named after the job."""
+        return cls(job.measure, job.logs, job.tag, job.seed, job.reference_dir, f"{job.tag}-for-{job.variant.id}")
 
 
 def measure_variant(job: MeasureJob, stages: Stages) -> MeasureOutcome:

@@ -115,6 +115,13 @@ def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: st
     store_root = cache_root(results_root, cache_dir)
     # Bad data (a missing file, a malformed line) is an error before anything is written.
     data = load_task_data(suite.data, suite.task_def, suite.seed)
+    if cluster is not None:  # an unreachable cluster or artifact URL is an error before anything is written
+        from bench.run.cluster import connect
+        from bench.store.mirror import check_url
+
+        connect(cluster)
+        if suite.cluster.artifact_url:
+            check_url(suite.cluster.artifact_url)
     run_dir.mkdir(parents=True, exist_ok=True)
     if suite.trust_remote_code:
         log.warning("trust_remote_code is ON for suite %s: code shipped with %s will run in this process",
@@ -257,7 +264,7 @@ def _measure_seed_on_cluster(ctx: RunContext, built: Built) -> dict:
         log.info("%s", ctx.progress.line(f"{job.variant.id}{job.tag} measured on {where}", time.perf_counter()))
         log_row(row, outcome.wall_s)
 
-    measure_on_cluster(jobs, ctx.targets, ctx.suite.cluster.retries, on_row)
+    measure_on_cluster(jobs, ctx.targets, ctx.suite.cluster.retries, on_row, ctx.suite.cluster.artifact_url)
     return measure_wall
 
 

@@ -47,8 +47,11 @@ class SpeedupStage:
     teacher is an ONNX file: there is no PyTorch reference to run). Use as a context manager."""
 
     def __init__(self, config: InterleaveConfig, reference_dir: Path | None, work_dir: Path, tag: str,
-                 timeout_s: float):
+                 timeout_s: float, reference_tag: str | None = None):
         self.config, self.reference_dir, self.work_dir, self.tag = config, reference_dir, work_dir, tag
+        # The reference child's files: `reference-<id><reference_tag>.*`; on a cluster each measurement has its
+        # own reference child, so the tag names the variant too (several nodes write one shared logs folder).
+        self.reference_tag = tag if reference_tag is None else reference_tag
         self.timeout_s = timeout_s
         self.references: dict[str, RoundWorker] = {}
         self.reference_ms: dict[str, list[float]] = {}  # every reference round, in order
@@ -65,7 +68,7 @@ class SpeedupStage:
         if ref.id not in self.references:
             ref_spec = spec.model_copy(update={"variant": ref,
                                                "artifact_dir": self.reference_dir})
-            self.references[ref.id] = RoundWorker(ref_spec, self.work_dir, f"reference-{ref.id}{self.tag}",
+            self.references[ref.id] = RoundWorker(ref_spec, self.work_dir, f"reference-{ref.id}{self.reference_tag}",
                                                   self.timeout_s, planted=False)
             self.reference_ms[ref.id] = []
         return self.references[ref.id]

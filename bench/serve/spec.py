@@ -84,6 +84,7 @@ def from_run_dir(run_dir: Path, variant_id: str, seed: int | None = None, **kwar
         raise BenchError(f"--seed {seed}: {variant_id} was measured for seeds {seeds}")
     seeds_of_run = json.loads((run_dir / RUN_FILE).read_text()).get("seeds") or []
     tag = f"@seed{row.get('seed')}" if len(seeds_of_run) > 1 else ""
+    tag += f"@{row['target']}" if row.get("target") else ""  # a cluster run: every target's row has the artifact
     spec_path = run_dir / "logs" / f"{variant_id}{tag}.spec.json"
     if not spec_path.is_file():
         raise BenchError(f"{spec_path}: the measuring spec of {variant_id} is missing; rerun `bench run`")

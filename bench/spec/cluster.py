@@ -30,6 +30,11 @@ class ClusterConfig(_Strict):
     # A measurement whose node or worker died is run again, on another node of the same target when there is
     # one, at most this many times; then its row is `failed` with every attempt's node and error.
     retries: Annotated[int, Field(ge=0, le=10)] = 1
+    # Nodes that share no folder: the build node publishes every artifact at this fsspec URL (s3://bucket/prefix
+    # with s3fs, gs:// with gcsfs, file:///mnt/share/...), each node fetches what it measures into its own
+    # cache at the same path and checks each file's sha256 (bench/store/mirror.py). Unset: the cache is a
+    # folder every node mounts at the same path.
+    artifact_url: Annotated[str, Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _resources_distinct(self) -> ClusterConfig:

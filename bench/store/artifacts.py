@@ -102,6 +102,16 @@ def _corrupt_files(path: Path, manifest: dict) -> list[str]:
     return bad
 
 
+def folder_problem(folder: Path) -> str | None:
+    """Why a published artifact folder cannot be read as it is (no manifest, or the first file that does not
+    match the sha256 its manifest records), or None: what a cluster node checks before it measures."""
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return f"{folder}: no {MANIFEST} on this node (is the cache shared with it, or cluster.artifact_url set?)"
+    bad = _corrupt_files(folder, json.loads(manifest.read_text()))
+    return f"{bad[0]} does not match its sha256 in {MANIFEST}" if bad else None
+
+
 class ArtifactStore:
     def __init__(self, root: Path):
         self.root = Path(root)

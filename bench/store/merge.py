@@ -23,20 +23,21 @@ def merge_runs(run_dirs: list[Path], out: Path) -> Path:
         sources.append({"run_dir": str(run.path), **{k: run.info.get(k) for k in ("run_id", "shard", "environment",
                                                                                       "skipped", "stages")}})
         for row in run.rows:  # every row, not only the latest: the later measurement wins across inputs
-            key = (row["variant_id"], row.get("seed"))
+            key = (row["variant_id"], row.get("seed"), row.get("target"))  # a cluster run: one row per target
             if key not in rows or (row.get("measured_at") or "") >= (rows[key].get("measured_at") or ""):
                 rows[key] = row
     out.mkdir(parents=True, exist_ok=True)
-    for row in sorted(rows.values(), key=lambda r: (r["variant_id"], r.get("seed"))):
+    for row in sorted(rows.values(), key=lambda r: (r["variant_id"], r.get("seed"), r.get("target") or "")):
         append_row(out, row)
     first = runs[0].info
-    skipped = {s["variant"]: s for run in runs for s in run.skipped}
-    measured = {key[0] for key in rows}
+    skipped = {(s["variant"], s.get("target")): s for run in runs for s in run.skipped}
+    measured = {key[0] for key in rows} | {(key[0], key[2]) for key in rows}  # a variant; a (variant, target)
     write_json_atomic(out / RUN_FILE, {
         "schema_version": SCHEMA_VERSION, "run_id": out.name, "suite": first.get("suite"),
         "suite_resolved": first.get("suite_resolved"), "environment": first.get("environment"),
         "data": first.get("data"), "merged_from": sources, "status": "merged",
         # A variant skipped on one machine (no GPU) but measured on another is not "skipped".
-        "skipped": [s for v, s in skipped.items() if v not in measured],
+        # A cluster target's skip stands unless that target measured the variant.
+        "skipped": [s for (v, t), s in skipped.items() if (v, t) not in measured if t is not None or v not in measured],
     })
     return out

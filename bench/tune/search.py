@@ -162,6 +162,8 @@ class Search:
         self.suite_path, self.suite, self.settings, self.references = suite_path, suite, settings, references
         self.started = time.perf_counter()
         self.common = {"results_root": results_root, "run_id": run_id, "cache_dir": cache_dir, "cluster": cluster}
+        # On a cluster: the one target measured on (the rows of another, from an earlier tune, are not judged).
+        self.target = next(iter(suite.cluster.targets)) if cluster else None
         self.run_dir = run_suite(suite_path, variant_ids=[v.id for v in references], suite=suite, **self.common)
         self.data = load_task_data(suite.data, suite.task_def, suite.seed)
         self.store = ArtifactStore(cache_root(results_root, cache_dir))
@@ -224,7 +226,7 @@ class Search:
             self.candidates[v.id].status = "measured"
 
     def judge(self) -> None:
-        judge(self.run_dir, list(self.candidates.values()), self.references, self.settings)
+        judge(self.run_dir, list(self.candidates.values()), self.references, self.settings, self.target)
 
     def could_win(self, c: Candidate) -> bool:
         """Better on the objective than every passing candidate so far (or none passes yet)."""
@@ -255,15 +257,17 @@ def _reject_before_measuring(v: Variant, search: Search, settings: Settings,
 
 
 
-def judge(run_dir: Path, candidates: list[Candidate], references: list[Variant], settings: Settings) -> None:
+def judge(run_dir: Path, candidates: list[Candidate], references: list[Variant], settings: Settings,
+          target: str | None = None) -> None:
     """Fill each measured candidate's objective, score, drop interval and budget failures from the rows, judged
     by `bench check`'s own code (one rule: a drop passes on its paired interval's upper end)."""
     from bench.store.results import open_run
 
-    frame = open_run(run_dir).frame()
+    frame = open_run(run_dir, target=target).frame()
     rows = {r["variant_id"]: r for r in frame.to_dict("records")}
     profile = settings.profile.model_copy(update={DROP_KEY: settings.max_drop_pts, "threads": None, "device": None})
-    checked = check_run(run_dir, profile, samples=settings.bootstrap_samples, confidence=settings.confidence)
+    checked = check_run(run_dir, profile, samples=settings.bootstrap_samples, confidence=settings.confidence,
+                        target=target)
     at = {variant: i for i, variant in enumerate(checked.table["variant"])}
     accuracy_keys = {DROP_KEY, OWN_DROP_KEY}
     for c in candidates:
