@@ -28,9 +28,11 @@ def target_line(df: pd.DataFrame, target: str) -> str:
 
 
 def write_per_target(runs: list[Run], targets: list[str], out_dir: Path, profile: str | None,
-                     write_one: Callable[[list[Run], Path, str | None], Path]) -> Path:
+                     write_one: Callable[[list[Run], Path, str | None], Path],
+                     summarise: Callable[[pd.DataFrame], pd.DataFrame], header: Callable[[pd.DataFrame], str]) -> Path:
+    """`write_one`, `summarise` and `header` (the score column's name for a frame) are bench/report/write.py's:
+    passed in, so this module does not import the one that imports it."""
     from bench.report.decision import decision_sections
-    from bench.report.write import primary_metric, score_header, summarise
 
     per_target = {t: [r.on_target(t) for r in runs if t in r.targets] for t in targets}
     frames = {t: pd.concat([r.frame() for r in rs], ignore_index=True) for t, rs in per_target.items()}
@@ -49,8 +51,8 @@ def write_per_target(runs: list[Run], targets: list[str], out_dir: Path, profile
             continue
         write_one(per_target[target], confined(out_dir, target), profile)
         parts.append(Section(f"Target {target}", lead=lead))
-        header = score_header(primary_metric(frames[target]))
-        for section in decision_sections(per_target[target], summaries[target], profile, Section, header):
+        for section in decision_sections(per_target[target], summaries[target], profile, Section,
+                                         header(frames[target])):
             section.title = f"{target}: {section.title}"
             parts.append(section)
     title = f"{runs[0].info.get('suite', '?')} — {', '.join(r.run_id for r in runs)}, per target"

@@ -359,7 +359,8 @@ def write_report(run_dirs: list[Path] | Path, out_root: Path = Path("reports"), 
     if len(targets) > 1:  # `bench run --cluster` on several targets: one report, and one decision, per target
         from bench.report.targets import write_per_target
 
-        return write_per_target(runs, targets, out_dir, profile, write_one)
+        return write_per_target(runs, targets, out_dir, profile, write_one, summarise,
+                                lambda df: score_header(primary_metric(df)))
     return write_one([r.on_target(targets[0]) for r in runs] if targets else runs, out_dir, profile)
 
 
