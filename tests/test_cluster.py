@@ -19,26 +19,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import FIXTURE_DATA
+from conftest import FIXTURE_DATA, TINY_SUITE
 
 from bench.cli import main
 from bench.store.results import read_rows
 
-CLUSTER_SUITE = """
-name: tiny-cluster
-seed: 7
-data: {{source: glue-tsv, path: {data}, max_train_samples: 160, max_eval_samples: 64, max_length: 48}}
-teacher:
-  source: tiny:layers=2,hidden=32,heads=2,intermediate=64,vocab=800
-  finetune: {{epochs: 1, lr: 1.0e-3, batch_size: 16, logging_steps: 5}}
-student:
-  layers: [1]
-  distill: {{epochs: 1, lr: 1.0e-3, batch_size: 16, logging_steps: 5}}
-variants:
-  - {{model: [teacher, student], format: [pytorch, onnx], precision: fp32, device: cpu}}
-measure: {{threads: [1], warmup: 2, min_iterations: 20, min_seconds: {min_seconds}, timeout_s: 300,
-           parity_samples: 16}}
-cluster:
+# The tiny suite (tests/conftest.py) with the cluster section: two targets, a measurement long enough to kill.
+CLUSTER_SUITE = TINY_SUITE.replace("name: tiny", "name: tiny-cluster").replace(
+    "min_seconds: 0.1", "min_seconds: {min_seconds}") + """cluster:
   targets: {{a: {{resource: tgt-a}}, b: {{resource: tgt-b}}{extra_targets}}}
   retries: 1
 """
@@ -46,8 +34,8 @@ VARIANTS = [f"{m}-{f}-fp32-cpu-t1" for m in ("teacher", "student") for f in ("py
 
 
 def cluster_suite(write_suite, min_seconds: float = 0.1, extra_targets: str = "") -> Path:
-    return write_suite(CLUSTER_SUITE.format(data=FIXTURE_DATA / "sst2", min_seconds=min_seconds,
-                                            extra_targets=extra_targets))
+    return write_suite(CLUSTER_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=160, n_eval=64,
+                                            min_seconds=min_seconds, extra_targets=extra_targets))
 
 
 # --- without a cluster ---------------------------------------------------------------------------------------
@@ -398,7 +386,8 @@ TUNED = CLUSTER_SUITE.replace("  - {{model: [teacher, student], format: [pytorch
 @pytest.mark.slow
 def test_a_cluster_tune_chooses_what_a_serial_tune_chooses(write_suite, tmp_path, local_cluster):
     cluster = local_cluster(**{"tgt-a": 2})
-    suite = write_suite(TUNED.format(data=FIXTURE_DATA / "sst2", min_seconds=0.5, extra_targets=""))
+    suite = write_suite(TUNED.format(data=FIXTURE_DATA / "sst2", n_train=160, n_eval=64, min_seconds=0.5,
+                                     extra_targets=""))
     suite.write_text(suite.read_text().replace(", b: {resource: tgt-b}", ""))
     profile = tmp_path / "p.yaml"
     profile.write_text("threads: 1\nmax_size_mb: 100\n")

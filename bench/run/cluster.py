@@ -228,7 +228,8 @@ def measure_on_cluster(jobs: list, targets: list[Target], retries: int, on_row, 
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
         if not ready:
-            for ref in [r for r, (_, _, target, _) in pending.items() if not _alive_nodes_of(target)]:
+            declared = {resource for n in _alive_nodes() for resource in n["Resources"]}
+            for ref in [r for r, (_, _, target, _) in pending.items() if target.resource not in declared]:
                 job, _, target, died = pending.pop(ref)
                 ray.cancel(ref, force=True)
                 row(job, target, _failed(f"target {target.name}: no alive node declares {target.resource!r} any "
