@@ -196,8 +196,14 @@ def test_a_node_declaring_a_target_twice_is_refused(monkeypatch):
     nodes[0]["Resources"]["avx2"] = 1.0
     avx2, vnni = find_targets(config)
     assert avx2.hosts == ["box"] and vnni.nodes == []  # a dead node is no node
-    assert "no alive node declares the resource 'vnni'" in vnni.why_not(SimpleNamespace(device="cpu"))
-    assert avx2.why_not(SimpleNamespace(device="cuda")) == "target avx2: its nodes have no GPU"
+    assert "no alive node declares the resource 'vnni'" in vnni.why_not(SimpleNamespace(device="cpu", id="v"))
+    # What its node's probe said it cannot run comes first; a GPU Ray was not told about, after.
+    avx2.cannot_run = {"gpu-v": "cuda: no GPU (torch.cuda.is_available() is False)"}
+    assert avx2.why_not(SimpleNamespace(device="cuda", id="gpu-v")) == \
+        "target avx2: cuda: no GPU (torch.cuda.is_available() is False)"
+    assert avx2.why_not(SimpleNamespace(device="cuda", id="other")) == \
+        "target avx2: its nodes declare no GPU to Ray (ray start --num-gpus=1)"
+    assert avx2.why_not(SimpleNamespace(device="cpu", id="cpu-v")) is None
 
 
 # --- on a local multi-node Ray cluster -----------------------------------------------------------------------
@@ -209,10 +215,13 @@ class LocalCluster:
     """A head (the build node: 1 CPU, resource `build`) and target nodes, each declaring one unit of its
     target's resource, as `ray start --resources` would."""
 
-    def __init__(self, targets: dict[str, int]):
+    def __init__(self, targets: dict[str, int], gpus: dict[str, int] | None = None):
         self.cluster = ray_cluster_utils.Cluster(
-            initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"build": 1}, "include_dashboard": False})
-        self.nodes = {resource: [self.cluster.add_node(num_cpus=0, resources={resource: 1}) for _ in range(count)]
+            initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "resources": {"build": 1},
+                                                  "include_dashboard": False})
+        # num_gpus: what `ray start --num-gpus` declares (0 unless given: Ray would detect this machine's GPUs).
+        self.nodes = {resource: [self.cluster.add_node(num_cpus=0, num_gpus=(gpus or {}).get(resource, 0),
+                                                       resources={resource: 1}) for _ in range(count)]
                       for resource, count in targets.items()}
         self.cluster.wait_for_nodes()
 
@@ -235,8 +244,8 @@ DRIVERS: list[subprocess.Popen] = []
 def local_cluster():
     started = []
 
-    def start(**targets: int) -> LocalCluster:
-        started.append(LocalCluster(targets))
+    def start(gpus: dict[str, int] | None = None, **targets: int) -> LocalCluster:
+        started.append(LocalCluster(targets, gpus))
         return started[-1]
 
     yield start
@@ -306,10 +315,10 @@ def test_every_variant_on_every_target_built_once(write_suite, tmp_path, local_c
     builds = re.findall(r"\((bench-build) pid=\d+\).* INFO build (\S+)", driver_log(results))
     assert Counter(name for _, name in builds) == Counter(artifacts)
     assert {p.parent.name for p in (results / "artifacts").rglob("manifest.json")} == artifacts
-    # Published once each: what a measurement reads (the teacher's logits only train the student, here).
-    measured = {a for a in artifacts if not a.startswith("teacher-logits-")}
-    assert {p.parent.name for p in bucket.rglob("manifest.json")} == measured
-    assert driver_log(results).count("INFO published ") == len(measured)
+    # Each published once, as it was built (the teacher's logits too: a build node with an empty cache fetches
+    # every artifact rather than building it again).
+    assert {p.parent.name for p in bucket.rglob("manifest.json")} == artifacts
+    assert driver_log(results).count("INFO published ") == len(artifacts)
 
     # `bench report` judges each target apart.
     assert main(["report", str(run_dir), "--out", str(tmp_path / "reports")]) == 0
@@ -319,6 +328,64 @@ def test_every_variant_on_every_target_built_once(write_suite, tmp_path, local_c
 
 def _node_files(logs: Path, target: str) -> dict[str, str]:
     return {p.name: p.read_text() for p in logs.glob(f"*@{target}.node")} if logs.is_dir() else {}
+
+
+GPU_VARIANTS = """  - {{model: student, format: pytorch, precision: fp32, device: cpu}}
+  - {{model: student, format: [pytorch, onnx, tensorrt], precision: fp16, device: cuda}}
+"""
+
+
+@pytest.mark.slow
+def test_each_target_plans_its_own_variants_and_a_build_node_fetches_what_was_published(write_suite, tmp_path,
+                                                                                        local_cluster):
+    """Target a declares a GPU to Ray, b none, and one node of each says what it cannot run, so the driver's own
+    machine decides nothing. Where torch sees a GPU (a GPU machine), a builds its CUDA variants on its node and
+    measures them there; on a CPU machine a's node finds no GPU and they are skipped on both targets with that
+    reason. Then a build node with an empty cache fetches every artifact from the mirror, building none."""
+    import shutil
+
+    import torch
+
+    gpu = torch.cuda.is_available()
+    cluster = local_cluster(gpus={"tgt-a": 1}, **{"tgt-a": 1, "tgt-b": 1})
+    text = cluster_suite(write_suite).read_text()
+    text = re.sub(r"variants:\n  - .*\n", "variants:\n" + GPU_VARIANTS.replace("{{", "{").replace("}}", "}"), text)
+    bucket = tmp_path / "bucket"
+    suite = write_suite(text + f"  artifact_url: file://{bucket}\n")
+    results = tmp_path / "results"
+    assert finished(bench_run(suite, results, cluster.address), results) == 0
+    run_dir = results / "tiny-cluster" / "r"
+    rows, run = read_rows(run_dir), json.loads((run_dir / "run.json").read_text())
+    assert all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]
+    cpu_variant, cuda = "student-pytorch-fp32-cpu-t1", [f"student-{f}-fp16-cuda-t1" for f in ("pytorch", "onnx",
+                                                                                              "tensorrt")]
+    on = {(r["variant_id"], r["target"]): r for r in rows}
+    assert (cpu_variant, "a") in on and (cpu_variant, "b") in on  # a GPU node measures CPU variants too
+    skips = {(s["variant"], s.get("target")): s["reason"] for s in run["skipped"]}
+    for variant in cuda:
+        assert (variant, "b") in skips or (variant, None) in skips  # b declares no GPU
+    if gpu:
+        # a's node measured the PyTorch CUDA variant, on its GPU, after building it there (a stage of its own).
+        assert on["student-pytorch-fp16-cuda-t1", "a"]["gpus"], on["student-pytorch-fp16-cuda-t1", "a"]
+        assert "student-pytorch-fp16@a" in run["stages"], sorted(run["stages"])
+        assert skips["student-pytorch-fp16-cuda-t1", "b"].startswith("target b: ")
+        for variant in cuda:  # each measured on a, or skipped on a with what a's node said
+            assert ((variant, "a") in on) != ((variant, "a") in skips)
+    else:
+        # On a CPU machine no target can run them: each skipped once, with each target's reason.
+        for variant in cuda:
+            reason = skips[variant, None]
+            assert reason.startswith("no target can run it: ") and \
+                "target a: cuda: no GPU (torch.cuda.is_available() is False)" in reason, reason
+        assert not any(r["device"] == "cuda" for r in rows)
+
+    shutil.rmtree(results / "artifacts")  # a build node whose cache is empty: the mirror has it all
+    assert finished(bench_run(suite, results, cluster.address, run_id="again"), results, "again") == 0
+    assert " INFO build " not in driver_log(results, "again")
+    again = json.loads((results / "tiny-cluster" / "again" / "run.json").read_text())
+    assert all(s["reused"] for s in again["stages"].values() if "artifact" in s)
+    assert {(r["variant_id"], r["target"]): r["confusion_matrix"] for r in read_rows(run_dir.parent / "again")} \
+        == {key: r["confusion_matrix"] for key, r in on.items()}
 
 
 @pytest.mark.slow

@@ -29,8 +29,9 @@ class Plan:
     skipped: list[Skipped]
 
 
-def _skip_reason(v: Variant, measure: MeasureConfig) -> str | None:
-    """Device-wide reasons first (no GPU, half precision on CPU), then the format's own."""
+def skip_reason(v: Variant, measure: MeasureConfig) -> str | None:
+    """Why this machine cannot run `v`, or None: device-wide reasons first (no GPU, half precision on CPU),
+    then the format's own. On a cluster each target's node answers it (bench/run/cluster.py)."""
     fmt = backends.get(v.format)
     if v.device == "cpu" and v.precision in ("fp16", "bf16") and v.precision not in fmt.cpu_half_precisions:
         return f"{v.precision} on cpu: {v.format} plans it for cuda devices only"
@@ -58,8 +59,10 @@ def onnx_models(suite: Suite) -> set[str]:
     return {name for name, src in sources.items() if is_onnx_source(src)}
 
 
-def make_plan(suite: Suite, file: str = "suite") -> Plan:
-    """Expand every variants line into the product of its lists, one variant per thread count."""
+def make_plan(suite: Suite, file: str = "suite", here: bool = True) -> Plan:
+    """Expand every variants line into the product of its lists, one variant per thread count. `here`: skip
+    what this machine cannot run; False (a cluster run) plans every valid variant, and each target's node
+    says what it cannot run."""
     seen: dict[Variant, None] = {}
     onnx_only = onnx_models(suite)
     for i, spec in enumerate(suite.variants):
@@ -81,7 +84,7 @@ def make_plan(suite: Suite, file: str = "suite") -> Plan:
                 seen.setdefault(Variant(model, name, precision, device, t, graph, calibration, quant))
     runnable, skipped = [], []
     for v in seen:
-        reason = _skip_reason(v, suite.measure)
+        reason = skip_reason(v, suite.measure) if here else None
         (skipped.append(Skipped(v, reason)) if reason else runnable.append(v))
     return Plan(variants=runnable, skipped=skipped)
 

@@ -2,9 +2,13 @@
 
 Ray is the engine (`ray start` on each machine; `auto` joins the cluster this machine is part of); bench only
 says what each task needs:
+- the plan is made per target: one node of each target answers what it cannot run (no GPU, no TensorRT, no
+  onnxruntime CUDA provider), by the plan's own rules, so a CPU-only driver plans GPU rows for a GPU target;
 - a seed's builds (training, export, quantization) are one task, on a node declaring the suite's
-  `cluster.build_resource` when set; they write into the artifact cache, the only thing tasks share
-  (a folder every node mounts at the same path, like the results folder);
+  `cluster.build_resource` when set; then each target's CUDA variants are built on a node of that target, on
+  its GPU. They write into the artifact cache, the only thing tasks share (a folder every node mounts at the
+  same path, like the results folder, or a local cache per node mirrored at `cluster.artifact_url`, where a
+  build node fetches what was published rather than building it again);
 - each (variant, target) measurement is one task asking for one unit of the target's resource, which each
   of its nodes declares once: one measurement holds a node at a time. The node checks the artifact's files
   against their sha256 in its manifest before measuring, then measures exactly as `bench run` does (the
@@ -19,18 +23,19 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.build.pipeline import Built, build_all, seed_tag
+from bench.build.pipeline import Built, build_all, build_models, seed_tag
 from bench.common.errors import BenchError
+from bench.plan import Plan
 from bench.schema import Machine
 from bench.schema.child import ChildFailure
 from bench.schema.variant import Variant
 from bench.spec.cluster import ClusterConfig
 from bench.spec.suite import Suite
 from bench.store.artifacts import ArtifactStore, folder_problem
-from bench.store.mirror import fetch, publish
+from bench.store.mirror import MirroredStore, fetch
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +44,13 @@ NODE_FILE = ".node"  # logs/<variant><tag>.node: the node measuring it, written 
 
 @dataclass
 class Target:
-    """A suite target and the alive nodes that declare its resource."""
+    """A suite target, the alive nodes that declare its resource, and what one of them cannot run (its
+    probe: the plan's own skip reasons, answered on that node)."""
 
     name: str
     resource: str
     nodes: list[dict]
+    cannot_run: dict[str, str] = field(default_factory=dict)  # variant id -> the node's reason
 
     @property
     def hosts(self) -> list[str]:
@@ -57,8 +64,10 @@ class Target:
         """Why this target cannot measure the variant, or None when it can."""
         if not self.nodes:
             return f"target {self.name}: no alive node declares the resource {self.resource!r}"
-        if variant.device == "cuda" and not self.has_gpu:
-            return f"target {self.name}: its nodes have no GPU"
+        if variant.id in self.cannot_run:
+            return f"target {self.name}: {self.cannot_run[variant.id]}"
+        if variant.device == "cuda" and not self.has_gpu:  # a GPU torch sees but `ray start` did not declare
+            return f"target {self.name}: its nodes declare no GPU to Ray (ray start --num-gpus=1)"
         return None
 
 
@@ -108,24 +117,50 @@ def find_targets(config: ClusterConfig) -> list[Target]:
     return targets
 
 
+def _probe_task(variants: list[Variant], measure) -> dict[str, str]:
+    """On a node of a target: what this node cannot run, by the plan's own rules (its GPU, its packages)."""
+    from bench.plan import skip_reason
+
+    return {v.id: reason for v in variants if (reason := skip_reason(v, measure))}
+
+
+def probe_targets(targets: list[Target], variants: list[Variant], measure) -> None:
+    """Ask one node of each target (they run in parallel) what it cannot run: a target's nodes are one kind of
+    machine, so the plan is made per target there, not on the driver (which may have no GPU)."""
+    import ray
+
+    # With the node's GPU (Ray hides it from a task that asks for none), in a fresh worker (torch caches
+    # what it found at its first CUDA call for the life of the process).
+    probes = {t.name: ray.remote(max_calls=1)(_probe_task).options(
+        num_cpus=0, num_gpus=1 if t.has_gpu else 0, resources={t.resource: 1},
+        name=f"bench-probe {t.name}").remote(variants, measure) for t in targets if t.nodes}
+    for target in targets:
+        if target.name in probes:
+            try:
+                target.cannot_run = ray.get(probes[target.name])
+            except ray.exceptions.RayError as exc:
+                raise BenchError(f"cluster.targets.{target.name}: asking a node what it can run failed: "
+                                 f"{str(exc).strip().splitlines()[-1]}") from None
+
+
 def _alive_nodes() -> list[dict]:
     import ray
 
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
-def _build_task(suite: Suite, plan, data, store_root: Path, seed: int) -> Built:
-    """On the build node: every artifact of one seed, into the cache (reused when already there), then published
-    at `cluster.artifact_url` when the nodes share no folder."""
+def _build_task(suite: Suite, models: Plan, plan: Plan, data, store_root: Path, seed: int) -> Built:
+    """On a build node: the trained models `models` measures and the artifacts of `plan`, into the cache (reused
+    when there, or fetched from `cluster.artifact_url` when published there, and published there)."""
     import torch
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(len(os.sched_getaffinity(0)))  # Ray sets OMP_NUM_THREADS to the task's num_cpus
-    built = build_all(suite, plan, data, ArtifactStore(store_root), seed)
-    if suite.cluster.artifact_url:
-        for folder in built_folders(built):
-            if publish(folder, suite.cluster.artifact_url):
-                log.info("published %s at %s", folder.name, suite.cluster.artifact_url)
+    url = suite.cluster.artifact_url
+    store = MirroredStore(store_root, url) if url else ArtifactStore(store_root)
+    built = Built(seed=seed)
+    build_models(suite, models, data, store, seed, built)
+    build_all(suite, plan, data, store, seed, built)  # a MirroredStore publishes each artifact as it goes
     return built
 
 
@@ -133,24 +168,56 @@ def built_folders(built: Built) -> list[Path]:
     return list(dict.fromkeys(a.path for a in [*built.models.values(), *built.artifacts.values()]))
 
 
-def build_on_cluster(suite: Suite, plan, data, store_root: Path, seed: int) -> Built:
+def build_on_cluster(suite: Suite, plan: Plan, data, store_root: Path, seed: int, targets: list[Target]
+                     ) -> dict[str, Built]:
+    """One seed's builds, each once: the models and every CPU variant's artifact on a build node; then each
+    target's CUDA variants on a node of that target, on its GPU (a TensorRT engine is built for the GPU that runs
+    it, an FP16 graph checks its parity on CUDA), from the models the build node trained. Returns what each
+    target measures."""
     import ray
 
     cfg = suite.cluster
+    on_gpu = {t.name: Plan([v for v in plan.variants if v.device == "cuda" and not t.why_not(v)], [])
+              for t in targets}
+    common = Plan([v for v in plan.variants if v.device != "cuda"], [])
     resources = {cfg.build_resource: 1} if cfg.build_resource else {}
-    task = ray.remote(_build_task).options(num_cpus=1, resources=resources, max_retries=cfg.retries,
-                                           name=f"bench-build{seed_tag(suite, seed)}")
     log.info("building on the cluster%s (seed %d)",
              f" (a node declaring {cfg.build_resource!r})" if cfg.build_resource else "", seed)
+    built = _get(ray.remote(_build_task).options(
+        num_cpus=1, resources=resources, max_retries=cfg.retries, name=f"bench-build{seed_tag(suite, seed)}"
+    ).remote(suite, plan, common, data, store_root, seed))
+    gpu_builds = {t.name: ray.remote(max_calls=1)(_build_task).options(
+        num_cpus=0, num_gpus=1, resources={t.resource: 1}, max_retries=cfg.retries,
+        name=f"bench-build{seed_tag(suite, seed)}@{t.name}").remote(suite, on_gpu[t.name], on_gpu[t.name], data,
+                                                                   store_root, seed)
+        for t in targets if on_gpu[t.name].variants}
+    if gpu_builds:
+        log.info("building the CUDA variants on a node of target(s) %s", ", ".join(gpu_builds))
+    per_target = {}
+    for target in targets:
+        own = Built(seed=seed, models=dict(built.models), artifacts=dict(built.artifacts), stages=dict(built.stages))
+        if target.name in gpu_builds:
+            on_node = _get(gpu_builds[target.name])
+            own.artifacts |= on_node.artifacts
+            own.stages |= {f"{stage}@{target.name}": info for stage, info in on_node.stages.items()
+                           if stage not in built.stages}
+        per_target[target.name] = own
+    if cfg.artifact_url:  # the driver's rows read the artifacts' facts (size on disk) from its own cache
+        for own in per_target.values():
+            for folder in built_folders(own):
+                fetch(folder, cfg.artifact_url)
+    return per_target
+
+
+def _get(ref):
+    """ray.get, raising a build's own error again as it would be raised locally."""
+    import ray
+
     try:
-        built = ray.get(task.remote(suite, plan, data, store_root, seed))
-    except ray.exceptions.RayTaskError as exc:  # the build's own error, raised again here as it would locally
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
         cause = exc.as_instanceof_cause()
         raise (cause.cause if isinstance(getattr(cause, "cause", None), BenchError) else cause) from None
-    if cfg.artifact_url:  # the driver's rows read the artifacts' facts (size on disk) from its own cache
-        for folder in built_folders(built):
-            fetch(folder, cfg.artifact_url)
-    return built
 
 
 def _measure_task(job, artifact_dirs: list[Path], artifact_url: str | None):
@@ -209,14 +276,18 @@ def measure_on_cluster(jobs: list, targets: list[Target], retries: int, on_row, 
     import ray
 
     remote = ray.remote(_measure_task)
+    # A CUDA measurement in a fresh worker: the machine record's GPU list is read through torch, which keeps
+    # what it found at its first CUDA call (a CPU task before it on that worker saw no GPU).
+    on_gpu = ray.remote(max_calls=1)(_measure_task)
     pending: dict = {}
 
     def submit(job, dirs, target: Target, died: list[dict]) -> None:
         options = dict(num_cpus=0, resources={target.resource: 1}, max_retries=0,
                        name=f"bench-measure {job.variant.id}{job.tag}")
+        task = on_gpu if job.variant.device == "cuda" else remote
         if job.variant.device == "cuda":
             options["num_gpus"] = 1
-        pending[remote.options(**options).remote(job, dirs, artifact_url)] = (job, dirs, target, died)
+        pending[task.options(**options).remote(job, dirs, artifact_url)] = (job, dirs, target, died)
 
     def row(job, target: Target, outcome, machine: Machine | None, died: list[dict]) -> None:
         machine = (machine or Machine(host=_host_of(died[-1]["node"]) if died else None)).model_copy(

@@ -105,7 +105,8 @@ def run_suite(suite_path: Path, results_root: Path = Path("results"), run_id: st
         from bench.serve.extra import require_serve_extra
 
         require_serve_extra("measure.server")
-    plan: Plan = make_plan(suite, str(suite_path))
+    # On a cluster each target's node says what it cannot run (bench/run/cluster.py), not this machine.
+    plan: Plan = make_plan(suite, str(suite_path), here=cluster is None)
     if shard:
         plan = shard_plan(plan, *shard)
     if variant_ids is not None:
@@ -141,6 +142,7 @@ def _planned(run_dir: Path, plan: Plan) -> list[str]:
 
 
 def _run_locked(ctx: RunContext) -> Path:
+    cluster_info = _join_cluster(ctx) if ctx.cluster else None  # plans per target: ctx.plan changes
     suite, suite_path, plan, run_dir, run_id = ctx.suite, ctx.suite_path, ctx.plan, ctx.run_dir, ctx.run_id
     data, shard, store_root = ctx.data, ctx.shard, ctx.store_root
     store = ArtifactStore(store_root)
@@ -161,8 +163,12 @@ def _run_locked(ctx: RunContext) -> Path:
         "planned": _planned(run_dir, plan),
         "skipped": [{"variant": s.variant.id, "reason": s.reason} for s in plan.skipped],
     }
-    if ctx.cluster:
-        _join_cluster(ctx, run_info)
+    if cluster_info:
+        run_info["cluster"], target_skips = cluster_info
+        # A resumed run: a target measured earlier whose nodes are gone now keeps its rows, not a skip.
+        measured = {(r["variant_id"], r.get("target")) for r in latest_rows(read_rows(run_dir))
+                    if r.get("status") == "ok"}
+        run_info["skipped"] += [s for s in target_skips if (s["variant"], s["target"]) not in measured]
     write_json_atomic(run_dir / RUN_FILE, run_info)
     for s in plan.skipped:
         log.info("skip %s: %s", s.variant.id, s.reason)
@@ -180,12 +186,16 @@ def _run_locked(ctx: RunContext) -> Path:
         if ctx.cluster:
             from bench.run.cluster import build_on_cluster
 
-            built = build_on_cluster(suite, plan, data, store_root, seed)
+            per_target = build_on_cluster(suite, plan, data, store_root, seed, ctx.targets)
+            for built in per_target.values():
+                run_info["stages"] |= built.stages
+            write_json_atomic(run_dir / RUN_FILE, run_info)
+            measure_wall |= _measure_seed_on_cluster(ctx, per_target, seed)
         else:
             built = build_all(suite, plan, data, store, seed)
-        run_info["stages"] |= built.stages
-        write_json_atomic(run_dir / RUN_FILE, run_info)
-        measure_wall |= _measure_seed_on_cluster(ctx, built) if ctx.cluster else _measure_seed(ctx, built)
+            run_info["stages"] |= built.stages
+            write_json_atomic(run_dir / RUN_FILE, run_info)
+            measure_wall |= _measure_seed(ctx, built)
     rows = [r for r in latest_rows(read_rows(run_dir)) if r["variant_id"] in planned
             and r.get("seed") in suite.training_seeds]
     run_info["stages"]["measure"] = {"wall_s": round(sum(measure_wall.values()), 2), "per_variant_s": measure_wall,
@@ -219,36 +229,49 @@ def _measure_seed(ctx: RunContext, built: Built) -> dict:
     return measure_wall
 
 
-def _join_cluster(ctx: RunContext, run_info: dict) -> None:
-    """Join the cluster, find each target's nodes, and plan as skipped what a target cannot measure."""
-    from bench.run.cluster import connect, find_targets
+def _join_cluster(ctx: RunContext) -> tuple[dict, list[dict]]:
+    """Join the cluster, find each target's nodes and ask one of them what it cannot run; a variant no target
+    can run moves to the plan's skipped. Returns run.json's `cluster` and the per-target skips."""
+    from bench.plan import Skipped
+    from bench.run.cluster import connect, find_targets, probe_targets
 
     connect(ctx.cluster)
     ctx.targets = find_targets(ctx.suite.cluster)
-    run_info["cluster"] = {"address": ctx.cluster, "targets": {
+    probe_targets(ctx.targets, ctx.plan.variants, ctx.suite.measure)
+    info = {"address": ctx.cluster, "targets": {
         t.name: {"resource": t.resource, "hosts": t.hosts, "nodes": [n["NodeID"] for n in t.nodes]}
         for t in ctx.targets}}
+    runnable, skipped, target_skips = [], list(ctx.plan.skipped), []
+    for variant in ctx.plan.variants:
+        reasons = [r for t in ctx.targets if (r := t.why_not(variant))]
+        if len(reasons) == len(ctx.targets):
+            skipped.append(Skipped(variant, "no target can run it: " + "; ".join(reasons)))
+            continue
+        runnable.append(variant)
+        for target in ctx.targets:
+            if reason := target.why_not(variant):
+                target_skips.append({"variant": variant.id, "target": target.name, "reason": reason})
+                log.info("skip %s on %s: %s", variant.id, target.name, reason)
     for target in ctx.targets:
         log.info("target %s: %d node(s) declaring %r%s", target.name, len(target.nodes), target.resource,
                  f" ({', '.join(target.hosts)})" if target.hosts else "")
-        for variant in ctx.plan.variants:
-            if reason := target.why_not(variant):
-                run_info["skipped"].append({"variant": variant.id, "target": target.name, "reason": reason})
-                log.info("skip %s on %s: %s", variant.id, target.name, reason)
+    ctx.plan = Plan(variants=runnable, skipped=skipped)
+    return info, target_skips
 
 
-def _measure_seed_on_cluster(ctx: RunContext, built: Built) -> dict:
+def _measure_seed_on_cluster(ctx: RunContext, per_target: dict[str, Built], seed: int) -> dict:
     """Measure every planned variant of one seed on every target that can run it, in parallel across the
     cluster; rows are written here as measurements return. Returns wall seconds per (variant, target)."""
     from bench.run.cluster import artifact_dirs, measure_on_cluster
 
-    done, tag, measure_wall = measured_already(ctx, built), seed_tag(ctx.suite, built.seed), {}
-    jobs = []
-    for variant in ctx.plan.variants:
-        for target in ctx.targets:
+    tag, measure_wall, jobs = seed_tag(ctx.suite, seed), {}, []
+    for target in ctx.targets:
+        built = per_target[target.name]
+        done = {variant for variant, on in measured_already(ctx, built) if on == target.name}
+        for variant in ctx.plan.variants:
             if target.why_not(variant):
                 continue
-            if (variant.id, target.name) in done:
+            if variant.id in done:
                 log.info("measured already in this run: %s%s on %s", variant.id, tag, target.name)
                 ctx.progress.skip()
                 continue
@@ -256,7 +279,8 @@ def _measure_seed_on_cluster(ctx: RunContext, built: Built) -> dict:
             jobs.append((job, artifact_dirs(built, variant, job.reference_dir), target))
 
     def on_row(job: MeasureJob, outcome, machine: Machine) -> None:
-        row = row_for(ctx, job.variant, built, outcome.result, outcome.wall_s, outcome.scenarios, machine)
+        row = row_for(ctx, job.variant, per_target[machine.target], outcome.result, outcome.wall_s,
+                      outcome.scenarios, machine)
         append_row(ctx.run_dir, row)
         measure_wall[job.variant.id + job.tag] = round(outcome.wall_s, 2)
         ctx.progress.measured(outcome.wall_s)

@@ -10,13 +10,16 @@ against the sha256 its manifest records before anything reads it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import posixpath
 import shutil
 from pathlib import Path
 
 from bench.common.errors import BenchError
-from bench.store.artifacts import MANIFEST, file_lock, file_sha256, folder_problem
+from bench.store.artifacts import MANIFEST, Artifact, ArtifactStore, file_lock, file_sha256, folder_problem
+
+log = logging.getLogger(__name__)
 
 
 def _filesystem(url: str):
@@ -51,6 +54,41 @@ def publish(folder: Path, url: str) -> bool:
         fs.put_file(str(folder / name), target)
     fs.put_file(str(folder / MANIFEST), f"{remote}/{MANIFEST}")  # last: a complete copy from here on
     return True
+
+
+def published(name: str, url: str) -> bool:
+    """Whether the URL holds a complete copy of the artifact folder `name` (its manifest is written last)."""
+    fs, root = _filesystem(url)
+    return fs.exists(f"{root}/{name}/{MANIFEST}")
+
+
+class MirroredStore(ArtifactStore):
+    """The local cache backed by the mirror, for a node that builds (the build node, a GPU target's node): an
+    artifact missing here but published at the URL is fetched and checked rather than built again (a build
+    node with an empty cache, a GPU node building on the models the build node trained), and every artifact
+    it builds or finds here is published there."""
+
+    def __init__(self, root: Path, url: str):
+        super().__init__(root)
+        self.url = url
+
+    def load(self, kind: str, key: str) -> Artifact | None:
+        found = super().load(kind, key)
+        folder = self.root / f"{kind}-{key}"
+        if found is None and published(folder.name, self.url):
+            fetch(folder, self.url)
+            found = super().load(kind, key)
+        elif found is not None:
+            self._share(found)
+        return found
+
+    def _publish(self, *args, **kwargs) -> Artifact:
+        return self._share(super()._publish(*args, **kwargs))
+
+    def _share(self, artifact: Artifact) -> Artifact:
+        if publish(artifact.path, self.url):
+            log.info("published %s at %s", artifact.path.name, self.url)
+        return artifact
 
 
 def fetch(folder: Path, url: str) -> bool:

@@ -31,6 +31,7 @@ Every candidate is measured like any `bench run` variant, one at a time, into on
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -44,6 +45,7 @@ from bench.plan import Plan, make_plan
 from bench.schema.variant import Variant
 from bench.spec.names import REFERENCE, is_reference_variant
 from bench.spec.suite import Suite, TuneConfig, VariantSpec, load_suite
+from bench.store.results import RUN_FILE
 from bench.tune.records import DROP_KEY, OWN_DROP_KEY, Candidate, Settings, TuneResult
 
 log = logging.getLogger(__name__)
@@ -120,7 +122,7 @@ def tune(suite_path: Path, profile_name: str, objective: str | None = None, budg
     if settings.objective == "samples_per_s" and suite.measure.offline is None:
         raise BenchError(f"{suite_path}: objective samples_per_s needs measure.offline (the Offline scenario)")
     searched = search_suite(suite, suite.tune or TuneConfig(), profile)
-    plan = make_plan(searched, str(suite_path))
+    plan = make_plan(searched, str(suite_path), here=cluster is None)  # on a cluster: the target's node says
     references = [v for v in plan.variants if is_reference_variant(v)]
     models = list(dict.fromkeys(m for s in searched.variants[:-1] for m in s.model))
     order = cheap_first([v for v in plan.variants if not is_reference_variant(v)], models)
@@ -214,7 +216,8 @@ class Search:
             c = self.candidates.setdefault(v.id, Candidate(v))
             if self.over_budget(c):
                 continue
-            reject = _reject_before_measuring(v, self, self.settings, {})
+            # A CUDA candidate is built on the target's node: its size is known once measured.
+            reject = None if v.device == "cuda" else _reject_before_measuring(v, self, self.settings, {})
             if reject:
                 c.status, c.reason = "rejected before measuring", reject
                 log.info("tune: %s rejected before measuring: %s", v.id, reject)
@@ -222,8 +225,11 @@ class Search:
             to_measure.append(v)
         if to_measure:
             run_suite(self.suite_path, variant_ids=[v.id for v in to_measure], suite=self.suite, **self.common)
+        info = json.loads((self.run_dir / RUN_FILE).read_text())
+        cannot = {s["variant"]: s["reason"] for s in info["skipped"] if s.get("target") in (None, self.target)}
         for v in to_measure:
-            self.candidates[v.id].status = "measured"
+            c = self.candidates[v.id]
+            c.status, c.reason = ("not run", cannot[v.id]) if v.id in cannot else ("measured", c.reason)
 
     def judge(self) -> None:
         judge(self.run_dir, list(self.candidates.values()), self.references, self.settings, self.target)
