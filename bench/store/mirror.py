@@ -48,6 +48,7 @@ def publish(folder: Path, url: str) -> bool:
     remote = f"{root}/{folder.name}"
     if fs.exists(f"{remote}/{MANIFEST}"):
         return False
+    fs.makedirs(remote, exist_ok=True)  # a folder whose manifest lists no file (a converted-at-load artifact)
     for name in json.loads((folder / MANIFEST).read_text())["files"]:
         target = f"{remote}/{name}"
         fs.makedirs(posixpath.dirname(target), exist_ok=True)
