@@ -2,6 +2,10 @@
 ranked, costliest first, on held-out train examples; keeping the costliest in float changes exactly which
 nodes are quantized; the ranking is cached."""
 
+import json
+import logging
+import shutil
+
 import onnx
 import pytest
 
@@ -90,3 +94,50 @@ def test_the_held_out_examples_are_neither_calibration_nor_eval_examples(setup):
     assert len(held_set) == 48
     assert not held_set & {calib.example(i) for i in range(len(calib))}
     assert not held_set & {s.texts.example(i) for s in eval_splits(data) for i in range(len(s.texts))}
+
+
+@pytest.mark.slow
+def test_a_cluster_ranks_the_nodes_exactly_as_the_serial_loop(write_suite, tmp_path, caplog):
+    """`bench tune --cluster`'s sensitivity pass: one Ray task per node, spread over two nodes declaring the
+    build resource, gives the serial loop's ranking (names, order, MSEs bit for bit, flips)."""
+    from conftest import FIXTURE_DATA, TINY_SUITE
+
+    from bench.spec.cluster import ClusterConfig
+
+    ray = pytest.importorskip("ray", reason="the cluster extra (ray) is not installed")
+    from ray.cluster_utils import Cluster
+
+    suite = load_suite(write_suite(TINY_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=160, n_eval=64)
+                                   + "quantize: {calibration_samples: 40}\n"))
+    data = load_task_data(suite.data, suite.task, suite.seed)
+    variant = Variant("teacher", "onnx", "int8-static", "cpu", 1, "plain", "minmax")  # calibrated per node
+
+    def inputs(store: ArtifactStore):
+        comp = Compressor(suite, data, store)
+        teacher = build_teacher(suite, data, store, suite.seed)
+        return comp, teacher, comp.onnx_int8_static(teacher, variant.graph, variant.calibration, recipe=variant.quant)
+
+    comp, teacher, int8 = inputs(ArtifactStore(tmp_path / "serial"))
+    # Two caches holding the same graphs: the ranking is cached, so one ranking per cache.
+    shutil.copytree(tmp_path / "serial", tmp_path / "cluster")
+    serial = rank_nodes(comp, teacher, variant, int8, samples=48)
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    try:
+        workers = [cluster.add_node(num_cpus=1, resources={"build": 1}) for _ in range(2)]
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, logging_level=logging.WARNING)
+        config = ClusterConfig(targets={"a": {}}, build_resource="build", artifact_url=f"file://{tmp_path / 'bucket'}")
+        comp, teacher, int8 = inputs(ArtifactStore(tmp_path / "cluster"))
+        with caplog.at_level(logging.INFO, logger="bench.tune.node_ranking"):
+            parallel = rank_nodes(comp, teacher, variant, int8, samples=48, cluster=config)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+    assert len(serial) >= 9 and parallel == serial  # NodeCost equality: name, op type, MSE and flips exactly
+    assert f"ranking {len(serial)} nodes as {len(serial)} tasks on the cluster" in caplog.text
+    manifest = next((tmp_path / "cluster").glob("sensitivity-*/manifest.json"))
+    assert json.loads(manifest.read_text())["info"]["ray_nodes"] == sorted(w.node_id for w in workers)  # both
+    base = comp.base_graph(teacher, variant.graph)  # published from the driver for nodes without the shared folder
+    assert (tmp_path / "bucket" / base.path.name / "manifest.json").is_file()

@@ -41,10 +41,12 @@ def sensitivity_pass(search: Search, config) -> dict[str, list | str]:
             continue
         built = search.built(base.variant)
         deadline = search.started + s.budget_s if s.budget_s is not None else None
+        cluster = search.suite.cluster if search.common["cluster"] else None  # a cluster tune: one task a node
         try:
             ranking = rank_nodes(Compressor(search.suite, search.data, search.store),
                                  built.models[base.variant.model], base.variant,
-                                 built.artifacts[base.variant.artifact_key], config.samples, deadline=deadline)
+                                 built.artifacts[base.variant.artifact_key], config.samples, deadline=deadline,
+                                 cluster=cluster)
         except BudgetSpent as stop:
             rankings[base.variant.id] = f"not finished: {stop}"
             break
