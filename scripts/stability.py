@@ -83,14 +83,16 @@ def watch_parent(proc: subprocess.Popen, every_s: float = 1.0) -> tuple[float, f
 
 
 def read_rows(run_dir: Path) -> dict[str, dict]:
-    """The latest row of each variant, read through bench's one run reader (bench.store.results.open_run)."""
+    """The latest row of each variant (of each variant on each target, `<variant>@<target>`, for a cluster run),
+    read through bench's one run reader (bench.store.results.open_run)."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     from bench.common.errors import BenchError
     from bench.store.results import open_run
 
     try:
-        return {row["variant_id"]: row for row in open_run(run_dir).latest()}
+        return {row["variant_id"] + (f"@{row['target']}" if row.get("target") else ""): row
+                for row in open_run(run_dir).latest()}
     except BenchError as exc:
         raise SystemExit(f"stability: {exc}") from None
 

@@ -286,7 +286,10 @@ def test_every_variant_on_every_target_built_once(write_suite, tmp_path, local_c
     cluster = local_cluster(**{"tgt-a": 1, "tgt-b": 1})
     suite = cluster_suite(write_suite, extra_targets=", c: {resource: tgt-c}")
     bucket = tmp_path / "bucket"  # the fsspec mirror nodes without a shared folder fetch from
-    suite.write_text(suite.read_text() + f"  artifact_url: file://{bucket}\n")
+    # With interleaved speedups: each measurement's reference runs on its node, and each node's drift is kept.
+    suite.write_text(suite.read_text().replace(
+        "timeout_s: 300,", "timeout_s: 300, interleave: {rounds: 6, calls_per_round: 15, warmup: 2},")
+        + f"  artifact_url: file://{bucket}\n")
     results = tmp_path / "results"
     assert finished(bench_run(suite, results, cluster.address), results) == 0
     run_dir = results / "tiny-cluster" / "r"
@@ -303,6 +306,11 @@ def test_every_variant_on_every_target_built_once(write_suite, tmp_path, local_c
 
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "finished"
+    assert all(r["speedup_vs_reference"] > 0 and len(r["speedup_rounds"]) == 6 for r in rows)
+    # The reference's drift per node, over every measurement it made (4 variants x 6 rounds), in order.
+    (host,) = {r["host"] for r in rows}
+    assert {key: d["rounds"] for key, d in run["reference_drift"].items()} == {
+        f"teacher-pytorch-fp32-cpu-t1@{t}/{host}": 4 * 6 for t in ("a", "b")}
     assert set(run["cluster"]["targets"]) == {"a", "b", "c"} and run["cluster"]["targets"]["c"]["nodes"] == []
     skipped_c = [s for s in run["skipped"] if s.get("target") == "c"]
     assert sorted(s["variant"] for s in skipped_c) == sorted(VARIANTS)

@@ -183,7 +183,7 @@ def build_on_cluster(suite: Suite, plan: Plan, data, store_root: Path, seed: int
     resources = {cfg.build_resource: 1} if cfg.build_resource else {}
     log.info("building on the cluster%s (seed %d)",
              f" (a node declaring {cfg.build_resource!r})" if cfg.build_resource else "", seed)
-    built = _get(ray.remote(_build_task).options(
+    built = task_result(ray.remote(_build_task).options(
         num_cpus=1, resources=resources, max_retries=cfg.retries, name=f"bench-build{seed_tag(suite, seed)}"
     ).remote(suite, plan, common, data, store_root, seed))
     gpu_builds = {t.name: ray.remote(max_calls=1)(_build_task).options(
@@ -197,7 +197,7 @@ def build_on_cluster(suite: Suite, plan: Plan, data, store_root: Path, seed: int
     for target in targets:
         own = Built(seed=seed, models=dict(built.models), artifacts=dict(built.artifacts), stages=dict(built.stages))
         if target.name in gpu_builds:
-            on_node = _get(gpu_builds[target.name])
+            on_node = task_result(gpu_builds[target.name])
             own.artifacts |= on_node.artifacts
             own.stages |= {f"{stage}@{target.name}": info for stage, info in on_node.stages.items()
                            if stage not in built.stages}
@@ -209,8 +209,8 @@ def build_on_cluster(suite: Suite, plan: Plan, data, store_root: Path, seed: int
     return per_target
 
 
-def _get(ref):
-    """ray.get, raising a build's own error again as it would be raised locally."""
+def task_result(ref):
+    """ray.get, raising bench's own error in the task (a BenchError) again here as it would be raised locally."""
     import ray
 
     try:
@@ -245,6 +245,7 @@ def _measure_task(job, artifact_dirs: list[Path], artifact_url: str | None):
         return MeasureOutcome(failure, Speedup(), None, None, 0.0), machine, {}
     with Stages.for_job(job) as stages:
         outcome = measure_variant(job, stages)
+    outcome.reference_ms = dict(stages.rounds.reference_ms) if stages.rounds else {}
     return outcome, machine, _own_files(job)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.launch.isolate import run_isolated_serving
@@ -43,6 +43,8 @@ class MeasureOutcome:
     server: ServerScenario | None
     cold_start: ColdStart | None
     wall_s: float
+    # On a cluster node: its own reference's rounds (by reference id), for the run's drift per node.
+    reference_ms: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def scenarios(self) -> tuple[Speedup, ServerScenario | None, ColdStart | None]:

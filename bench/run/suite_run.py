@@ -25,7 +25,7 @@ from bench.run.bill import Progress
 from bench.run.measure_key import measure_config_hash, measure_key
 from bench.run.measure_variant import MeasureJob, Stages, measure_variant
 from bench.run.rows import log_row, row_for
-from bench.scenarios.interleave import reference_dir
+from bench.scenarios.interleave import reference_dir, reference_drift
 from bench.schema import Machine
 from bench.schema.child import ChildSpec
 from bench.schema.variant import Variant
@@ -218,15 +218,19 @@ def _measure_seed(ctx: RunContext, built: Built) -> dict:
         measure_wall = _measure_variants(ctx, built, {variant_id for variant_id, target in done if target is None},
                                          stages)
     if stages.rounds:
-        drift = stages.rounds.drift()
-        run_info = ctx.run_info if ctx.run_info is not None else json.loads((run_dir / RUN_FILE).read_text())
-        run_info["reference_drift"] = (run_info.get("reference_drift") or {}) | drift
-        write_json_atomic(run_dir / RUN_FILE, run_info)
-        for ref, d in drift.items():
-            log.log(logging.WARNING if d["flagged"] else logging.INFO,
-                    "reference %s drifted %+.1f%% over the run (noise floor %.1f%%)", ref, d["drift_pct"],
-                    d["noise_floor_pct"])
+        _record_drift(ctx, stages.rounds.drift())
     return measure_wall
+
+
+def _record_drift(ctx: RunContext, drift: dict) -> None:
+    """The reference's drift over the run (bench/scenarios/interleave.py) into run.json, logged."""
+    run_info = ctx.run_info if ctx.run_info is not None else json.loads((ctx.run_dir / RUN_FILE).read_text())
+    run_info["reference_drift"] = (run_info.get("reference_drift") or {}) | drift
+    write_json_atomic(ctx.run_dir / RUN_FILE, run_info)
+    for ref, d in drift.items():
+        log.log(logging.WARNING if d["flagged"] else logging.INFO,
+                "reference %s drifted %+.1f%% over the run (noise floor %.1f%%)", ref, d["drift_pct"],
+                d["noise_floor_pct"])
 
 
 def _join_cluster(ctx: RunContext) -> tuple[dict, list[dict]]:
@@ -278,7 +282,13 @@ def _measure_seed_on_cluster(ctx: RunContext, per_target: dict[str, Built], seed
             job = measure_job(ctx, variant, built, f"{tag}@{target.name}")
             jobs.append((job, artifact_dirs(built, variant, job.reference_dir), target))
 
+    # Each measurement's own reference child, its rounds concatenated per node in the order it measured (one
+    # measurement at a time): the node's drift over the run, as a local run's reference gives the machine's.
+    reference_rounds: dict[str, list[float]] = {}
+
     def on_row(job: MeasureJob, outcome, machine: Machine) -> None:
+        for ref, ms in outcome.reference_ms.items():
+            reference_rounds.setdefault(f"{ref}{tag}@{machine.target}/{machine.host}", []).extend(ms)
         row = row_for(ctx, job.variant, per_target[machine.target], outcome.result, outcome.wall_s,
                       outcome.scenarios, machine)
         append_row(ctx.run_dir, row)
@@ -289,6 +299,8 @@ def _measure_seed_on_cluster(ctx: RunContext, per_target: dict[str, Built], seed
         log_row(row, outcome.wall_s)
 
     measure_on_cluster(jobs, ctx.targets, ctx.suite.cluster.retries, on_row, ctx.suite.cluster.artifact_url)
+    if drift := {key: reference_drift(ms) for key, ms in reference_rounds.items() if len(ms) >= 6}:
+        _record_drift(ctx, drift)
     return measure_wall
 
 

@@ -212,11 +212,9 @@ def _costs_on_cluster(scoring: Scoring, nodes: list[tuple[str, str]], cluster: C
         for ref in waiting:
             ray.cancel(ref, force=True)
         raise BudgetSpent(f"the budget was spent while ranking ({len(refs) - len(waiting)} of {len(nodes)} nodes)")
-    try:
-        results = ray.get(refs)
-    except ray.exceptions.RayTaskError as exc:  # the scoring's own error, raised again here as it would locally
-        cause = exc.as_instanceof_cause()
-        raise (cause.cause if isinstance(getattr(cause, "cause", None), BenchError) else cause) from None
+    from bench.run.cluster import task_result
+
+    results = [task_result(ref) for ref in refs]  # the scoring's own error, raised here as it would be locally
     for i, (cost, _) in enumerate(results, 1):
         _log_cost(variant, i, len(nodes), cost)
     return [cost for cost, _ in results], sorted({node for _, node in results})
