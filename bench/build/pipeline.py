@@ -274,12 +274,13 @@ def build_models(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore,
 
 
 def build_all(suite: Suite, plan: Plan, data: TaskData, store: ArtifactStore, seed: int | None = None,
-              built: Built | None = None) -> Built:
+              built: Built | None = None, models: Plan | None = None) -> Built:
+    """The trained models `models` measures (default: `plan`), then the artifact of each of `plan`'s variants."""
     from bench.build.compress import Compressor
 
     seed = suite.training_seeds[0] if seed is None else seed
     built = Built(seed=seed) if built is None else built
-    build_models(suite, plan, data, store, seed, built)
+    build_models(suite, models or plan, data, store, seed, built)
     compressor = Compressor(suite, data, store)
     tag = seed_tag(suite, seed)
     for variant in plan.variants:

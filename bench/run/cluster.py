@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.build.pipeline import Built, build_all, build_models, seed_tag
+from bench.build.pipeline import Built, build_all, seed_tag
 from bench.common.errors import BenchError
 from bench.plan import Plan
 from bench.schema import Machine
@@ -158,10 +158,7 @@ def _build_task(suite: Suite, models: Plan, plan: Plan, data, store_root: Path, 
     torch.set_num_threads(len(os.sched_getaffinity(0)))  # Ray sets OMP_NUM_THREADS to the task's num_cpus
     url = suite.cluster.artifact_url
     store = MirroredStore(store_root, url) if url else ArtifactStore(store_root)
-    built = Built(seed=seed)
-    build_models(suite, models, data, store, seed, built)
-    build_all(suite, plan, data, store, seed, built)  # a MirroredStore publishes each artifact as it goes
-    return built
+    return build_all(suite, plan, data, store, seed, models=models)  # a MirroredStore publishes as it goes
 
 
 def built_folders(built: Built) -> list[Path]:
