@@ -1,6 +1,8 @@
 """Quantize recipes (`quantize.recipes`, `variants[].quant`): per-variant quantizer knobs on a tiny trained
 model, each a different artifact, recorded in the row's identity and facts."""
 
+from pathlib import Path
+
 import onnx
 import pytest
 
@@ -110,3 +112,28 @@ def test_built_in_recipe_names_cannot_be_redefined(write_suite):
     text = TINY_SUITE.format(data=FIXTURE_DATA / "sst2", n_train=16, n_eval=8)
     with pytest.raises(BenchError, match=r"quantize.recipes: 'per-channel' is a built-in recipe"):
         load_suite(write_suite(text + "quantize: {recipes: {per-channel: {per_channel: false}}}\n"))
+
+
+def test_the_quantizers_write_nothing_into_the_cache_folder_they_read(setup, monkeypatch, tmp_path):
+    # ORT's quantizer writes `<model>-inferred.onnx` beside its input and deletes it; in the cache folder two
+    # quantizations of one base graph at once (a cluster's tasks) deleted each other's copy.
+    from transformers import AutoTokenizer
+
+    from bench.backends.onnx.quantize import quantize_int8_dynamic, quantize_int8_static
+
+    _, comp, teacher = setup
+    base = comp.base_graph(teacher, "plain").path
+    before = sorted(p.name for p in base.iterdir())
+    written = []
+    real = onnx.shape_inference.infer_shapes_path
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes_path",
+                        lambda src, out, *a, **k: (written.append(Path(out).parent), real(src, out, *a, **k))[1])
+    (tmp_path / "dyn").mkdir()
+    (tmp_path / "static").mkdir()
+    quantize_int8_dynamic(base / "model.onnx", tmp_path / "dyn" / "model.onnx", per_channel=False, reduce_range=True)
+    quantize_int8_static(base / "model.onnx", tmp_path / "static" / "model.onnx",
+                         AutoTokenizer.from_pretrained(base), comp.calibration_texts(), comp.max_length, "minmax",
+                         per_channel=False, reduce_range=False, percentile=99.99)
+    assert written and base.resolve() not in {w.resolve() for w in written}
+    assert sorted(p.name for p in base.iterdir()) == before
+    assert (tmp_path / "dyn" / "model.onnx").exists() and (tmp_path / "static" / "model.onnx").exists()

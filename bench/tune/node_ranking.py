@@ -107,15 +107,10 @@ def node_cost(s: Scoring, name: str, op_type: str) -> NodeCost:
     from bench.backends.onnx.export import copy_sidecars
 
     with tempfile.TemporaryDirectory(prefix="bench-sens-") as tmp:
-        src, out = Path(tmp) / "base", Path(tmp) / "out"
-        src.mkdir()
-        out.mkdir()
-        # ORT's quantizer writes a shape-inferred copy beside its input and deletes it: from the cache folder
-        # itself, concurrent tasks would delete each other's. A private view of the folder (links) instead.
-        for f in s.base_dir.iterdir():
-            (src / f.name).symlink_to(f)
+        out = Path(tmp)
         copy_sidecars(s.base_dir, out)
-        s.convert(src / "model.onnx", out / "model.onnx", nodes_to_quantize=[name])
+        # The quantizers read the cache folder through a private view, so concurrent tasks can share it.
+        s.convert(s.base_dir / "model.onnx", out / "model.onnx", nodes_to_quantize=[name])
         logits = _logits(out, s.tokenizer, s.held_out, s.max_length, s.threads)
     classify = s.reference.ndim == 2 and s.reference.shape[-1] > 1
     flips = int((logits.argmax(-1) != s.reference.argmax(-1)).sum()) if classify else None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,18 @@ def _quant_info(path: Path) -> dict:
             "int8_matmul_coverage_pct": round(100 * int8 / (int8 + fp), 1) if int8 + fp else 0.0}
 
 
+@contextmanager
+def _private_view(src: Path):
+    """`src` as seen from a temporary folder of links to its folder's files. ORT's quantizer writes a
+    shape-inferred copy beside its input (`<name>-inferred.onnx`) and deletes it: in the cache folder itself,
+    two quantizations of one base graph at once (a cluster's tasks, two runs sharing a cache) would delete
+    each other's, and a read-only cache could not be quantized from at all."""
+    with tempfile.TemporaryDirectory(prefix="bench-quant-src-") as tmp:
+        for f in src.parent.iterdir():
+            (Path(tmp) / f.name).symlink_to(f.resolve())
+        yield Path(tmp) / src.name
+
+
 def quantize_int8_dynamic(src: Path, out: Path, per_channel: bool, reduce_range: bool, weight_type: str = "s8",
                           op_types=None, nodes_to_exclude=(), nodes_to_quantize=None,
                           where: str = "quantize.nodes_to_exclude") -> dict:
@@ -79,10 +93,11 @@ def quantize_int8_dynamic(src: Path, out: Path, per_channel: bool, reduce_range:
     _check_nodes(src, [*nodes_to_exclude, *(nodes_to_quantize or [])], where)
     # DefaultTensorType: the optimizer's fused ops (Attention, SkipLayerNormalization) have outputs
     # shape inference cannot type; without it the quantizer fails on fused graphs.
-    quantize_dynamic(src, out, weight_type=QuantType.QInt8 if weight_type == "s8" else QuantType.QUInt8,
-                     per_channel=per_channel, reduce_range=reduce_range, op_types_to_quantize=op_types,
-                     nodes_to_exclude=list(nodes_to_exclude), nodes_to_quantize=nodes_to_quantize,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    with _private_view(src) as view:
+        quantize_dynamic(view, out, weight_type=QuantType.QInt8 if weight_type == "s8" else QuantType.QUInt8,
+                         per_channel=per_channel, reduce_range=reduce_range, op_types_to_quantize=op_types,
+                         nodes_to_exclude=list(nodes_to_exclude), nodes_to_quantize=nodes_to_quantize,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     return {"per_channel": per_channel, "reduce_range": reduce_range, "weight_type": weight_type,
             **_recipe_info("qoperator", op_types, nodes_to_exclude), **_quant_info(out)}
 
@@ -179,8 +194,6 @@ def quantize_int8_static(src: Path, out: Path, tokenizer, texts, max_length: int
     _check_nodes(src, [*nodes_to_exclude, *(nodes_to_quantize or [])], where)
     if symmetric:
         activation_type = "s8"
-    import tempfile
-
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -197,12 +210,12 @@ def quantize_int8_static(src: Path, out: Path, tokenizer, texts, max_length: int
         # tensor through it, so a node kept in float (the query MatMul beside quantized key/value ones)
         # would still read quantized-then-dequantized input.
         extra["DedicatedQDQPair"] = True
-    with tempfile.TemporaryDirectory(prefix="bench-calib-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-calib-") as tmp, _private_view(src) as view:
         # The calibrator writes an augmented copy of the model next to its cache; keep it out of `out`.
         reader, cache = SentenceReader(tokenizer, texts, names, max_length), Path(tmp) / "calib.cache"
         if method == "entropy":
-            _entropy_ranges(src, reader, op_types, entropy_bins, cache)
-        quantize_static(src, out, reader,
+            _entropy_ranges(view, reader, op_types, entropy_bins, cache)
+        quantize_static(view, out, reader,
                         op_types_to_quantize=list(op_types), nodes_to_exclude=list(nodes_to_exclude),
                         nodes_to_quantize=nodes_to_quantize,
                         quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
