@@ -70,11 +70,15 @@ def test_served_answers_equal_the_accuracy_pass_and_an_overload_misses_the_bound
     for entry in part.server:
         assert entry.status == "ok" and entry.scenario == "Server" and entry.error is None
         assert entry.label_agreement == 1.0 and entry.answers_compared > 0
-        # 4000 qps of HTTP requests is far past what one core serves (about 1300/s here): the p99 bound
-        # fails there, so 20 qps is the max and 8000 is not run.
+        # 4000 qps of HTTP requests is past what one core serves (1300-3600/s on our VMs): requests queue, so
+        # the p99 bound fails there, 20 qps is the max and 8000 is not run.
         assert [x.target_qps for x in entry.loads] == [20, 4000]
-        assert entry.loads[0].meets_bound and not entry.loads[1].meets_bound
-        assert entry.loads[1].completed_qps < 4000 * 0.9 or entry.loads[1].dropped > 0
+        overload = entry.loads[1]
+        assert entry.loads[0].meets_bound and not overload.meets_bound
+        # The miss is the queue's latency (not errors), and completions lag the schedule. How far they lag
+        # depends on the CPU: a CI machine completed 3624 of 3954 scheduled qps (92%).
+        assert overload.errors == 0 and overload.p99_ms > config.p99_bound_ms
+        assert overload.completed_qps < overload.scheduled_qps
         assert entry.max_qps == 20 and entry.not_run_qps == [8000]
     assert part.server_max_qps == 20 and part.server_p99_bound_ms == 100
     assert part.server[1].mean_batch_texts > 1  # under overload, the batcher did group requests
